@@ -1,0 +1,1 @@
+namespace Rx.Uhura; internal static class Placeholder { }
