@@ -1,0 +1,334 @@
+using System.Buffers;
+using System.Collections.Immutable;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Protocol;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura;
+
+public sealed partial class Connection
+{
+    private readonly JsonArrayFramer _framer;
+    private string? _sentSessionId;
+    private bool _startReceived;
+
+    private async Task ReadLoopAsync()
+    {
+        var info = new DisconnectInfo(DisconnectReason.RemoteClose);
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(_readCancel.Token).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                var consumed = buffer.Start;
+                var examined = buffer.Start;
+                try
+                {
+                    while (_framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                    {
+                        var token = NodeWireCodec.Parse(element, _options.MaxJsonDepth);
+                        var pending = HandleElement(token);
+                        if (!pending.IsCompletedSuccessfully)
+                        {
+                            await pending.ConfigureAwait(false);
+                        }
+                    }
+                }
+                finally
+                {
+                    _input.AdvanceTo(consumed, examined);
+                }
+
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    break;
+                }
+            }
+        }
+        catch (UhuraException ex)
+        {
+            info = new DisconnectInfo(DisconnectReason.ProtocolError, WithConnectionId(ex));
+        }
+        catch (OperationCanceledException)
+        {
+            info = new DisconnectInfo(DisconnectReason.LocalClose);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            info = _closing || _closed
+                ? new DisconnectInfo(DisconnectReason.LocalClose)
+                : new DisconnectInfo(DisconnectReason.TransportError, ex);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Connection {Id}: unexpected error in the read loop", Id);
+            info = new DisconnectInfo(DisconnectReason.TransportError, ex);
+        }
+        finally
+        {
+            await _input.CompleteAsync().ConfigureAwait(false);
+        }
+
+        if (info.Reason == DisconnectReason.RemoteClose && _closing)
+        {
+            info = new DisconnectInfo(DisconnectReason.LocalClose);
+        }
+
+        Shutdown(info);
+    }
+
+    private UhuraException WithConnectionId(UhuraException ex)
+    {
+        ex.ConnectionId ??= Id;
+        return ex;
+    }
+
+    /// <summary>Dispatches one element: acks, protocol events, or an application event for <see cref="Events"/>.</summary>
+    private ValueTask HandleElement(JToken token)
+    {
+        JArray array;
+        string? messageId = null;
+        if (token is JArray a)
+        {
+            array = a;
+        }
+        else
+        {
+            var obj = (JObject)token; // the framer admits only arrays and objects
+            array = obj["args"] as JArray ?? throw new ProtocolException("An object message has no \"args\" array.");
+            if (obj["id"] is JValue id && JsonTruthiness.IsTruthy(id))
+            {
+                messageId = id.Type == JTokenType.String ? (string)id! : id.ToString(Newtonsoft.Json.Formatting.None);
+            }
+        }
+
+        if (array.Count == 0 || array[0].Type != JTokenType.String)
+        {
+            throw new ProtocolException("A message does not start with an event name.");
+        }
+
+        var name = (string)array[0]!;
+        if (messageId is not null)
+        {
+            SendAck(messageId);
+        }
+
+        if (name.StartsWith("ack::", StringComparison.Ordinal))
+        {
+            ResolveAck(name.AsSpan(5));
+            return ValueTask.CompletedTask;
+        }
+
+        switch (name)
+        {
+            case "_set":
+                HandleSet(array);
+                return ValueTask.CompletedTask;
+            case "start" when IsServer && !_startReceived:
+                _startReceived = true;
+                return HandleStartAsync(array);
+            case "start":
+                throw new ProtocolException(IsServer ? "A second 'start' was received." : "A server does not send 'start'.");
+            case "connect" when !IsServer:
+                HandleConnect(array);
+                return ValueTask.CompletedTask;
+            case "connect":
+                _logger.LogDebug("Connection {Id}: ignoring 'connect' sent by a client", Id);
+                return ValueTask.CompletedTask;
+            case "invalidateSession" when !IsServer:
+                HandleInvalidated();
+                return ValueTask.CompletedTask;
+            case "invalidateSession":
+                throw new ProtocolException("A client cannot invalidate the session.");
+        }
+
+        if (name[0] == '_')
+        {
+            throw new ProtocolException($"Unknown internal event '{Truncate(name)}'.");
+        }
+
+        if (IsServer && !_startReceived)
+        {
+            throw new ProtocolException($"Event '{Truncate(name)}' arrived before the 'start' handshake.");
+        }
+
+        var args = new JToken[array.Count - 1];
+        for (var i = 1; i < array.Count; i++)
+        {
+            args[i - 1] = array[i];
+        }
+
+        Deliver(new UhuraEvent(name, args, messageId, this));
+        return ValueTask.CompletedTask;
+    }
+
+    private static string Truncate(string name) => name.Length <= 64 ? name : name[..64] + "...";
+
+    private void HandleSet(JArray array)
+    {
+        switch (array.Count)
+        {
+            case >= 3 when array[1].Type == JTokenType.String:
+                Session.ApplyRemote((string)array[1]!, array[2]);
+                break;
+            case 2 when array[1] is JObject values:
+                Session.ApplyRemote(values);
+                break;
+            case 2 when array[1].Type == JTokenType.String:
+                Session.ApplyRemote((string)array[1]!, null); // set(key, undefined): the key goes away
+                break;
+            default:
+                throw new ProtocolException("'_set' expects a key and a value, or an object of keys and values.");
+        }
+    }
+
+    /// <summary>Server: the client asked to start. Resume its session if the store knows the id, else start a new one.</summary>
+    private async ValueTask HandleStartAsync(JArray array)
+    {
+        var config = array.Count > 1 ? array[1] as JObject : null;
+        var objectMode = JsonTruthiness.IsTruthy(config?["objectMode"]);
+        var acks = objectMode && _options.EnableAcks && JsonTruthiness.IsTruthy(config?["enableAcks"]);
+        var store = _server!.SessionStore;
+
+        // What the client sent with its initial '_set' (its whole session) is already in Session.
+        var fromClient = Session.Snapshot;
+        var presentedId = fromClient.TryGetValue(UhuraSession.IdKey, out var idToken) && idToken.Type == JTokenType.String ? (string?)idToken : null;
+        IReadOnlyDictionary<string, JToken>? stored = null;
+        if (presentedId is not null)
+        {
+            try
+            {
+                stored = await store.GetAsync(presentedId, _readCancel.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _logger.LogError(ex, "Connection {Id}: loading session {SessionId} failed; starting a new session", Id, presentedId);
+            }
+        }
+
+        string sessionId;
+        if (stored is not null)
+        {
+            // Resume: the stored keys, overlaid with what the client changed while it was away.
+            sessionId = presentedId!;
+            var merged = ImmutableDictionary.CreateRange(StringComparer.Ordinal, stored).SetItems(fromClient);
+            Session.Replace(merged, SessionChangeOrigin.Remote);
+            Resumed = true;
+            WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [new JObject(merged.Select(kv => new JProperty(kv.Key, kv.Value)))], _serializer));
+        }
+        else
+        {
+            sessionId = SessionIds.New();
+            Session.ApplyRemote(UhuraSession.IdKey, sessionId);
+            WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [UhuraSession.IdKey, sessionId], _serializer));
+        }
+
+        Session.AttachStore(store, sessionId, _logger);
+        lock (_gate)
+        {
+            _objectMode = objectMode;
+            _acksEnabled = acks;
+            _handshakeDone = true;
+            while (_preReady.TryDequeue(out var queued))
+            {
+                WriteMessageLocked(queued);
+            }
+        }
+
+        _ready.TrySetResult(true);
+
+        // As in Node uhura, the application sees the connection before 'connect' goes out, so what it sends from its
+        // handler precedes 'connect' on the wire.
+        _server.OnReady(this);
+        var config2 = new JObject { ["objectMode"] = objectMode, ["enableAcks"] = acks };
+        var connect = new Internal.OutboundMessage("connect", Protocol.NodeWireCodec.EncodePayload("connect", [config2], _serializer), awaited: false);
+        lock (_gate)
+        {
+            WriteMessageLocked(connect);
+        }
+    }
+
+    /// <summary>Client: first element of every link is the whole session, then <c>start</c> with the features asked for.</summary>
+    private void SendClientHandshake()
+    {
+        Session.AttachSink(this);
+        var snapshot = Session.Snapshot;
+        _sentSessionId = Session.Id;
+        var session = new JObject(snapshot.Select(kv => new JProperty(kv.Key, kv.Value)));
+        WriteInternal(NodeWireCodec.EncodePayload("_set", [session], _serializer));
+        var features = new JObject { ["objectMode"] = true, ["enableAcks"] = _options.EnableAcks };
+        WriteInternal(NodeWireCodec.EncodePayload("start", [features], _serializer));
+    }
+
+    /// <summary>Client: the server accepted; switch to the granted form and send what was queued.</summary>
+    private void HandleConnect(JArray array)
+    {
+        var config = array.Count > 1 ? array[1] as JObject : null;
+        lock (_gate)
+        {
+            if (_handshakeDone)
+            {
+                return;
+            }
+
+            _objectMode = JsonTruthiness.IsTruthy(config?["objectMode"]);
+            _acksEnabled = _objectMode && JsonTruthiness.IsTruthy(config?["enableAcks"]);
+            Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
+            _handshakeDone = true;
+            while (_preReady.TryDequeue(out var queued))
+            {
+                WriteMessageLocked(queued);
+            }
+        }
+
+        _ready.TrySetResult(true);
+    }
+
+    /// <summary>Client: the server destroyed the session. Forget it and drop the socket, as Node uhura does.</summary>
+    private void HandleInvalidated()
+    {
+        Session.Replace(ImmutableDictionary<string, JToken>.Empty, SessionChangeOrigin.Remote);
+        lock (_gate)
+        {
+            _outputEnded = true;
+        }
+
+        Shutdown(new DisconnectInfo(DisconnectReason.SessionInvalidated));
+    }
+
+    /// <summary>
+    /// Server: destroys this connection's session in the store and tells the client, which forgets it and drops the
+    /// socket (a reconnecting client then starts a fresh session). Completes when the notice was written.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called on a client's link.</exception>
+    public async Task InvalidateSession()
+    {
+        if (!IsServer)
+        {
+            throw new InvalidOperationException("Only a server can invalidate a session.");
+        }
+
+        var sessionId = Session.Id;
+        await Session.DetachStoreAsync().ConfigureAwait(false);
+        if (sessionId is not null)
+        {
+            await _server!.SessionStore.DestroyAsync(sessionId).ConfigureAwait(false);
+        }
+
+        var notice = new Internal.OutboundMessage("invalidateSession", NodeWireCodec.EncodePayload("invalidateSession", [], _serializer), awaited: false);
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            WriteMessageLocked(notice);
+        }
+
+        await WhenDrainedAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,383 @@
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Protocol;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura;
+
+public sealed partial class Connection : ISessionSink
+{
+    private readonly object _gate = new();
+    private readonly Queue<OutboundMessage> _preReady = new();
+    private readonly Dictionary<long, OutboundMessage> _inflight = new();
+    private PooledBufferWriter _pending = new();
+    private PooledBufferWriter _writing = new();
+    private List<OutboundMessage> _pendingWaiters = new();
+    private List<OutboundMessage> _writingWaiters = new();
+    private TaskCompletionSource? _drained;
+    private TaskCompletionSource? _idle;
+    private long _nextAckId;
+    private bool _handshakeDone;
+    private bool _objectMode;
+    private bool _acksEnabled;
+    private bool _writerActive;
+    private bool _wroteFirst;
+    private bool _closing;
+    private bool _closed;
+    private bool _outputEnded;
+
+    /// <summary>
+    /// Sends an event to the peer (uhura's <c>send(event, ...args)</c>). Arguments are serialized with Newtonsoft.Json
+    /// now; <see cref="JToken"/>s are sent as they are. The task completes when the peer acknowledges the event (acks on)
+    /// or when it was written to the socket (acks off), and fails with a <see cref="SendException"/> when it cannot be
+    /// delivered: <see cref="EncodeException"/>, <see cref="SendAfterCloseException"/>, <see cref="OutboundBufferFullException"/>,
+    /// <see cref="ConnectionLostException"/>. Sends made before the handshake completes are queued and sent in order.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
+    public Task Send(string eventName, params object?[] args)
+    {
+        var message = CreateMessage(eventName, args, _serializer, out var error);
+        if (message is null)
+        {
+            return Task.FromException(error!);
+        }
+
+        Enqueue(message);
+        return message.Completion!.Task;
+    }
+
+    /// <summary>Validates and encodes an application event once.</summary>
+    internal static OutboundMessage? CreateMessage(string eventName, object?[]? args, JsonSerializer serializer, out Exception? error)
+    {
+        ValidateEventName(eventName);
+        try
+        {
+            error = null;
+            return new OutboundMessage(eventName, NodeWireCodec.EncodePayload(eventName, args ?? [], serializer), awaited: true);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
+        {
+            error = new EncodeException(eventName, ex);
+            return null;
+        }
+    }
+
+    /// <summary>Names the Node wire uses for itself cannot be sent as application events.</summary>
+    internal static void ValidateEventName(string eventName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eventName);
+        if (eventName[0] == '_' || eventName.StartsWith("ack::", StringComparison.Ordinal)
+            || eventName is "start" or "connect" or "invalidateSession")
+        {
+            throw new ArgumentException($"'{eventName}' is reserved by the uhura protocol (names starting with '_' or 'ack::', 'start', 'connect', 'invalidateSession').", nameof(eventName));
+        }
+    }
+
+    /// <summary>Queues or writes an encoded event; failures complete the message, never throw.</summary>
+    internal void Enqueue(OutboundMessage message)
+    {
+        lock (_gate)
+        {
+            if (_closing)
+            {
+                message.Fail(new SendAfterCloseException(message.Name) { ConnectionId = Id });
+                return;
+            }
+
+            if (!_handshakeDone)
+            {
+                if (_preReady.Count >= _options.MaxQueuedMessages)
+                {
+                    message.Fail(new OutboundBufferFullException(message.Name, $"{_preReady.Count} sends already wait for the handshake.") { ConnectionId = Id });
+                    return;
+                }
+
+                _preReady.Enqueue(message);
+                return;
+            }
+
+            WriteMessageLocked(message);
+        }
+    }
+
+    /// <summary>Queues several messages in order (a client handing its queue to a new link).</summary>
+    internal void EnqueueRange(IEnumerable<OutboundMessage> messages)
+    {
+        lock (_gate)
+        {
+            foreach (var message in messages)
+            {
+                if (_handshakeDone)
+                {
+                    WriteMessageLocked(message);
+                }
+                else
+                {
+                    _preReady.Enqueue(message);
+                }
+            }
+        }
+    }
+
+    void ISessionSink.SendSet(string key, JToken value) => WriteInternal(NodeWireCodec.EncodePayload("_set", [key, value], _serializer));
+
+    void ISessionSink.SendSetMany(JObject values) => WriteInternal(NodeWireCodec.EncodePayload("_set", [values], _serializer));
+
+    /// <summary>Writes a protocol element in legacy array form (<c>_set</c>, <c>start</c>), as Node's <c>_send</c> does.</summary>
+    private void WriteInternal(byte[] payload)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            WriteSeparatorLocked();
+            NodeWireCodec.WriteLegacy(_pending, payload);
+            ScheduleWriteLocked();
+        }
+    }
+
+    private void SendAck(string id)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            WriteSeparatorLocked();
+            NodeWireCodec.WriteAck(_pending, id);
+            ScheduleWriteLocked();
+        }
+    }
+
+    private void WriteMessageLocked(OutboundMessage message)
+    {
+        if (_outputEnded)
+        {
+            message.Fail(new SendAfterCloseException(message.Name) { ConnectionId = Id });
+            return;
+        }
+
+        if (_pending.WrittenCount + message.Payload.Length > _options.MaxOutboundBufferBytes && _pending.WrittenCount > 0)
+        {
+            message.Fail(new OutboundBufferFullException(message.Name, $"{_pending.WrittenCount} bytes already wait to be written.") { ConnectionId = Id });
+            return;
+        }
+
+        WriteSeparatorLocked();
+        if (!_objectMode)
+        {
+            NodeWireCodec.WriteLegacy(_pending, message.Payload);
+            _pendingWaiters.Add(message);
+        }
+        else if (_acksEnabled)
+        {
+            message.AckId = ++_nextAckId;
+            _inflight[message.AckId] = message;
+            NodeWireCodec.WriteObject(_pending, message.Payload, message.AckId);
+        }
+        else
+        {
+            NodeWireCodec.WriteObject(_pending, message.Payload, 0);
+            _pendingWaiters.Add(message);
+        }
+
+        ScheduleWriteLocked();
+    }
+
+    private void WriteSeparatorLocked()
+    {
+        if (_wroteFirst)
+        {
+            _pending.Write(NodeWireCodec.Separator);
+        }
+        else
+        {
+            _pending.Write(NodeWireCodec.OpenArray);
+            _wroteFirst = true;
+        }
+    }
+
+    /// <summary>Ends the JSON array cleanly (<c>\n]\n</c>); nothing may be written after it.</summary>
+    private void EndOutputLocked()
+    {
+        if (_outputEnded)
+        {
+            return;
+        }
+
+        if (!_wroteFirst)
+        {
+            _pending.Write(NodeWireCodec.OpenArray);
+            _wroteFirst = true;
+        }
+
+        _pending.Write(NodeWireCodec.CloseArray);
+        _outputEnded = true;
+        ScheduleWriteLocked();
+    }
+
+    private void ScheduleWriteLocked()
+    {
+        if (_writerActive || _closed)
+        {
+            return;
+        }
+
+        _writerActive = true;
+        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteLoopAsync(), this, preferLocal: true);
+    }
+
+    /// <summary>
+    /// The only writer of the socket: swaps the pending buffer out and writes it whole, so many events queued while a
+    /// write is in flight go out in one syscall, and a lone event goes out at once.
+    /// </summary>
+    private async Task WriteLoopAsync()
+    {
+        while (true)
+        {
+            lock (_gate)
+            {
+                if (_pending.WrittenCount == 0 || _closed)
+                {
+                    _writerActive = false;
+                    _drained?.TrySetResult();
+                    _drained = null;
+                    return;
+                }
+
+                (_pending, _writing) = (_writing, _pending);
+                if (_pendingWaiters.Count > 0)
+                {
+                    _writingWaiters = _pendingWaiters;
+                    _pendingWaiters = new List<OutboundMessage>();
+                }
+            }
+
+            try
+            {
+                await _stream.WriteAsync(_writing.WrittenMemory).ConfigureAwait(false);
+                await _stream.FlushAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException or NotSupportedException)
+            {
+                lock (_gate)
+                {
+                    _writerActive = false;
+                    _drained?.TrySetException(ex);
+                    _drained = null;
+                }
+
+                Shutdown(new DisconnectInfo(_closing ? DisconnectReason.LocalClose : DisconnectReason.TransportError, _closing ? null : ex));
+                return;
+            }
+
+            _writing.Reset();
+            List<OutboundMessage> written;
+            lock (_gate)
+            {
+                written = _writingWaiters;
+                if (written.Count > 0)
+                {
+                    _writingWaiters = new List<OutboundMessage>();
+                }
+            }
+
+            foreach (var message in written)
+            {
+                message.Succeed();
+            }
+
+            CheckIdle();
+        }
+    }
+
+    private void ResolveAck(ReadOnlySpan<char> id)
+    {
+        if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ackId))
+        {
+            _logger.LogDebug("Connection {Id}: ignoring an ack for a foreign id", Id);
+            return;
+        }
+
+        OutboundMessage? message;
+        lock (_gate)
+        {
+            if (!_inflight.Remove(ackId, out message))
+            {
+                return;
+            }
+        }
+
+        message.Succeed();
+        CheckIdle();
+    }
+
+    /// <summary>Completes when nothing waits to be written or acknowledged.</summary>
+    private Task WhenIdleAsync()
+    {
+        lock (_gate)
+        {
+            if (IsIdleLocked())
+            {
+                return Task.CompletedTask;
+            }
+
+            _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _idle.Task;
+        }
+    }
+
+    private Task WhenDrainedAsync()
+    {
+        lock (_gate)
+        {
+            if (!_writerActive && _pending.WrittenCount == 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _drained.Task;
+        }
+    }
+
+    private void CheckIdle()
+    {
+        lock (_gate)
+        {
+            if (_idle is not null && IsIdleLocked())
+            {
+                _idle.TrySetResult();
+                _idle = null;
+            }
+        }
+    }
+
+    private bool IsIdleLocked() => _preReady.Count == 0 && _pendingWaiters.Count == 0 && _writingWaiters.Count == 0
+        && !_inflight.Values.Any(m => m.Completion is not null);
+
+    private List<OutboundMessage> CollectUndeliveredLocked()
+    {
+        var list = new List<OutboundMessage>(_preReady.Count + _inflight.Count + _pendingWaiters.Count);
+        list.AddRange(_inflight.Values.Where(m => m.Completion is not null).OrderBy(m => m.AckId));
+        list.AddRange(_writingWaiters);
+        list.AddRange(_pendingWaiters);
+        list.AddRange(_preReady);
+        _inflight.Clear();
+        _writingWaiters.Clear();
+        _pendingWaiters.Clear();
+        _preReady.Clear();
+        _idle?.TrySetResult();
+        _idle = null;
+        _drained?.TrySetResult();
+        _drained = null;
+        return list;
+    }
+}

@@ -1,0 +1,286 @@
+using System.IO.Pipelines;
+using System.Reactive;
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Protocol;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura;
+
+/// <summary>
+/// One live link to a peer, speaking the Node uhura wire: the peer's events as an observable, sends that complete when
+/// the peer acknowledges them, and the shared session. A server hands out one per accepted socket
+/// (<c>UhuraServer.Connections</c>); a client has one per socket it opens. <see cref="Events"/> completes and
+/// <see cref="Disconnected"/> reports why when the link ends.
+/// </summary>
+public sealed partial class Connection : IAsyncDisposable, IDisposable
+{
+    private static long s_nextId;
+
+    private readonly Stream _stream;
+    private readonly PipeReader _input;
+    private readonly ConnectionOptions _options;
+    private readonly JsonSerializer _serializer;
+    private readonly ILogger _logger;
+    private readonly Subject<UhuraEvent> _events = new();
+    private readonly AsyncSubject<DisconnectInfo> _disconnected = new();
+    private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _readCancel = new();
+    private readonly IServerContext? _server;
+    private Task _readLoop = Task.CompletedTask;
+    private Task? _closeTask;
+    private int _started;
+
+    private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server)
+    {
+        _stream = stream;
+        _options = options;
+        _serializer = options.CreateSerializer();
+        _logger = options.LoggerFactory.CreateLogger<Connection>();
+        _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
+        _framer = new JsonArrayFramer(options.MaxMessageSize);
+        IsServer = isServer;
+        Session = session;
+        _server = server;
+        Id = "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>An id for this link, unique in the process (used in logs and by the <c>uhura</c> command).</summary>
+    public string Id { get; }
+
+    /// <summary>True for a connection accepted by a server, false for a client's link.</summary>
+    public bool IsServer { get; }
+
+    /// <summary>
+    /// The peer's application events, in arrival order (internal events such as <c>_set</c> and acks are not
+    /// included). Hot: subscribe before events can arrive (a server's <c>Connections</c> handler runs before the
+    /// connection reads on). Completes when the link ends, for any reason; see <see cref="Disconnected"/> for why.
+    /// </summary>
+    public IObservable<UhuraEvent> Events => _events.AsObservable();
+
+    /// <summary>The shared session of this link (on a client: the client's session, which outlives the link).</summary>
+    public UhuraSession Session { get; }
+
+    /// <summary>
+    /// Whether the handshake resumed an existing session: on a server, the client presented a session id the store
+    /// knew; on a client, the server kept the id the client presented.
+    /// </summary>
+    public bool Resumed { get; private set; }
+
+    /// <summary>True once the handshake has completed and until the link ends.</summary>
+    public bool IsConnected => _ready.Task.IsCompletedSuccessfully && _ready.Task.Result && !_closed;
+
+    /// <summary>
+    /// Emits once, when the link ends, why it ended, then completes. Replays to late subscribers. A bad message from
+    /// the peer arrives here as <see cref="DisconnectReason.ProtocolError"/> with a <see cref="DecodeException"/> or
+    /// <see cref="ProtocolException"/>; it never throws on a socket thread.
+    /// </summary>
+    public IObservable<DisconnectInfo> Disconnected => _disconnected.AsObservable();
+
+    /// <summary>The peer's events named <paramref name="eventName"/> (uhura's <c>on(name, ...)</c>).</summary>
+    public IObservable<UhuraEvent> Event(string eventName)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        return _events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+    }
+
+    /// <summary>A task that completes when the handshake completes (true) or the link ends before it (false).</summary>
+    public Task<bool> WhenReady => _ready.Task;
+
+    /// <summary>
+    /// Closes gracefully: waits (up to <see cref="ConnectionOptions.CloseTimeout"/>) for queued sends to be written and
+    /// acknowledged, ends the JSON array, half-closes and waits for the peer to close. Sends still unacknowledged then
+    /// fail with <see cref="ConnectionLostException"/>. Idempotent.
+    /// </summary>
+    public Task CloseAsync() => CloseAsync(_options.CloseTimeout);
+
+    /// <inheritdoc cref="CloseAsync()"/>
+    public Task CloseAsync(TimeSpan timeout)
+    {
+        lock (_gate)
+        {
+            return _closeTask ??= CloseCoreAsync(timeout);
+        }
+    }
+
+    /// <summary>Closes gracefully; see <see cref="CloseAsync()"/>.</summary>
+    public ValueTask DisposeAsync() => new(CloseAsync());
+
+    /// <summary>Closes at once, without waiting: unsent and unacknowledged sends fail with <see cref="ConnectionLostException"/>.</summary>
+    public void Dispose() => Shutdown(new DisconnectInfo(DisconnectReason.LocalClose));
+
+    /// <inheritdoc/>
+    public override string ToString() => $"Connection {Id} ({(IsServer ? "server" : "client")}{(Session.Id is { } sid ? ", session " + sid : string.Empty)})";
+
+    internal static Connection CreateServerSide(Stream stream, ConnectionOptions options, IServerContext server)
+    {
+        var session = new UhuraSession(options.CreateSerializer());
+        var connection = new Connection(stream, isServer: true, session, options, server);
+        session.AttachSink(connection);
+        return connection;
+    }
+
+    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options)
+    {
+        var connection = new Connection(stream, isServer: false, session, options, server: null);
+        return connection;
+    }
+
+    /// <summary>Starts reading (and, on a client, sends the handshake).</summary>
+    internal void Start()
+    {
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
+            throw new InvalidOperationException("The connection was already started.");
+        }
+
+        if (!IsServer)
+        {
+            SendClientHandshake();
+        }
+
+        _readLoop = Task.Run(ReadLoopAsync);
+    }
+
+    /// <summary>Called by the owner of messages a closing link could not deliver (a reconnecting client); without one they fail.</summary>
+    internal Action<IReadOnlyList<OutboundMessage>, Exception?>? UndeliveredHandler { get; set; }
+
+    private async Task CloseCoreAsync(TimeSpan timeout)
+    {
+        lock (_gate)
+        {
+            _closing = true;
+        }
+
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            if (_started != 0 && !_closed)
+            {
+                await _ready.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+                await WhenIdleAsync().WaitAsync(deadline.Token).ConfigureAwait(false);
+                lock (_gate)
+                {
+                    EndOutputLocked();
+                }
+
+                await WhenDrainedAsync().WaitAsync(deadline.Token).ConfigureAwait(false);
+                HalfClose();
+                await _readLoop.WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            _logger.LogDebug("Connection {Id}: graceful close timed out after {Timeout}", Id, timeout);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            _logger.LogDebug(ex, "Connection {Id}: error while closing", Id);
+        }
+
+        Shutdown(new DisconnectInfo(DisconnectReason.LocalClose));
+        await _readLoop.ConfigureAwait(false);
+        if (_server is not null)
+        {
+            await Session.FlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void HalfClose()
+    {
+        if (_stream is System.Net.Sockets.NetworkStream network)
+        {
+            try
+            {
+                network.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Ends the link once: fails or hands over what was not delivered, completes the observables.</summary>
+    private void Shutdown(DisconnectInfo info)
+    {
+        List<OutboundMessage> undelivered;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            _closed = true;
+            _closing = true;
+            _outputEnded = true;
+            undelivered = CollectUndeliveredLocked();
+        }
+
+        _readCancel.Cancel();
+        try
+        {
+            _stream.Dispose();
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+        }
+
+        Session.DetachSink(this);
+        _ready.TrySetResult(false);
+
+        var handler = UndeliveredHandler;
+        if (handler is not null)
+        {
+            handler(undelivered, info.Error);
+        }
+        else
+        {
+            foreach (var message in undelivered)
+            {
+                message.Fail(new ConnectionLostException(message.Name, info.Error) { ConnectionId = Id });
+            }
+        }
+
+        if (info.Error is not null)
+        {
+            _logger.LogInformation(info.Error, "Connection {Id} closed: {Reason}", Id, info.Reason);
+        }
+        else
+        {
+            _logger.LogDebug("Connection {Id} closed: {Reason}", Id, info.Reason);
+        }
+
+        _server?.OnClosed(this, info);
+        _events.OnCompleted();
+        _disconnected.OnNext(info);
+        _disconnected.OnCompleted();
+    }
+
+    /// <summary>Delivers to user observers; a throwing observer is logged, never allowed to break the read loop.</summary>
+    private void Deliver(UhuraEvent e)
+    {
+        try
+        {
+            _events.OnNext(e);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Connection {Id}: a subscriber of event '{Event}' threw", Id, e.Name);
+        }
+    }
+}
+
+/// <summary>What a server-side connection needs from its server.</summary>
+internal interface IServerContext
+{
+    ISessionStore SessionStore { get; }
+
+    /// <summary>The handshake completed: publish the connection (runs before <c>connect</c> is sent).</summary>
+    void OnReady(Connection connection);
+
+    void OnClosed(Connection connection, DisconnectInfo info);
+}

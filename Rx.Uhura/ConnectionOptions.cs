@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Newtonsoft.Json;
+
+namespace Rx.Uhura;
+
+/// <summary>Settings of one link, shared by servers and clients. Start from <see cref="Default"/> and use <c>with</c>.</summary>
+public sealed record ConnectionOptions
+{
+    /// <summary>The defaults (see <see cref="UhuraDefaults"/>).</summary>
+    public static ConnectionOptions Default { get; } = new();
+
+    /// <summary>Largest message accepted from the peer, in bytes; a larger one closes the connection with a <see cref="FrameTooLargeException"/>. Default 16 MiB.</summary>
+    public long MaxMessageSize { get; init; } = UhuraDefaults.MaxMessageSize;
+
+    /// <summary>Deepest JSON nesting accepted in a message. Default 64.</summary>
+    public int MaxJsonDepth { get; init; } = UhuraDefaults.MaxJsonDepth;
+
+    /// <summary>Sends that may wait for the link to be ready; past this a send fails with <see cref="OutboundBufferFullException"/>. Default 10,000.</summary>
+    public int MaxQueuedMessages { get; init; } = UhuraDefaults.MaxQueuedMessages;
+
+    /// <summary>Bytes that may wait to be written to the socket; past this a send fails with <see cref="OutboundBufferFullException"/>. Default 64 MiB.</summary>
+    public long MaxOutboundBufferBytes { get; init; } = UhuraDefaults.MaxOutboundBufferBytes;
+
+    /// <summary>Whether to ask for (client) or grant (server) acknowledgements. Default true.</summary>
+    public bool EnableAcks { get; init; } = true;
+
+    /// <summary>How long a graceful close waits for queued sends and acknowledgements before aborting. Default 5 s.</summary>
+    public TimeSpan CloseTimeout { get; init; } = UhuraDefaults.CloseTimeout;
+
+    /// <summary>How event arguments are serialized (objects passed to <c>Send</c>) and read back (<see cref="UhuraEvent.Arg{T}"/>). Default: Newtonsoft defaults without date parsing.</summary>
+    public JsonSerializerSettings? SerializerSettings { get; init; }
+
+    /// <summary>Where the library logs. Default: nowhere.</summary>
+    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    internal JsonSerializer CreateSerializer()
+    {
+        var settings = SerializerSettings ?? new JsonSerializerSettings();
+        settings.DateParseHandling = DateParseHandling.None;
+        return JsonSerializer.Create(settings);
+    }
+
+    internal void Validate()
+    {
+        if (MaxMessageSize < 64)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxMessageSize), MaxMessageSize, "Must be at least 64 bytes.");
+        }
+
+        if (MaxJsonDepth < 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxJsonDepth), MaxJsonDepth, "Must be at least 2.");
+        }
+
+        if (MaxQueuedMessages < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxQueuedMessages), MaxQueuedMessages, "Must be positive.");
+        }
+
+        if (MaxOutboundBufferBytes < 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxOutboundBufferBytes), MaxOutboundBufferBytes, "Must be at least 1 KiB.");
+        }
+
+        if (CloseTimeout < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CloseTimeout), CloseTimeout, "Must not be negative.");
+        }
+
+        ArgumentNullException.ThrowIfNull(LoggerFactory);
+    }
+}

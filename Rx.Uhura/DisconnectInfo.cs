@@ -1,0 +1,25 @@
+namespace Rx.Uhura;
+
+/// <summary>Why a link ended.</summary>
+public enum DisconnectReason
+{
+    /// <summary>This side closed it (<c>Disconnect</c>, <c>Close</c>, <c>Dispose</c>).</summary>
+    LocalClose,
+
+    /// <summary>The peer closed the socket.</summary>
+    RemoteClose,
+
+    /// <summary>The socket failed (reset, broken pipe, ...).</summary>
+    TransportError,
+
+    /// <summary>The peer sent data this side could not accept; <see cref="DisconnectInfo.Error"/> says what.</summary>
+    ProtocolError,
+
+    /// <summary>The server invalidated the session.</summary>
+    SessionInvalidated,
+}
+
+/// <summary>The end of a link: why, and the error when there was one.</summary>
+/// <param name="Reason">Why the link ended.</param>
+/// <param name="Error">The error, for <see cref="DisconnectReason.TransportError"/> and <see cref="DisconnectReason.ProtocolError"/>.</param>
+public sealed record DisconnectInfo(DisconnectReason Reason, Exception? Error = null);

@@ -1,1 +1,0 @@
-namespace Rx.Uhura; internal static class Placeholder { }

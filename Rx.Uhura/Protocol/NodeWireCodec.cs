@@ -1,0 +1,179 @@
+using System.Buffers;
+using System.Text;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
+
+namespace Rx.Uhura.Protocol;
+
+/// <summary>
+/// Encodes and decodes the elements of the Node uhura wire (see <c>docs/PROTOCOL.md</c>): the legacy array form
+/// <c>["name", ...args]</c>, the object form <c>{"args": [...], "id": "..."}</c>, and acks <c>{"args": ["ack::id"]}</c>.
+/// An event's <c>["name", ...args]</c> array is encoded once (the payload) and framed per send, so a resend or a
+/// broadcast never serializes the arguments again.
+/// </summary>
+internal static class NodeWireCodec
+{
+    public static ReadOnlySpan<byte> OpenArray => "[\n"u8;
+
+    public static ReadOnlySpan<byte> Separator => "\n,\n"u8;
+
+    public static ReadOnlySpan<byte> CloseArray => "\n]\n"u8;
+
+    private static ReadOnlySpan<byte> ObjectPrefix => "{\"args\":"u8;
+
+    private static ReadOnlySpan<byte> IdPrefix => ",\"id\":\""u8;
+
+    private static ReadOnlySpan<byte> AckPrefix => "{\"args\":[\"ack::"u8;
+
+    [ThreadStatic]
+    private static EncoderState? t_encoder;
+
+    /// <summary>Serializes <c>[name, ...args]</c> as UTF-8 JSON.</summary>
+    /// <exception cref="JsonException">An argument cannot be serialized.</exception>
+    public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer)
+    {
+        var state = t_encoder ??= new EncoderState();
+        var buffer = state.Buffer;
+        buffer.Reset();
+        state.Text.SetOutput(buffer);
+        try
+        {
+            using (var writer = new JsonTextWriter(state.Text) { CloseOutput = false, Formatting = Formatting.None })
+            {
+                writer.WriteStartArray();
+                writer.WriteValue(name);
+                foreach (var arg in args)
+                {
+                    WriteValue(writer, arg, serializer);
+                }
+
+                writer.WriteEndArray();
+                writer.Flush();
+            }
+
+            return buffer.ToArray();
+        }
+        finally
+        {
+            buffer.Reset();
+        }
+    }
+
+    /// <summary>Converts a value to a detached <see cref="JToken"/> (JTokens are cloned so later changes by the caller do not leak in).</summary>
+    public static JToken ToToken(object? value, JsonSerializer serializer) => value switch
+    {
+        null => JValue.CreateNull(),
+        JToken token => token.DeepClone(),
+        _ => JToken.FromObject(value, serializer),
+    };
+
+    public static void WriteLegacy(IBufferWriter<byte> output, ReadOnlySpan<byte> payload) => output.Write(payload);
+
+    public static void WriteObject(IBufferWriter<byte> output, ReadOnlySpan<byte> payload, long id)
+    {
+        output.Write(ObjectPrefix);
+        output.Write(payload);
+        if (id > 0)
+        {
+            output.Write(IdPrefix);
+            var span = output.GetSpan(20);
+            id.TryFormat(span, out var written, provider: System.Globalization.CultureInfo.InvariantCulture);
+            output.Advance(written);
+            output.Write("\"}"u8);
+        }
+        else
+        {
+            output.Write("}"u8);
+        }
+    }
+
+    public static void WriteAck(IBufferWriter<byte> output, string id)
+    {
+        output.Write(AckPrefix);
+        var escaped = JsonConvert.ToString(id); // quoted and escaped
+        var inner = escaped.AsSpan(1, escaped.Length - 2);
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(inner.Length));
+        var n = Encoding.UTF8.GetBytes(inner, span);
+        output.Advance(n);
+        output.Write("\"]}"u8);
+    }
+
+    /// <summary>Parses one element (already cut by <see cref="JsonArrayFramer"/>) into a JSON token.</summary>
+    /// <exception cref="DecodeException">The element is not valid JSON.</exception>
+    public static JToken Parse(in ReadOnlySequence<byte> element, int maxDepth)
+    {
+        string text;
+        try
+        {
+            text = element.IsSingleSegment ? Utf8Strict.GetString(element.FirstSpan) : Utf8Strict.GetString(element);
+        }
+        catch (DecoderFallbackException ex)
+        {
+            throw new DecodeException("A message is not valid UTF-8.", null, ex);
+        }
+
+        try
+        {
+            using var reader = new JsonTextReader(new StringReader(text))
+            {
+                DateParseHandling = DateParseHandling.None,
+                FloatParseHandling = FloatParseHandling.Double,
+                MaxDepth = maxDepth,
+            };
+            var token = JToken.ReadFrom(reader);
+            if (reader.Read())
+            {
+                throw new DecodeException("A message has data after its JSON value.", Sample(text));
+            }
+
+            return token;
+        }
+        catch (JsonException ex)
+        {
+            throw new DecodeException($"A message is not valid JSON: {ex.Message}", Sample(text), ex);
+        }
+    }
+
+    private static readonly UTF8Encoding Utf8Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private static string Sample(string text) => text.Length <= 200 ? text : text[..200];
+
+    private static void WriteValue(JsonWriter writer, object? value, JsonSerializer serializer)
+    {
+        switch (value)
+        {
+            case null:
+                writer.WriteNull();
+                break;
+            case JToken token:
+                token.WriteTo(writer);
+                break;
+            case string s:
+                writer.WriteValue(s);
+                break;
+            case int i:
+                writer.WriteValue(i);
+                break;
+            case long l:
+                writer.WriteValue(l);
+                break;
+            case bool b:
+                writer.WriteValue(b);
+                break;
+            case double d:
+                writer.WriteValue(d);
+                break;
+            default:
+                serializer.Serialize(writer, value);
+                break;
+        }
+    }
+
+    private sealed class EncoderState
+    {
+        public PooledBufferWriter Buffer { get; } = new();
+
+        public Utf8BufferTextWriter Text { get; } = new();
+    }
+}

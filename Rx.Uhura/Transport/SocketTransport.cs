@@ -1,0 +1,156 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Rx.Uhura.Transport;
+
+/// <summary>TCP and Unix domain socket transport: one implementation, addressed by <see cref="EndPoint"/>.</summary>
+public sealed class SocketTransport : ITransport
+{
+    /// <summary>The shared instance.</summary>
+    public static SocketTransport Instance { get; } = new();
+
+    /// <inheritdoc/>
+    public async ValueTask<ITransportListener> BindAsync(EndPoint endPoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        if (endPoint is DnsEndPoint dns)
+        {
+            var addresses = await Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false);
+            endPoint = new IPEndPoint(addresses.First(), dns.Port);
+        }
+
+        string? unixPath = null;
+        if (endPoint is UnixDomainSocketEndPoint unix)
+        {
+            unixPath = unix.ToString();
+            await RemoveStaleSocketFileAsync(unixPath, cancellationToken).ConfigureAwait(false);
+        }
+
+        var socket = CreateSocket(endPoint);
+        try
+        {
+            socket.Bind(endPoint);
+            socket.Listen(512);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        return new SocketListener(socket, unixPath);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<Stream> ConnectAsync(EndPoint endPoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        var socket = CreateSocket(endPoint);
+        try
+        {
+            await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static Socket CreateSocket(EndPoint endPoint)
+    {
+        if (endPoint is UnixDomainSocketEndPoint)
+        {
+            return new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        }
+
+        var family = endPoint.AddressFamily == AddressFamily.Unspecified ? AddressFamily.InterNetwork : endPoint.AddressFamily;
+        var socket = new Socket(family, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        return socket;
+    }
+
+    /// <summary>
+    /// A socket file left by a dead process refuses connections: it is removed. A live server answers: that is an
+    /// address-in-use error, and the file is left alone.
+    /// </summary>
+    private static async Task RemoveStaleSocketFileAsync(string path, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await probe.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionRefused or SocketError.AddressNotAvailable)
+        {
+            File.Delete(path);
+            return;
+        }
+
+        throw new SocketException((int)SocketError.AddressAlreadyInUse);
+    }
+
+    private sealed class SocketListener(Socket socket, string? unixPath) : ITransportListener
+    {
+        private int _disposed;
+
+        public EndPoint EndPoint { get; } = socket.LocalEndPoint!;
+
+        public async ValueTask<Stream?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            while (true)
+            {
+                try
+                {
+                    var accepted = await socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                    if (accepted.AddressFamily != AddressFamily.Unix)
+                    {
+                        accepted.NoDelay = true;
+                    }
+
+                    return new NetworkStream(accepted, ownsSocket: true);
+                }
+                catch (ObjectDisposedException)
+                {
+                    return null;
+                }
+                catch (SocketException) when (Volatile.Read(ref _disposed) != 0)
+                {
+                    return null;
+                }
+                catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset)
+                {
+                    // A client that gave up before being accepted: keep accepting.
+                }
+            }
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                socket.Dispose();
+                if (unixPath is not null)
+                {
+                    try
+                    {
+                        File.Delete(unixPath);
+                    }
+                    catch (IOException)
+                    {
+                    }
+                    catch (UnauthorizedAccessException)
+                    {
+                    }
+                }
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+}

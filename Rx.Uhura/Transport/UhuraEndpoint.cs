@@ -1,0 +1,79 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Rx.Uhura.Transport;
+
+/// <summary>
+/// Parses and formats the endpoint URIs the library and the <c>uhura</c> command accept:
+/// <c>tcp://HOST:PORT</c> (port 0 picks a free port when listening) and <c>unix:///ABSOLUTE/PATH</c>.
+/// </summary>
+public static class UhuraEndpoint
+{
+    /// <summary>Parses an endpoint URI into an <see cref="EndPoint"/>.</summary>
+    /// <exception cref="FormatException">The text is not a supported endpoint URI.</exception>
+    public static EndPoint Parse(string uri)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        if (uri.StartsWith("unix://", StringComparison.OrdinalIgnoreCase))
+        {
+            var path = Uri.UnescapeDataString(uri["unix://".Length..]);
+            if (path.Length == 0 || path[0] != '/')
+            {
+                throw new FormatException($"'{uri}' is not a valid unix endpoint: expected unix:///absolute/path.");
+            }
+
+            return new UnixDomainSocketEndPoint(path);
+        }
+
+        if (uri.StartsWith("tcp://", StringComparison.OrdinalIgnoreCase))
+        {
+            var rest = uri["tcp://".Length..].TrimEnd('/');
+            var colon = rest.LastIndexOf(':');
+            if (colon <= 0 || colon == rest.Length - 1)
+            {
+                throw new FormatException($"'{uri}' is not a valid tcp endpoint: expected tcp://HOST:PORT.");
+            }
+
+            var host = rest[..colon];
+            if (!int.TryParse(rest[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > IPEndPoint.MaxPort)
+            {
+                throw new FormatException($"'{uri}' has an invalid port.");
+            }
+
+            if (host.StartsWith('[') && host.EndsWith(']'))
+            {
+                host = host[1..^1];
+            }
+
+            return IPAddress.TryParse(host, out var address) ? new IPEndPoint(address, port) : new DnsEndPoint(host, port);
+        }
+
+        throw new FormatException($"'{uri}' is not a supported endpoint: use tcp://HOST:PORT or unix:///PATH.");
+    }
+
+    /// <summary>Tries to parse an endpoint URI.</summary>
+    public static bool TryParse(string uri, out EndPoint? endPoint)
+    {
+        try
+        {
+            endPoint = Parse(uri);
+            return true;
+        }
+        catch (FormatException)
+        {
+            endPoint = null;
+            return false;
+        }
+    }
+
+    /// <summary>Formats an endpoint as a URI (the inverse of <see cref="Parse"/>).</summary>
+    public static string Format(EndPoint endPoint) => endPoint switch
+    {
+        UnixDomainSocketEndPoint unix => "unix://" + unix.ToString(),
+        IPEndPoint { Address.AddressFamily: AddressFamily.InterNetworkV6 } ip => $"tcp://[{ip.Address}]:{ip.Port}",
+        IPEndPoint ip => $"tcp://{ip.Address}:{ip.Port}",
+        DnsEndPoint dns => $"tcp://{dns.Host}:{dns.Port}",
+        _ => endPoint.ToString() ?? "unknown",
+    };
+}

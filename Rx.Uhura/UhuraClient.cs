@@ -1,0 +1,372 @@
+using System.Net;
+using System.Reactive;
+using System.Reactive.Disposables;
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using System.Reactive.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Session;
+using Rx.Uhura.Transport;
+
+namespace Rx.Uhura;
+
+/// <summary>
+/// The client end (uhura's <c>createClient</c>): opens a link to a server, sends events, receives the server's events
+/// and shares a session with it. The client outlives its links: <see cref="Events"/>, <see cref="Event"/> and
+/// <see cref="Session"/> subscriptions made once keep working across links, and sends made while no link is up are
+/// queued (bounded) and sent in order when one is.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var client = UhuraClient.Connect("tcp://127.0.0.1:5555");
+/// client.Event("pong").Subscribe(_ => Console.WriteLine("pong received"));
+/// await client.Send("ping");
+/// </code>
+/// </example>
+public sealed class UhuraClient : IAsyncDisposable, IDisposable
+{
+    private readonly UhuraClientOptions _options;
+    private readonly Func<CancellationToken, ValueTask<Stream>> _openStream;
+    private readonly ILogger _logger;
+    private readonly JsonSerializer _serializer;
+    private readonly Subject<UhuraEvent> _events = new();
+    private readonly BehaviorSubject<ConnectionState> _state = new(new ConnectionState(ConnectionStatus.Connecting));
+    private readonly object _gate = new();
+    private readonly Queue<OutboundMessage> _queue = new();
+    private readonly SerialDisposable _linkSubscription = new();
+    private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Connection? _link;
+    private bool _closing;
+    private bool _closed;
+    private Task? _disconnectTask;
+
+    private UhuraClient(Func<CancellationToken, ValueTask<Stream>> openStream, UhuraClientOptions? options)
+    {
+        _options = options ?? UhuraClientOptions.Default;
+        _options.Validate();
+        _openStream = openStream;
+        _serializer = _options.Connection.CreateSerializer();
+        _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraClient>();
+        Session = new UhuraSession(_serializer);
+    }
+
+    /// <summary>Creates a client that connects to an endpoint URI (<c>tcp://HOST:PORT</c> or <c>unix:///PATH</c>) in the background.</summary>
+    public static UhuraClient Connect(string uri, UhuraClientOptions? options = null) => Connect(UhuraEndpoint.Parse(uri), options);
+
+    /// <summary>Creates a client that connects to <paramref name="endPoint"/> in the background.</summary>
+    public static UhuraClient Connect(EndPoint endPoint, UhuraClientOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        var transport = (options ?? UhuraClientOptions.Default).Transport;
+        var client = new UhuraClient(ct => transport.ConnectAsync(endPoint, ct), options);
+        client.Start();
+        return client;
+    }
+
+    /// <summary>
+    /// Creates a client over a stream that is already connected (as Node's <c>createClient</c> takes an existing
+    /// socket). Such a client cannot open a second link by itself.
+    /// </summary>
+    public static UhuraClient Connect(Stream connectedStream, UhuraClientOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(connectedStream);
+        var used = 0;
+        var client = new UhuraClient(
+            _ => Interlocked.Exchange(ref used, 1) == 0
+                ? ValueTask.FromResult(connectedStream)
+                : ValueTask.FromException<Stream>(new InvalidOperationException("A client over an existing stream cannot open another link.")),
+            options);
+        client.Start();
+        return client;
+    }
+
+    /// <summary>Connects to an endpoint URI and waits until the handshake completed.</summary>
+    /// <exception cref="UhuraException">The client could not connect.</exception>
+    public static async Task<UhuraClient> ConnectAsync(string uri, UhuraClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var client = Connect(uri, options);
+        try
+        {
+            await client.WhenConnectedAsync(cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The server's application events, across every link, in arrival order. Completes when the client is closed.</summary>
+    public IObservable<UhuraEvent> Events => _events.AsObservable();
+
+    /// <summary>The shared session; it outlives links and is resumed by id.</summary>
+    public UhuraSession Session { get; }
+
+    /// <summary>The client's state: replays the current state to each subscriber, then every change. Completes after <see cref="ConnectionStatus.Closed"/>.</summary>
+    public IObservable<ConnectionState> State => _state.AsObservable();
+
+    /// <summary>The state now.</summary>
+    public ConnectionState CurrentState => _state.Value;
+
+    /// <summary>The current link, while one is open.</summary>
+    public Connection? Connection
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _link;
+            }
+        }
+    }
+
+    /// <summary>The server's events named <paramref name="eventName"/>, across links.</summary>
+    public IObservable<UhuraEvent> Event(string eventName)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        return _events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+    }
+
+    /// <summary>Completes when the client is connected (handshake done); fails if it closes first.</summary>
+    public Task WhenConnectedAsync(CancellationToken cancellationToken = default)
+        => _state
+            .Where(s => s.Status is ConnectionStatus.Connected or ConnectionStatus.Closed)
+            .Take(1)
+            .Select(s => s.Status == ConnectionStatus.Connected
+                ? Unit.Default
+                : throw (s.Error as UhuraException ?? new UhuraException("The client closed before it connected.", s.Error)))
+            .ToTask(cancellationToken);
+
+    /// <summary>
+    /// Sends an event to the server. Sends made before the link is ready are queued (at most
+    /// <see cref="ConnectionOptions.MaxQueuedMessages"/>) and go out in order. The task completes when the server
+    /// acknowledged the event and fails with a <see cref="SendException"/> when it cannot be delivered.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
+    public Task Send(string eventName, params object?[] args)
+    {
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, out var error);
+        if (message is null)
+        {
+            return Task.FromException(error!);
+        }
+
+        Connection? link;
+        lock (_gate)
+        {
+            if (_closing)
+            {
+                message.Fail(new SendAfterCloseException(eventName));
+                return message.Completion!.Task;
+            }
+
+            link = _link;
+            if (link is null)
+            {
+                if (_queue.Count >= _options.Connection.MaxQueuedMessages)
+                {
+                    message.Fail(new OutboundBufferFullException(eventName, $"{_queue.Count} sends already wait for a connection."));
+                }
+                else
+                {
+                    _queue.Enqueue(message);
+                }
+
+                return message.Completion!.Task;
+            }
+        }
+
+        link.Enqueue(message);
+        return message.Completion!.Task;
+    }
+
+    /// <summary>
+    /// Closes for good (uhura's <c>disconnect()</c>): waits for the link if it is still being opened, sends everything
+    /// queued, waits for acknowledgements (up to <see cref="ConnectionOptions.CloseTimeout"/>), then closes the socket.
+    /// Idempotent.
+    /// </summary>
+    public Task Disconnect()
+    {
+        lock (_gate)
+        {
+            return _disconnectTask ??= DisconnectCoreAsync();
+        }
+    }
+
+    /// <inheritdoc cref="Disconnect"/>
+    public ValueTask DisposeAsync() => new(Disconnect());
+
+    /// <summary>Closes at once: the link is aborted and unsent events fail.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _closing = true;
+            _disconnectTask ??= Task.CompletedTask;
+        }
+
+        _linkSubscription.Dispose();
+        Connection?.Dispose();
+        Finish(new ConnectionState(ConnectionStatus.Closed), null);
+    }
+
+    /// <summary>
+    /// The connect sequence: each subscription opens a socket, runs the handshake, emits the link, and then ends with
+    /// an error when the link drops (or completes when this side closed it). Reconnecting is re-subscribing.
+    /// </summary>
+    internal IObservable<Connection> Links => Observable.Create<Connection>(async (observer, cancellationToken) =>
+    {
+        SetState(new ConnectionState(ConnectionStatus.Connecting));
+        Stream stream;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            timeout.CancelAfter(_options.ConnectTimeout);
+            try
+            {
+                stream = await _openStream(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new UhuraException($"Connecting timed out after {_options.ConnectTimeout.TotalSeconds} s.");
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or InvalidOperationException)
+            {
+                throw new UhuraException($"Connecting failed: {ex.Message}", ex);
+            }
+        }
+
+        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection);
+        using var forward = link.Events.Subscribe(e => _events.OnNext(e));
+        using var abort = cancellationToken.Register(link.Dispose);
+        Attach(link);
+        link.Start();
+        observer.OnNext(link);
+
+        if (await link.WhenReady.ConfigureAwait(false))
+        {
+            SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed });
+        }
+
+        var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(false);
+        Detach(link);
+        if (info.Reason == DisconnectReason.LocalClose)
+        {
+            observer.OnCompleted();
+        }
+        else
+        {
+            SetState(new ConnectionState(ConnectionStatus.Disconnected) { Disconnect = info });
+            observer.OnError(new UhuraException($"The connection was lost ({info.Reason}).", info.Error) { ConnectionId = link.Id });
+        }
+    });
+
+    private void Start()
+    {
+        _linkSubscription.Disposable = Links.Subscribe(
+            _ => { },
+            error =>
+            {
+                _logger.LogWarning(error, "The client's connection ended");
+                Finish(new ConnectionState(ConnectionStatus.Closed) { Error = error, Disconnect = (_state.Value.Disconnect) }, error);
+            },
+            () => Finish(new ConnectionState(ConnectionStatus.Closed), null));
+    }
+
+    /// <summary>A new link takes over the queued sends.</summary>
+    private void Attach(Connection link)
+    {
+        lock (_gate)
+        {
+            _link = link;
+            link.EnqueueRange(_queue);
+            _queue.Clear();
+        }
+    }
+
+    private void Detach(Connection link)
+    {
+        lock (_gate)
+        {
+            if (ReferenceEquals(_link, link))
+            {
+                _link = null;
+            }
+        }
+    }
+
+    private async Task DisconnectCoreAsync()
+    {
+        Connection? link;
+        lock (_gate)
+        {
+            _closing = true;
+            link = _link;
+        }
+
+        if (link is null && _state.Value.Status == ConnectionStatus.Connecting)
+        {
+            // Still opening the socket: wait for it (bounded), so what was queued is flushed.
+            try
+            {
+                await _state.Where(s => s.Status != ConnectionStatus.Connecting || Connection is not null)
+                    .Take(1).ToTask().WaitAsync(_options.ConnectTimeout).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
+
+            link = Connection;
+        }
+
+        if (link is not null)
+        {
+            await link.CloseAsync().ConfigureAwait(false);
+        }
+
+        _linkSubscription.Dispose();
+        Finish(new ConnectionState(ConnectionStatus.Closed), null);
+    }
+
+    private void Finish(ConnectionState closed, Exception? error)
+    {
+        List<OutboundMessage> queued;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            _closed = true;
+            _closing = true;
+            queued = [.. _queue];
+            _queue.Clear();
+        }
+
+        foreach (var message in queued)
+        {
+            message.Fail(new ConnectionLostException(message.Name, error));
+        }
+
+        SetState(closed);
+        _state.OnCompleted();
+        _events.OnCompleted();
+        _finished.TrySetResult();
+    }
+
+    private void SetState(ConnectionState state)
+    {
+        lock (_gate)
+        {
+            if (_closed && state.Status != ConnectionStatus.Closed)
+            {
+                return;
+            }
+        }
+
+        _state.OnNext(state);
+    }
+}

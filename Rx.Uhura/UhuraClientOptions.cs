@@ -1,0 +1,30 @@
+using Rx.Uhura.Transport;
+
+namespace Rx.Uhura;
+
+/// <summary>Settings of a <see cref="UhuraClient"/>. Start from <see cref="Default"/> and use <c>with</c>.</summary>
+public sealed record UhuraClientOptions
+{
+    /// <summary>The defaults.</summary>
+    public static UhuraClientOptions Default { get; } = new();
+
+    /// <summary>Settings of each link the client opens.</summary>
+    public ConnectionOptions Connection { get; init; } = ConnectionOptions.Default;
+
+    /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
+    public ITransport Transport { get; init; } = SocketTransport.Instance;
+
+    /// <summary>How long one connection attempt (socket and handshake) may take. Default 10 s.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    internal void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Connection);
+        ArgumentNullException.ThrowIfNull(Transport);
+        Connection.Validate();
+        if (ConnectTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "Must be positive.");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+namespace Rx.Uhura;
+
+/// <summary>Every default of the library, in one place. Options records start from these.</summary>
+public static class UhuraDefaults
+{
+    /// <summary>Largest single message accepted from a peer: 16 MiB.</summary>
+    public const long MaxMessageSize = 16L * 1024 * 1024;
+
+    /// <summary>Deepest JSON nesting accepted in a message: 64.</summary>
+    public const int MaxJsonDepth = 64;
+
+    /// <summary>Sends that may wait for a link (before the handshake completes or while disconnected): 10,000.</summary>
+    public const int MaxQueuedMessages = 10_000;
+
+    /// <summary>Bytes that may wait to be written to one socket: 64 MiB.</summary>
+    public const long MaxOutboundBufferBytes = 64L * 1024 * 1024;
+
+    /// <summary>How long a graceful close waits for queued sends and acknowledgements: 5 seconds.</summary>
+    public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
+}

@@ -1,0 +1,71 @@
+using Newtonsoft.Json.Linq;
+
+namespace Rx.Uhura;
+
+/// <summary>
+/// One event received from the peer: a name and its arguments, as the sender passed them to <c>send(name, ...args)</c>.
+/// </summary>
+public sealed class UhuraEvent
+{
+    private static readonly JToken[] NoArgs = [];
+
+    /// <summary>Creates an event.</summary>
+    /// <param name="name">The event name.</param>
+    /// <param name="args">The arguments, in order.</param>
+    /// <param name="messageId">The wire message id, where the protocol carries one.</param>
+    /// <param name="connection">The connection the event arrived on, if any.</param>
+    public UhuraEvent(string name, IReadOnlyList<JToken>? args = null, string? messageId = null, Connection? connection = null)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        Name = name;
+        Args = args ?? NoArgs;
+        MessageId = messageId;
+        Connection = connection;
+    }
+
+    /// <summary>The event name.</summary>
+    public string Name { get; }
+
+    /// <summary>The arguments, in the order they were sent. Never null; empty when the event had none.</summary>
+    public IReadOnlyList<JToken> Args { get; }
+
+    /// <summary>The message id the sender attached (Node uhura object form with acks on), or <see langword="null"/>.</summary>
+    public string? MessageId { get; }
+
+    /// <summary>The connection the event arrived on, so a handler can answer on it; <see langword="null"/> for events built by hand.</summary>
+    public Connection? Connection { get; }
+
+    /// <summary>Reads argument <paramref name="index"/> as <typeparamref name="T"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The event has no argument at <paramref name="index"/>.</exception>
+    /// <exception cref="FormatException">The argument cannot be converted to <typeparamref name="T"/>.</exception>
+    public T Arg<T>(int index)
+    {
+        if ((uint)index >= (uint)Args.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"Event '{Name}' has {Args.Count} argument(s).");
+        }
+
+        try
+        {
+            return Args[index].ToObject<T>()!;
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidCastException or Newtonsoft.Json.JsonException or OverflowException)
+        {
+            throw new FormatException($"Argument {index} of event '{Name}' ({Args[index].Type}) cannot be read as {typeof(T).Name}.", ex);
+        }
+    }
+
+    /// <summary>Reads argument <paramref name="index"/> as <typeparamref name="T"/>, or returns <paramref name="fallback"/> when it is missing or null.</summary>
+    public T? ArgOrDefault<T>(int index, T? fallback = default)
+    {
+        if ((uint)index >= (uint)Args.Count || Args[index].Type == JTokenType.Null)
+        {
+            return fallback;
+        }
+
+        return Arg<T>(index);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name}({string.Join(", ", Args.Select(a => a.ToString(Newtonsoft.Json.Formatting.None)))})";
+}

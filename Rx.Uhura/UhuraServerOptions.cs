@@ -1,0 +1,27 @@
+using Rx.Uhura.Session;
+using Rx.Uhura.Transport;
+
+namespace Rx.Uhura;
+
+/// <summary>Settings of a <see cref="UhuraServer"/>. Start from <see cref="Default"/> and use <c>with</c>.</summary>
+public sealed record UhuraServerOptions
+{
+    /// <summary>The defaults: in-memory sessions, TCP/Unix sockets, <see cref="ConnectionOptions.Default"/>.</summary>
+    public static UhuraServerOptions Default { get; } = new();
+
+    /// <summary>Settings of each accepted connection.</summary>
+    public ConnectionOptions Connection { get; init; } = ConnectionOptions.Default;
+
+    /// <summary>Where sessions are kept between connections. Default: a new <see cref="InMemorySessionStore"/> per server.</summary>
+    public ISessionStore? SessionStore { get; init; }
+
+    /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
+    public ITransport Transport { get; init; } = SocketTransport.Instance;
+
+    internal void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Connection);
+        ArgumentNullException.ThrowIfNull(Transport);
+        Connection.Validate();
+    }
+}
