@@ -50,6 +50,10 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         _serializer = _options.Connection.CreateSerializer();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraClient>();
         Session = new UhuraSession(_serializer);
+        if (_options.InitialSession is { Count: > 0 } initial)
+        {
+            Session.Replace(initial.ToDictionary(kv => kv.Key, kv => kv.Value.DeepClone()), SessionChangeOrigin.Local);
+        }
     }
 
     /// <summary>Creates a client that connects to an endpoint URI (<c>tcp://HOST:PORT</c> or <c>unix:///PATH</c>) in the background.</summary>

@@ -17,6 +17,12 @@ public sealed record UhuraClientOptions
     /// <summary>How long one connection attempt (socket and handshake) may take. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The session to start with, for example one saved by an earlier process (<c>client.Session.Get()</c>). When it
+    /// holds a <c>sessionID</c> the server knows, the server resumes that session. Default: empty.
+    /// </summary>
+    public IReadOnlyDictionary<string, Newtonsoft.Json.Linq.JToken>? InitialSession { get; init; }
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(Connection);

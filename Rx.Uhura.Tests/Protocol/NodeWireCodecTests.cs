@@ -21,8 +21,8 @@ public class NodeWireCodecTests
     [Fact]
     public void Non_ascii_text_is_encoded_as_utf8()
     {
-        var payload = NodeWireCodec.EncodePayload("é", ["日本 \u2028 😀"], Serializer);
-        Assert.Equal("[\"é\",\"日本 \u2028 😀\"]", Encoding.UTF8.GetString(payload));
+        var payload = NodeWireCodec.EncodePayload("é", ["日本 😀"], Serializer);
+        Assert.Equal("[\"é\",\"日本 😀\"]", Encoding.UTF8.GetString(payload));
     }
 
     [Fact]

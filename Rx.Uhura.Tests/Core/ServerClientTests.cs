@@ -1,0 +1,328 @@
+using System.Reactive.Linq;
+using System.Reactive.Threading.Tasks;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura.Tests.Core;
+
+/// <summary>The scenarios of Node uhura's own test suite (basics, session), and more, over real sockets on port 0.</summary>
+public sealed class ServerClientTests : IAsyncLifetime
+{
+    private readonly UhuraServer _server = new();
+    private readonly List<UhuraClient> _clients = [];
+    private readonly ReplaySubjectBox<Connection> _accepted = new();
+
+    public async Task InitializeAsync()
+    {
+        _server.Connections.Subscribe(_accepted.Subject);
+        await _server.ListenAsync("tcp://127.0.0.1:0");
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var client in _clients)
+        {
+            client.Dispose();
+        }
+
+        await _server.CloseAsync().For();
+    }
+
+    private UhuraClient Client(UhuraClientOptions? options = null)
+    {
+        var client = UhuraClient.Connect(_server.Uri!, options);
+        _clients.Add(client);
+        return client;
+    }
+
+    private Task<Connection> NextConnection(int index = 0) => Wait.First(_accepted.Subject.Skip(index));
+
+    [Fact]
+    public async Task A_client_connects_to_the_server()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var connection = await NextConnection();
+        Assert.True(connection.IsServer);
+        Assert.Equal(ConnectionStatus.Connected, client.CurrentState.Status);
+        Assert.False(client.CurrentState.Resumed);
+    }
+
+    [Fact]
+    public async Task The_client_receives_server_events_with_their_arguments()
+    {
+        var client = Client();
+        var received = Wait.First(client.Event("ping"));
+        var connection = await NextConnection();
+        await connection.Send("ping", 1, "two", new { three = 3 }).For();
+        var e = await received;
+        Assert.Equal(1, e.Arg<int>(0));
+        Assert.Equal("two", e.Arg<string>(1));
+        Assert.Equal(3, e.Args[2]["three"]!.Value<int>());
+        Assert.NotNull(e.MessageId);
+    }
+
+    [Fact]
+    public async Task The_server_receives_client_events()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        var received = Wait.First(connection.Event("ping"));
+        await client.Send("ping", 42).For();
+        Assert.Equal(42, (await received).Arg<int>(0));
+    }
+
+    [Fact]
+    public async Task Sends_made_before_the_link_is_up_are_queued_and_arrive_in_order()
+    {
+        var values = new TaskCompletionSource<IList<int>>();
+        _server.Connections.Subscribe(c => c.Event("n").Select(e => e.Arg<int>(0)).Take(100).ToList().Subscribe(values.SetResult));
+        var client = Client();
+        var sends = Enumerable.Range(0, 100).Select(i => client.Send("n", i)).ToArray();
+        await Task.WhenAll(sends).For();
+        Assert.Equal(Enumerable.Range(0, 100), await values.Task.For());
+    }
+
+    [Fact]
+    public async Task A_send_completes_when_the_peer_acknowledges_it()
+    {
+        var client = Client();
+        await client.Send("ping").For();
+        var connection = await NextConnection();
+        await connection.Send("pong").For();
+    }
+
+    [Fact]
+    public async Task Ping_pong_keeps_going_for_many_round_trips()
+    {
+        _server.Connections.Subscribe(c => c.Event("ping").Subscribe(e => c.Send("pong", e.Args[0])));
+        var client = Client();
+        for (var i = 0; i < 200; i++)
+        {
+            var pong = Wait.First(client.Event("pong"));
+            await client.Send("ping", i);
+            Assert.Equal(i, (await pong).Arg<int>(0));
+        }
+    }
+
+    [Fact]
+    public async Task The_client_sees_the_link_end_when_the_server_destroys_the_socket()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var connection = await NextConnection();
+        var closed = Wait.First(client.State, s => s.Status == ConnectionStatus.Closed);
+        connection.Dispose();
+        var state = await closed;
+        Assert.Equal(DisconnectReason.RemoteClose, state.Disconnect?.Reason);
+        Assert.Equal(DisconnectReason.LocalClose, (await Wait.First(connection.Disconnected)).Reason);
+    }
+
+    [Fact]
+    public async Task Disconnect_flushes_a_one_mebibyte_argument_sent_just_before_it()
+    {
+        var received = new TaskCompletionSource<UhuraEvent>();
+        _server.Connections.Subscribe(c => c.Event("ping").Subscribe(received.SetResult));
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var big = new string('.', 1 << 20);
+        var send = client.Send("ping", big);
+        await client.Disconnect().For();
+        await send.For();
+        Assert.Equal(big.Length, (await received.Task.For()).Arg<string>(0).Length);
+    }
+
+    [Fact]
+    public async Task Disconnect_before_the_socket_is_open_still_delivers_what_was_queued()
+    {
+        var client = Client();
+        var received = new TaskCompletionSource<UhuraEvent>();
+        _server.Connections.Subscribe(c => c.Event("early").Subscribe(received.SetResult));
+        var send = client.Send("early", "x");
+        await client.Disconnect().For();
+        await send.For();
+        Assert.Equal("x", (await received.Task.For()).Arg<string>(0));
+        Assert.Equal(ConnectionStatus.Closed, client.CurrentState.Status);
+    }
+
+    [Fact]
+    public async Task Sending_after_disconnect_fails_with_a_typed_error()
+    {
+        var client = Client();
+        await client.Disconnect().For();
+        var error = await Assert.ThrowsAsync<SendAfterCloseException>(() => client.Send("late"));
+        Assert.Equal("late", error.EventName);
+    }
+
+    [Fact]
+    public async Task Reserved_event_names_are_refused()
+    {
+        var client = Client();
+        Assert.Throws<ArgumentException>(() => { _ = client.Send("_set"); });
+        Assert.Throws<ArgumentException>(() => { _ = client.Send("ack::1"); });
+        Assert.Throws<ArgumentException>(() => { _ = client.Send("connect"); });
+        await client.Disconnect().For();
+    }
+
+    [Fact]
+    public async Task An_argument_that_cannot_be_serialized_fails_the_send_with_an_encode_error()
+    {
+        var client = Client();
+        var cyclic = new Cyclic();
+        cyclic.Self = cyclic;
+        await Assert.ThrowsAsync<EncodeException>(() => client.Send("bad", cyclic));
+        await client.Send("good").For();
+    }
+
+    [Fact]
+    public async Task The_server_assigns_a_24_character_session_id()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var connection = await NextConnection();
+        Assert.Matches("^[A-Za-z0-9]{24}$", client.Session.Id);
+        Assert.Equal(client.Session.Id, connection.Session.Id);
+    }
+
+    [Fact]
+    public async Task Session_changes_reach_the_client()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        var change = Wait.First(client.Session.Changes, c => c.Key == "foo");
+        connection.Session.Set("foo", "bar");
+        Assert.Equal(SessionChangeOrigin.Remote, (await change).Origin);
+        Assert.Equal("bar", client.Session.Get<string>("foo"));
+    }
+
+    [Fact]
+    public async Task Session_changes_reach_the_server_and_its_store()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        var change = Wait.First(connection.Session.Changes, c => c.Key == "foo");
+        client.Session.Set("foo", new[] { 1, 2 });
+        await change;
+        Assert.Equal(new[] { 1, 2 }, connection.Session.Get<int[]>("foo"));
+        await connection.Session.FlushAsync().For();
+        var stored = await _server.SessionStore.GetAsync(connection.Session.Id!);
+        Assert.Equal(new JArray(1, 2), stored!["foo"]);
+    }
+
+    [Fact]
+    public async Task The_session_observable_replays_the_current_contents()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        client.Session.Set("k", 1);
+        var snapshot = await Wait.First(client.Session);
+        Assert.Equal(1, snapshot["k"].Value<int>());
+        Assert.True(snapshot.ContainsKey(UhuraSession.IdKey));
+    }
+
+    [Fact]
+    public async Task A_new_client_presenting_a_known_session_id_resumes_the_session()
+    {
+        var first = Client();
+        await first.WhenConnectedAsync().For();
+        var firstConnection = await NextConnection();
+        first.Session.Set("foo", "bar");
+        await Wait.First(firstConnection.Session, s => s.ContainsKey("foo"));
+        firstConnection.Session.Set("fromServer", 7);
+        await Wait.First(first.Session, s => s.ContainsKey("fromServer"));
+        var saved = first.Session.Get();
+        first.Dispose(); // the socket is destroyed
+        await Wait.First(firstConnection.Disconnected);
+
+        var second = Client(new UhuraClientOptions { InitialSession = saved });
+        await second.WhenConnectedAsync().For();
+        var secondConnection = await NextConnection(1);
+        Assert.True(second.CurrentState.Resumed);
+        Assert.True(secondConnection.Resumed);
+        Assert.Equal(saved[UhuraSession.IdKey], second.Session.Get(UhuraSession.IdKey));
+        Assert.Equal("bar", secondConnection.Session.Get<string>("foo"));
+        Assert.Equal(7, second.Session.Get<int>("fromServer"));
+    }
+
+    [Fact]
+    public async Task An_unknown_session_id_starts_a_new_session_and_keeps_the_clients_keys()
+    {
+        var client = Client(new UhuraClientOptions
+        {
+            InitialSession = new Dictionary<string, JToken> { [UhuraSession.IdKey] = "unknownunknownunknown123", ["k"] = "v" },
+        });
+        await client.WhenConnectedAsync().For();
+        Assert.False(client.CurrentState.Resumed);
+        Assert.NotEqual("unknownunknownunknown123", client.Session.Id);
+        Assert.Equal("v", (await NextConnection()).Session.Get<string>("k"));
+    }
+
+    [Fact]
+    public async Task Invalidating_the_session_clears_it_on_the_client_and_drops_the_link()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var connection = await NextConnection();
+        var id = connection.Session.Id!;
+        var closed = Wait.First(client.State, s => s.Status == ConnectionStatus.Closed);
+        await connection.InvalidateSession().For();
+        var state = await closed;
+        Assert.Equal(DisconnectReason.SessionInvalidated, state.Disconnect?.Reason);
+        Assert.Null(client.Session.Id);
+        Assert.Empty(client.Session.Get());
+        Assert.Null(await _server.SessionStore.GetAsync(id));
+    }
+
+    [Fact]
+    public async Task A_subscriber_that_throws_does_not_break_the_connection()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        using var bad = connection.Event("boom").Subscribe(_ => throw new InvalidOperationException("user bug"));
+        await client.Send("boom").For();
+        var after = Wait.First(connection.Event("after"));
+        await client.Send("after").For();
+        await after;
+    }
+
+    [Fact]
+    public async Task Closing_the_server_closes_every_connection_and_completes_its_streams()
+    {
+        var a = Client();
+        var b = Client();
+        await Task.WhenAll(a.WhenConnectedAsync(), b.WhenConnectedAsync()).For();
+        var completed = _server.Connections.LastOrDefaultAsync().ToTask();
+        var aClosed = Wait.First(a.State, s => s.Status == ConnectionStatus.Closed);
+        var bClosed = Wait.First(b.State, s => s.Status == ConnectionStatus.Closed);
+        await _server.CloseAsync().For();
+        await completed.For();
+        await Task.WhenAll(aClosed, bClosed);
+        Assert.Empty(_server.ActiveConnections);
+    }
+
+    [Fact]
+    public async Task Listening_twice_is_an_error()
+        => await Assert.ThrowsAsync<InvalidOperationException>(() => _server.ListenAsync("tcp://127.0.0.1:0"));
+
+    [Fact]
+    public async Task The_connection_events_stream_completes_when_the_link_ends()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        var completed = connection.Events.LastOrDefaultAsync().ToTask();
+        await client.Disconnect().For();
+        await completed.For();
+        Assert.Equal(DisconnectReason.RemoteClose, (await Wait.First(connection.Disconnected)).Reason);
+    }
+
+    private sealed class Cyclic
+    {
+        public Cyclic? Self { get; set; }
+    }
+}
+
+/// <summary>Records every connection so tests can wait for the n-th one whenever they like.</summary>
+internal sealed class ReplaySubjectBox<T>
+{
+    public System.Reactive.Subjects.ReplaySubject<T> Subject { get; } = new();
+}
