@@ -97,7 +97,15 @@ internal sealed class RawPeer : IAsyncDisposable
         return list;
     }
 
+    /// <summary>Aborts with a reset (unread data or linger 0).</summary>
     public void Destroy() => _socket.Close(0);
+
+    /// <summary>Closes normally (FIN), as Node's <c>socket.destroy()</c> does when nothing is left unread.</summary>
+    public void HangUp()
+    {
+        _socket.Shutdown(SocketShutdown.Both);
+        _socket.Close();
+    }
 
     public ValueTask DisposeAsync()
     {

@@ -88,8 +88,18 @@ public sealed class SocketTransport : ITransport
         }
         catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionRefused or SocketError.AddressNotAvailable)
         {
-            File.Delete(path);
-            return;
+            // A regular file refuses connections too: never delete one. open(2) fails on a socket file, works on a file.
+            try
+            {
+                using var file = new FileStream(path, FileMode.Open, FileAccess.Read);
+            }
+            catch (IOException)
+            {
+                File.Delete(path);
+                return;
+            }
+
+            throw new IOException($"'{path}' exists and is not a socket; it was left alone.");
         }
 
         throw new SocketException((int)SocketError.AddressAlreadyInUse);

@@ -1,0 +1,67 @@
+using System.Net.Sockets;
+
+namespace Rx.Uhura.Tests.Core;
+
+public sealed class UnixSocketTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("uhura-test-").FullName;
+
+    private string SocketPath => Path.Combine(_dir, "s.sock");
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task Ping_pong_works_over_a_unix_socket_and_the_file_is_removed_on_close()
+    {
+        var server = new UhuraServer();
+        server.Connections.Subscribe(c => c.Event("ping").Subscribe(_ => c.Send("pong")));
+        await server.ListenAsync("unix://" + SocketPath);
+        Assert.Equal("unix://" + SocketPath, server.Uri);
+        Assert.True(File.Exists(SocketPath));
+
+        await using (var client = UhuraClient.Connect(server.Uri!))
+        {
+            var pong = Wait.First(client.Event("pong"));
+            await client.Send("ping").For();
+            await pong;
+        }
+
+        await server.CloseAsync().For();
+        Assert.False(File.Exists(SocketPath));
+    }
+
+    [Fact]
+    public async Task A_stale_socket_file_left_by_a_dead_process_is_replaced()
+    {
+        // A process that listened on the path and was killed: its socket file stays behind.
+        using (var node = System.Diagnostics.Process.Start("node", ["-e", "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", SocketPath]))
+        {
+            await node.WaitForExitAsync().For();
+        }
+
+        Assert.True(File.Exists(SocketPath));
+        await using var server = new UhuraServer();
+        await server.ListenAsync("unix://" + SocketPath);
+        await using var client = await UhuraClient.ConnectAsync(server.Uri!).For();
+    }
+
+    [Fact]
+    public async Task A_regular_file_at_the_path_is_never_deleted()
+    {
+        await File.WriteAllTextAsync(SocketPath, "precious");
+        await using var server = new UhuraServer();
+        await Assert.ThrowsAsync<IOException>(() => server.ListenAsync("unix://" + SocketPath));
+        Assert.Equal("precious", await File.ReadAllTextAsync(SocketPath));
+    }
+
+    [Fact]
+    public async Task A_live_server_on_the_path_is_an_address_in_use_error()
+    {
+        await using var first = new UhuraServer();
+        await first.ListenAsync("unix://" + SocketPath);
+        await using var second = new UhuraServer();
+        var error = await Assert.ThrowsAsync<SocketException>(() => second.ListenAsync("unix://" + SocketPath));
+        Assert.Equal(SocketError.AddressAlreadyInUse, error.SocketErrorCode);
+        await using var client = await UhuraClient.ConnectAsync(first.Uri!).For(); // the first is untouched
+    }
+}
