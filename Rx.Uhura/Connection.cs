@@ -155,7 +155,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             _closing = true;
         }
 
-        using var deadline = new CancellationTokenSource(timeout);
+        using var deadline = new CancellationTokenSource(timeout, _options.TimeProvider);
         try
         {
             if (_started != 0 && !_closed)

@@ -31,6 +31,9 @@ public sealed record ConnectionOptions
     /// <summary>How event arguments are serialized (objects passed to <c>Send</c>) and read back (<see cref="UhuraEvent.Arg{T}"/>). Default: Newtonsoft defaults without date parsing.</summary>
     public JsonSerializerSettings? SerializerSettings { get; init; }
 
+    /// <summary>The clock for every timeout and delay of the link. Default: <see cref="TimeProvider.System"/>; tests pass a virtual one.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
     /// <summary>Where the library logs. Default: nowhere.</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 
@@ -69,5 +72,6 @@ public sealed record ConnectionOptions
         }
 
         ArgumentNullException.ThrowIfNull(LoggerFactory);
+        ArgumentNullException.ThrowIfNull(TimeProvider);
     }
 }

@@ -227,7 +227,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         Stream stream;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            timeout.CancelAfter(_options.ConnectTimeout);
+            using var timer = _options.Connection.TimeProvider.CreateTimer(static t => ((CancellationTokenSource)t!).Cancel(), timeout, _options.ConnectTimeout, Timeout.InfiniteTimeSpan);
             try
             {
                 stream = await _openStream(timeout.Token).ConfigureAwait(false);
@@ -316,7 +316,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             try
             {
                 await _state.Where(s => s.Status != ConnectionStatus.Connecting || Connection is not null)
-                    .Take(1).ToTask().WaitAsync(_options.ConnectTimeout).ConfigureAwait(false);
+                    .Take(1).ToTask().WaitAsync(_options.ConnectTimeout, _options.Connection.TimeProvider).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {

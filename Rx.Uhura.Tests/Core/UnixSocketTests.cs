@@ -65,3 +65,35 @@ public sealed class UnixSocketTests : IDisposable
         await using var client = await UhuraClient.ConnectAsync(first.Uri!).For(); // the first is untouched
     }
 }
+
+public sealed class ExistingStreamTests
+{
+    [Fact]
+    public async Task A_client_can_run_over_a_stream_that_is_already_connected()
+    {
+        await using var server = new UhuraServer();
+        server.Connections.Subscribe(c => c.Event("ping").Subscribe(e => c.Send("pong", e.Args[0])));
+        var endPoint = await server.ListenAsync("tcp://127.0.0.1:0");
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(endPoint);
+
+        await using var client = UhuraClient.Connect(new NetworkStream(socket, ownsSocket: true));
+        var pong = Wait.First(client.Event("pong"));
+        await client.Send("ping", "over an existing socket").For();
+        Assert.Equal("over an existing socket", (await pong).Arg<string>(0));
+    }
+
+    [Fact]
+    public async Task A_server_can_serve_a_stream_accepted_elsewhere()
+    {
+        await using var server = new UhuraServer();
+        var accepted = Wait.First(server.Connections);
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        listener.Listen();
+        await using var client = UhuraClient.Connect((System.Net.IPEndPoint)listener.LocalEndPoint!);
+        server.Accept(new NetworkStream(await listener.AcceptAsync(), ownsSocket: true));
+        await client.WhenConnectedAsync().For();
+        Assert.True((await accepted).IsServer);
+    }
+}
