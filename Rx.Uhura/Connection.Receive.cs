@@ -174,8 +174,8 @@ public sealed partial class Connection
             case >= 3 when array[1].Type == JTokenType.String:
                 Session.ApplyRemote((string)array[1]!, array[2]);
                 break;
-            case 2 when array[1] is JObject values:
-                Session.ApplyRemote(values);
+            case >= 2 when array[1] is JObject values:
+                Session.ApplyRemote(values); // Node sends set({...}) as ["_set", {...}, null]
                 break;
             case 2 when array[1].Type == JTokenType.String:
                 Session.ApplyRemote((string)array[1]!, null); // set(key, undefined): the key goes away
