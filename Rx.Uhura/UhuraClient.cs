@@ -34,12 +34,14 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly Subject<UhuraEvent> _events = new();
     private readonly BehaviorSubject<ConnectionState> _state = new(new ConnectionState(ConnectionStatus.Connecting));
     private readonly object _gate = new();
+    private readonly object _stateGate = new();
     private readonly Queue<OutboundMessage> _queue = new();
     private readonly SerialDisposable _linkSubscription = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Connection? _link;
     private bool _closing;
     private bool _closed;
+    private bool _stateCompleted;
     private Task? _disconnectTask;
 
     private UhuraClient(Func<CancellationToken, ValueTask<Stream>> openStream, UhuraClientOptions? options)
@@ -110,7 +112,21 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     public UhuraSession Session { get; }
 
     /// <summary>The client's state: replays the current state to each subscriber, then every change. Completes after <see cref="ConnectionStatus.Closed"/>.</summary>
-    public IObservable<ConnectionState> State => _state.AsObservable();
+    public IObservable<ConnectionState> State => Observable.Create<ConnectionState>(observer =>
+    {
+        // A completed BehaviorSubject no longer replays: a late subscriber still gets the final state, then completion.
+        lock (_stateGate)
+        {
+            if (_stateCompleted)
+            {
+                observer.OnNext(_state.Value);
+                observer.OnCompleted();
+                return Disposable.Empty;
+            }
+
+            return _state.Subscribe(observer);
+        }
+    });
 
     /// <summary>The state now.</summary>
     public ConnectionState CurrentState => _state.Value;
@@ -136,7 +152,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
 
     /// <summary>Completes when the client is connected (handshake done); fails if it closes first.</summary>
     public Task WhenConnectedAsync(CancellationToken cancellationToken = default)
-        => _state
+        => State
             .Where(s => s.Status is ConnectionStatus.Connected or ConnectionStatus.Closed)
             .Take(1)
             .Select(s => s.Status == ConnectionStatus.Connected
@@ -315,7 +331,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             // Still opening the socket: wait for it (bounded), so what was queued is flushed.
             try
             {
-                await _state.Where(s => s.Status != ConnectionStatus.Connecting || Connection is not null)
+                await State.Where(s => s.Status != ConnectionStatus.Connecting || Connection is not null)
                     .Take(1).ToTask().WaitAsync(_options.ConnectTimeout, _options.Connection.TimeProvider).ConfigureAwait(false);
             }
             catch (TimeoutException)
@@ -356,21 +372,27 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         }
 
         SetState(closed);
-        _state.OnCompleted();
+        lock (_stateGate)
+        {
+            _stateCompleted = true;
+            _state.OnCompleted();
+        }
+
         _events.OnCompleted();
         _finished.TrySetResult();
     }
 
+    /// <summary>State notifications come from the link task and from <see cref="Disconnect"/>: one at a time, none after Closed.</summary>
     private void SetState(ConnectionState state)
     {
-        lock (_gate)
+        lock (_stateGate)
         {
-            if (_closed && state.Status != ConnectionStatus.Closed)
+            if (_state.Value.Status == ConnectionStatus.Closed || (Volatile.Read(ref _closed) && state.Status != ConnectionStatus.Closed))
             {
                 return;
             }
-        }
 
-        _state.OnNext(state);
+            _state.OnNext(state);
+        }
     }
 }

@@ -301,6 +301,34 @@ public sealed class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Connecting_to_a_port_nobody_listens_on_fails_with_a_typed_error_and_closes_the_client()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+
+        var client = UhuraClient.Connect($"tcp://127.0.0.1:{port}");
+        _clients.Add(client);
+        var queued = client.Send("lost");
+        var error = await Assert.ThrowsAsync<UhuraException>(() => client.WhenConnectedAsync().For());
+        Assert.IsType<System.Net.Sockets.SocketException>(error.InnerException);
+        // Queued before the failure: ConnectionLostException; made after it: SendAfterCloseException.
+        await Assert.ThrowsAnyAsync<SendException>(() => queued.For());
+        Assert.Equal(ConnectionStatus.Closed, client.CurrentState.Status);
+        await Assert.ThrowsAsync<SendAfterCloseException>(() => client.Send("late"));
+    }
+
+    [Fact]
+    public async Task A_late_subscriber_to_the_state_of_a_closed_client_gets_closed_then_completion()
+    {
+        var client = Client();
+        await client.Disconnect().For();
+        var states = await client.State.ToList().ToTask().For();
+        Assert.Equal([ConnectionStatus.Closed], states.Select(s => s.Status));
+    }
+
+    [Fact]
     public async Task Listening_twice_is_an_error()
         => await Assert.ThrowsAsync<InvalidOperationException>(() => _server.ListenAsync("tcp://127.0.0.1:0"));
 
