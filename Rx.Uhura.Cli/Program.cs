@@ -1,1 +1,56 @@
-Console.WriteLine("todo");
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Rx.Uhura.Cli;
+
+// The `uhura` command: see CLI.md for the contract (JSON lines on stdout, one-line diagnostics on stderr, exit codes
+// 0 success / 1 runtime failure / 2 bad usage, graceful close and exit 0 on SIGINT / SIGTERM).
+var root = new RootCommand("Rx.Uhura command line: serve, send to and listen to uhura endpoints (tcp://HOST:PORT, unix:///PATH).")
+{
+    Common.Verbose,
+    ServeCommand.Create(),
+    SendCommand.Create(),
+    ListenCommand.Create(),
+};
+
+// No response files: an ARG_JSON could start with '@'.
+var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+if (parse.Errors.Count > 0)
+{
+    Common.Warn(parse.Errors[0].Message + " (see 'uhura --help')");
+    return Exit.Usage;
+}
+
+using var stop = new CancellationTokenSource();
+void OnSignal(PosixSignalContext context)
+{
+    // The first signal closes gracefully; a second one terminates at once.
+    if (!stop.IsCancellationRequested)
+    {
+        context.Cancel = true;
+        stop.Cancel();
+    }
+}
+
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+try
+{
+    return await parse.InvokeAsync(
+        new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false },
+        stop.Token);
+}
+catch (UsageException ex)
+{
+    Common.Warn(ex.Message);
+    return Exit.Usage;
+}
+catch (CliFailureException ex)
+{
+    Common.Warn(ex.Message);
+    return Exit.Failure;
+}
+catch (Exception ex)
+{
+    Common.Warn("unexpected error: " + Common.Describe(ex));
+    return Exit.Failure;
+}

@@ -1,0 +1,159 @@
+using System.CommandLine;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Transport;
+
+namespace Rx.Uhura.Cli;
+
+/// <summary>Options, checks and helpers shared by the commands.</summary>
+internal static class Common
+{
+    /// <summary>The protocols this build speaks.</summary>
+    public const string UhuraProtocol = "uhura";
+
+    /// <summary><c>--verbose</c>: library logs (debug level) on stderr. Declared once on the root command, recursive.</summary>
+    public static Option<bool> Verbose { get; } = new("--verbose", "-v")
+    {
+        Description = "Write the library's debug logs to stderr.",
+        Recursive = true,
+    };
+
+    /// <summary>A <c>--protocol</c> option (each command has its own instance).</summary>
+    public static Option<string> ProtocolOption() => new("--protocol")
+    {
+        Description = "The wire protocol: uhura (the Node uhura wire; the default and, for now, the only one).",
+        HelpName = "P",
+        DefaultValueFactory = _ => UhuraProtocol,
+    };
+
+    /// <summary>A required endpoint URI option (<c>--listen</c>, <c>--connect</c>).</summary>
+    public static Option<string> EndpointOption(string name, string description) => new(name)
+    {
+        Description = description + " tcp://HOST:PORT or unix:///ABSOLUTE/PATH.",
+        HelpName = "URI",
+        Required = true,
+    };
+
+    /// <summary>Only <c>uhura</c> is implemented so far; anything else is bad usage.</summary>
+    public static void CheckProtocol(string? protocol)
+    {
+        if (!string.Equals(protocol, UhuraProtocol, StringComparison.Ordinal))
+        {
+            throw new UsageException($"protocol '{protocol}' is not supported yet (supported: {UhuraProtocol}).");
+        }
+    }
+
+    /// <summary>Parses an endpoint URI; a bad one is bad usage.</summary>
+    public static EndPoint ParseEndpoint(string? uri)
+    {
+        try
+        {
+            return UhuraEndpoint.Parse(uri ?? string.Empty);
+        }
+        catch (FormatException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+    }
+
+    /// <summary>Parses one ARG_JSON value (exactly one JSON value, no date conversion); malformed JSON is bad usage.</summary>
+    public static JToken ParseJsonArgument(string text)
+    {
+        if (text.StartsWith("--", StringComparison.Ordinal))
+        {
+            throw new UsageException($"unrecognized option '{Shorten(text)}'.");
+        }
+
+        try
+        {
+            using var reader = new JsonTextReader(new StringReader(text)) { DateParseHandling = DateParseHandling.None };
+            var token = JToken.ReadFrom(reader);
+            if (reader.Read())
+            {
+                throw new JsonReaderException("Additional text after the JSON value.");
+            }
+
+            return token;
+        }
+        catch (JsonReaderException) when (text.StartsWith('-') && !(text.Length > 1 && char.IsAsciiDigit(text[1])))
+        {
+            throw new UsageException($"unrecognized option '{Shorten(text)}' (or an argument that is not valid JSON).");
+        }
+        catch (JsonReaderException ex)
+        {
+            throw new UsageException($"argument '{Shorten(text)}' is not valid JSON: {ex.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Waits until the client connected. Works around <see cref="UhuraClient.WhenConnectedAsync"/> failing with
+    /// "Sequence contains no elements" when the client had already closed (its state subject completed, and a completed
+    /// BehaviorSubject does not replay its last value).
+    /// </summary>
+    /// <exception cref="UhuraException">The client closed before it connected.</exception>
+    public static async Task WhenConnectedAsync(UhuraClient client, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.WhenConnectedAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException) when (client.CurrentState.Status == ConnectionStatus.Closed)
+        {
+            var error = client.CurrentState.Error;
+            throw error as UhuraException ?? new UhuraException("The client closed before it connected.", error);
+        }
+    }
+
+    /// <summary>Library logs go to stderr only: errors by default, everything with <c>--verbose</c>.</summary>
+    public static ILoggerFactory CreateLoggerFactory(bool verbose) => LoggerFactory.Create(builder => builder
+        .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Error)
+        .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
+        .AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+            o.ColorBehavior = LoggerColorBehavior.Disabled;
+        }));
+
+    /// <summary>Names a disconnect reason in the JSON output: <c>remote-close</c>, <c>transport-error</c>, ...</summary>
+    public static string Format(DisconnectReason reason) => reason switch
+    {
+        DisconnectReason.LocalClose => "local-close",
+        DisconnectReason.RemoteClose => "remote-close",
+        DisconnectReason.TransportError => "transport-error",
+        DisconnectReason.ProtocolError => "protocol-error",
+        DisconnectReason.SessionInvalidated => "session-invalidated",
+        _ => reason.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>One line for stderr: the message of an exception and of its causes, without line breaks.</summary>
+    public static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>The messages of an exception and its inner exceptions, joined.</summary>
+    public static string Describe(Exception ex)
+    {
+        var parts = new List<string>();
+        for (var e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is AggregateException { InnerExceptions.Count: 1 } aggregate)
+            {
+                e = aggregate.InnerExceptions[0];
+            }
+
+            if (!parts.Any(p => p.Contains(e.Message, StringComparison.Ordinal)))
+            {
+                parts.Add(e.Message);
+            }
+        }
+
+        return OneLine(string.Join(": ", parts));
+    }
+
+    /// <summary>Writes a one-line diagnostic to stderr.</summary>
+    public static void Warn(string message) => Console.Error.WriteLine("uhura: " + OneLine(message));
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
+}

@@ -1,0 +1,232 @@
+using System.CommandLine;
+using System.Globalization;
+using Newtonsoft.Json.Linq;
+
+namespace Rx.Uhura.Cli;
+
+/// <summary>
+/// <c>uhura send --connect URI [--protocol P] EVENT [ARG_JSON ...] [--count N] [--wait-reply] [--timeout SECONDS]</c>:
+/// sends events and exits 0 only when the peer acknowledged every one (then, with <c>--wait-reply</c>, prints the first
+/// event the peer sent).
+/// </summary>
+internal static class SendCommand
+{
+    /// <summary>At most this many events wait for their acknowledgement at once.</summary>
+    private const int Window = 1000;
+
+    public static Command Create()
+    {
+        var connect = Common.EndpointOption("--connect", "The server to send to;");
+        var protocol = Common.ProtocolOption();
+        var eventName = new Argument<string>("EVENT") { Description = "The event name." };
+        var args = new Argument<string[]>("ARG_JSON")
+        {
+            Description = "The event's arguments, each parsed as JSON (a string is '\"text\"').",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var count = new Option<int?>("--count")
+        {
+            Description = "Send N events whose first argument is the sequence number 0..N-1, followed by the given arguments.",
+            HelpName = "N",
+        };
+        var waitReply = new Option<bool>("--wait-reply")
+        {
+            Description = "After every event was acknowledged, wait for one event from the peer and print it.",
+        };
+        var timeout = new Option<double>("--timeout")
+        {
+            Description = "Give up (exit 1) after this many seconds in all.",
+            HelpName = "SECONDS",
+            DefaultValueFactory = _ => 30,
+        };
+
+        var command = new Command("send", "Send an event (or N numbered events) and wait until the peer acknowledged them.")
+        {
+            connect, protocol, eventName, args, count, waitReply, timeout,
+        };
+        command.SetAction((parse, cancellationToken) => RunAsync(
+            new Settings(
+                parse.GetValue(connect),
+                parse.GetValue(protocol),
+                parse.GetValue(eventName) ?? string.Empty,
+                parse.GetValue(args) ?? [],
+                parse.GetValue(count),
+                parse.GetValue(waitReply),
+                parse.GetValue(timeout),
+                parse.GetValue(Common.Verbose)),
+            cancellationToken));
+        return command;
+    }
+
+    private sealed record Settings(
+        string? Uri, string? Protocol, string EventName, string[] Args, int? Count, bool WaitReply, double TimeoutSeconds, bool Verbose);
+
+    private static async Task<int> RunAsync(Settings settings, CancellationToken stop)
+    {
+        Common.CheckProtocol(settings.Protocol);
+        var endPoint = Common.ParseEndpoint(settings.Uri);
+        var args = settings.Args.Select(Common.ParseJsonArgument).ToArray();
+        if (settings.Count is < 1)
+        {
+            throw new UsageException($"--count must be at least 1 (got {settings.Count}).");
+        }
+
+        if (!(settings.TimeoutSeconds > 0) || double.IsInfinity(settings.TimeoutSeconds) || settings.TimeoutSeconds > int.MaxValue / 1000)
+        {
+            throw new UsageException($"--timeout must be a positive number of seconds (got {settings.TimeoutSeconds.ToString(CultureInfo.InvariantCulture)}).");
+        }
+
+        var timeout = TimeSpan.FromSeconds(settings.TimeoutSeconds);
+        using var logging = Common.CreateLoggerFactory(settings.Verbose);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        deadline.CancelAfter(timeout);
+
+        var client = UhuraClient.Connect(endPoint, new UhuraClientOptions
+        {
+            Connection = ConnectionOptions.Default with { LoggerFactory = logging },
+            ConnectTimeout = timeout,
+        });
+        var graceful = false;
+        try
+        {
+            var reply = new TaskCompletionSource<UhuraEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var replies = settings.WaitReply
+                ? client.Events.Subscribe(
+                    e => reply.TrySetResult(e),
+                    _ => reply.TrySetException(new CliFailureException("the connection ended before a reply arrived.")),
+                    () => reply.TrySetException(new CliFailureException("the connection ended before a reply arrived.")))
+                : null;
+
+            var sends = new SendTracker(settings.Count ?? 1);
+
+            // The first send is made at once (it waits in the client's queue): a reserved event name is bad usage
+            // whether or not the server answers.
+            await sends.WaitForRoomAsync(deadline.Token).ConfigureAwait(false);
+            try
+            {
+                sends.Track(client.Send(settings.EventName, ArgsFor(0, settings.Count, args)));
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException($"event name '{settings.EventName}' cannot be sent: {ex.Message}");
+            }
+
+            try
+            {
+                await Common.WhenConnectedAsync(client, deadline.Token).ConfigureAwait(false);
+            }
+            catch (UhuraException ex)
+            {
+                throw new CliFailureException($"cannot connect to {settings.Uri}: {Common.Describe(ex)}", ex);
+            }
+
+            for (var i = 1; i < sends.Total && !sends.Failed; i++)
+            {
+                await sends.WaitForRoomAsync(deadline.Token).ConfigureAwait(false);
+                sends.Track(client.Send(settings.EventName, ArgsFor(i, settings.Count, args)));
+            }
+
+            await sends.WhenAllAsync(deadline.Token).ConfigureAwait(false);
+            if (sends.FirstError is { } error)
+            {
+                throw new CliFailureException($"sending '{settings.EventName}' failed ({sends.Acknowledged}/{sends.Total} acknowledged): {Common.Describe(error)}", error);
+            }
+
+            if (settings.WaitReply)
+            {
+                JsonLines.Stdout.Event(await reply.Task.WaitAsync(deadline.Token).ConfigureAwait(false));
+            }
+
+            graceful = true;
+            return Exit.Ok;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // SIGINT / SIGTERM: close gracefully, exit 0.
+            graceful = true;
+            return Exit.Ok;
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            throw new CliFailureException($"timed out after {settings.TimeoutSeconds.ToString(CultureInfo.InvariantCulture)} s.");
+        }
+        finally
+        {
+            if (graceful)
+            {
+                await client.Disconnect().ConfigureAwait(false);
+            }
+            else
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    private static object?[] ArgsFor(int index, int? count, JToken[] args)
+    {
+        var withSequence = count is null ? args : [new JValue(index), .. args];
+        return [.. withSequence.Select(a => (object?)a.DeepClone())];
+    }
+
+    /// <summary>Counts outstanding sends, bounds them to <see cref="Window"/>, remembers the first failure.</summary>
+    private sealed class SendTracker(int total)
+    {
+        private readonly SemaphoreSlim _room = new(Window, Window);
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _outstanding = 1;
+        private int _acknowledged;
+        private Exception? _firstError;
+
+        public int Total { get; } = total;
+
+        public int Acknowledged => Volatile.Read(ref _acknowledged);
+
+        public bool Failed => Volatile.Read(ref _firstError) is not null;
+
+        public Exception? FirstError => Volatile.Read(ref _firstError);
+
+        public Task WaitForRoomAsync(CancellationToken cancellationToken) => _room.WaitAsync(cancellationToken);
+
+        public void Track(Task send)
+        {
+            Interlocked.Increment(ref _outstanding);
+            send.ContinueWith(
+                static (t, state) => ((SendTracker)state!).Completed(t),
+                this,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+
+        /// <summary>Completes once every tracked send completed (call after the last <see cref="Track"/>).</summary>
+        public Task WhenAllAsync(CancellationToken cancellationToken)
+        {
+            Release();
+            return _done.Task.WaitAsync(cancellationToken);
+        }
+
+        private void Completed(Task send)
+        {
+            if (send.IsFaulted || send.IsCanceled)
+            {
+                Interlocked.CompareExchange(ref _firstError, send.Exception?.InnerExceptions[0] ?? new OperationCanceledException("The send was canceled."), null);
+            }
+            else
+            {
+                Interlocked.Increment(ref _acknowledged);
+            }
+
+            _room.Release();
+            Release();
+        }
+
+        private void Release()
+        {
+            if (Interlocked.Decrement(ref _outstanding) == 0)
+            {
+                _done.TrySetResult();
+            }
+        }
+    }
+}

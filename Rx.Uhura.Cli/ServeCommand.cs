@@ -1,0 +1,163 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Reactive.Disposables;
+using System.Reactive.Linq;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura.Cli;
+
+/// <summary>
+/// <c>uhura serve --listen URI [--protocol P] [--echo] [--store S]</c>: accepts connections and reports them, their
+/// events and the session changes their peers make as JSON lines, until SIGINT / SIGTERM.
+/// </summary>
+internal static class ServeCommand
+{
+    private const string MemoryStore = "memory";
+
+    public static Command Create()
+    {
+        var listen = Common.EndpointOption("--listen", "Where to listen;");
+        var protocol = Common.ProtocolOption();
+        var echo = new Option<bool>("--echo")
+        {
+            Description = "Answer every application event with the same event name and arguments on the same connection.",
+        };
+        var store = new Option<string>("--store")
+        {
+            Description = "Where sessions are kept: memory (the default and, for now, the only one).",
+            HelpName = "S",
+            DefaultValueFactory = _ => MemoryStore,
+        };
+
+        var command = new Command("serve", "Accept connections and print what happens on them as JSON lines.")
+        {
+            listen, protocol, echo, store,
+        };
+        command.SetAction((parse, cancellationToken) => RunAsync(
+            parse.GetValue(listen),
+            parse.GetValue(protocol),
+            parse.GetValue(echo),
+            parse.GetValue(store),
+            parse.GetValue(Common.Verbose),
+            cancellationToken));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string? uri, string? protocol, bool echo, string? store, bool verbose, CancellationToken stop)
+    {
+        Common.CheckProtocol(protocol);
+        if (!string.Equals(store, MemoryStore, StringComparison.Ordinal))
+        {
+            throw new UsageException($"store '{store}' is not supported yet (supported: {MemoryStore}).");
+        }
+
+        var endPoint = Common.ParseEndpoint(uri);
+        var output = JsonLines.Stdout;
+        using var logging = Common.CreateLoggerFactory(verbose);
+        var server = new UhuraServer(new UhuraServerOptions
+        {
+            Connection = ConnectionOptions.Default with { LoggerFactory = logging },
+        });
+
+        // "listening" is the first line: a connection accepted before it was written waits for it.
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscriptions = new CompositeDisposable
+        {
+            server.Connections.Subscribe(connection =>
+            {
+                listening.Task.Wait(CancellationToken.None);
+                OnConnection(connection, echo, output);
+            }),
+            server.Errors.Subscribe(error => Common.Warn($"connection {error.ConnectionId}: {Common.Describe(error)}")),
+        };
+
+        try
+        {
+            try
+            {
+                await server.ListenAsync(endPoint, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return Exit.Ok;
+            }
+            catch (Exception ex) when (ex is SocketException or IOException or UnauthorizedAccessException)
+            {
+                throw new CliFailureException($"cannot listen on {uri}: {ex.Message}", ex);
+            }
+
+            output.Write("listening", ("endpoint", server.Uri));
+            listening.TrySetResult();
+
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            return Exit.Ok;
+        }
+        finally
+        {
+            listening.TrySetResult();
+            await server.CloseAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Runs on the connection's read loop before it reads on, so nothing it receives is missed.</summary>
+    private static void OnConnection(Connection connection, bool echo, JsonLines output)
+    {
+        output.Write(
+            "connect",
+            ("conn", connection.Id),
+            ("session", connection.Session.Id),
+            ("resumed", connection.Resumed));
+
+        var subscriptions = new CompositeDisposable
+        {
+            connection.Session.Changes
+                .Where(change => change.Origin == SessionChangeOrigin.Remote)
+                .Subscribe(change => output.Write(
+                    "session",
+                    ("conn", connection.Id),
+                    ("key", change.Key),
+                    ("value", change.Value?.DeepClone()))),
+            connection.Events.Subscribe(e =>
+            {
+                output.Event(e);
+                if (echo)
+                {
+                    _ = EchoAsync(connection, e);
+                }
+            }),
+        };
+
+        connection.Disconnected.Subscribe(info =>
+        {
+            subscriptions.Dispose();
+            output.Write(
+                "disconnect",
+                ("conn", connection.Id),
+                ("reason", Common.Format(info.Reason)));
+        });
+    }
+
+    private static async Task EchoAsync(Connection connection, UhuraEvent e)
+    {
+        try
+        {
+            await connection.Send(e.Name, [.. e.Args.Cast<object?>()]).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is UhuraException or ArgumentException)
+        {
+            // The connection went away before the echo was acknowledged: its disconnect line says so.
+            if (connection.IsConnected)
+            {
+                Common.Warn($"connection {connection.Id}: echoing '{e.Name}' failed: {Common.Describe(ex)}");
+            }
+        }
+    }
+}
