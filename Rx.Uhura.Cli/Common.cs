@@ -88,25 +88,6 @@ internal static class Common
         }
     }
 
-    /// <summary>
-    /// Waits until the client connected. Works around <see cref="UhuraClient.WhenConnectedAsync"/> failing with
-    /// "Sequence contains no elements" when the client had already closed (its state subject completed, and a completed
-    /// BehaviorSubject does not replay its last value).
-    /// </summary>
-    /// <exception cref="UhuraException">The client closed before it connected.</exception>
-    public static async Task WhenConnectedAsync(UhuraClient client, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await client.WhenConnectedAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (InvalidOperationException) when (client.CurrentState.Status == ConnectionStatus.Closed)
-        {
-            var error = client.CurrentState.Error;
-            throw error as UhuraException ?? new UhuraException("The client closed before it connected.", error);
-        }
-    }
-
     /// <summary>Library logs go to stderr only: errors by default, everything with <c>--verbose</c>.</summary>
     public static ILoggerFactory CreateLoggerFactory(bool verbose) => LoggerFactory.Create(builder => builder
         .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Error)

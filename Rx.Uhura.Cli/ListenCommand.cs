@@ -142,17 +142,7 @@ internal static class ListenCommand
             }
         }
 
-        // State completes after Closed, but when the client closed before this subscription (a refused connection can
-        // fail synchronously inside Connect) it completes without replaying Closed: report the current state then.
-        void OnEnd()
-        {
-            if (last != ConnectionStatus.Closed)
-            {
-                OnState(client.CurrentState);
-            }
-        }
-
-        using var states = client.State.Subscribe(OnState, _ => OnEnd(), OnEnd);
+        using var states = client.State.Subscribe(OnState); // replays the current state, even after Closed
 
         using (stop.Register(() => closed.TrySetResult(new ConnectionState(ConnectionStatus.Connecting))))
         {

@@ -113,7 +113,7 @@ internal static class SendCommand
 
             try
             {
-                await Common.WhenConnectedAsync(client, deadline.Token).ConfigureAwait(false);
+                await client.WhenConnectedAsync(deadline.Token).ConfigureAwait(false);
             }
             catch (UhuraException ex)
             {

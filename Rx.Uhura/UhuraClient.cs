@@ -240,31 +240,9 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     internal IObservable<Connection> Links => Observable.Create<Connection>(async (observer, cancellationToken) =>
     {
         SetState(new ConnectionState(ConnectionStatus.Connecting));
-        Stream stream;
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            using var timer = _options.Connection.TimeProvider.CreateTimer(static t => ((CancellationTokenSource)t!).Cancel(), timeout, _options.ConnectTimeout, Timeout.InfiniteTimeSpan);
-            try
-            {
-                stream = await _openStream(timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new UhuraException($"Connecting timed out after {_options.ConnectTimeout.TotalSeconds} s.");
-            }
-            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or InvalidOperationException)
-            {
-                throw new UhuraException($"Connecting failed: {ex.Message}", ex);
-            }
-        }
-
-        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection);
-        using var forward = link.Events.Subscribe(e => _events.OnNext(e));
+        var link = await OpenLinkAsync(cancellationToken).ConfigureAwait(false);
         using var abort = cancellationToken.Register(link.Dispose);
-        Attach(link);
-        link.Start();
         observer.OnNext(link);
-
         if (await link.WhenReady.ConfigureAwait(false))
         {
             SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed });
@@ -282,6 +260,51 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             observer.OnError(new UhuraException($"The connection was lost ({info.Reason}).", info.Error) { ConnectionId = link.Id });
         }
     });
+
+    /// <summary>
+    /// Opens a socket and runs the handshake under one deadline (<see cref="UhuraClientOptions.ConnectTimeout"/>,
+    /// armed before the socket opens). The link is attached (events forwarded, queue handed over) before the handshake
+    /// completes, because a server may send events ahead of <c>connect</c>.
+    /// </summary>
+    private async Task<Connection> OpenLinkAsync(CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var timer = _options.Connection.TimeProvider.CreateTimer(static d => ((CancellationTokenSource)d!).Cancel(), deadline, _options.ConnectTimeout, Timeout.InfiniteTimeSpan);
+        Stream stream;
+        try
+        {
+            stream = await _openStream(deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new UhuraException($"Connecting timed out after {_options.ConnectTimeout.TotalSeconds} s.");
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or InvalidOperationException)
+        {
+            throw new UhuraException($"Connecting failed: {ex.Message}", ex);
+        }
+
+        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection);
+        link.Events.Subscribe(_events.OnNext); // ends when the link's Events completes
+        Attach(link);
+        link.Start();
+        try
+        {
+            await link.WhenReady.WaitAsync(deadline.Token).ConfigureAwait(false);
+            return link;
+        }
+        catch (OperationCanceledException)
+        {
+            link.Dispose();
+            Detach(link);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            throw new UhuraException($"The server did not complete the handshake within {_options.ConnectTimeout.TotalSeconds} s.") { ConnectionId = link.Id };
+        }
+    }
 
     private void Start()
     {

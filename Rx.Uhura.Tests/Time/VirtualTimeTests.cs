@@ -91,4 +91,28 @@ public class CloseTimeoutTests
         await Assert.ThrowsAsync<ConnectionLostException>(() => send);
         Assert.Equal(ConnectionStatus.Closed, client.CurrentState.Status);
     }
+
+    [Fact]
+    public async Task A_server_that_never_completes_the_handshake_fails_the_connect_after_the_connect_timeout()
+    {
+        var scheduler = new Microsoft.Reactive.Testing.TestScheduler();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var client = UhuraClient.Connect((IPEndPoint)listener.LocalEndPoint!, new UhuraClientOptions
+        {
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            Connection = ConnectionOptions.Default with { TimeProvider = new SchedulerTimeProvider(scheduler) },
+        });
+        await using var silent = RawPeer.Wrap(await listener.AcceptAsync().For());
+        await silent.ReadUntilAsync("\"start\"");
+
+        var connected = client.WhenConnectedAsync();
+        scheduler.AdvanceBy(TimeSpan.FromSeconds(9).Ticks);
+        Assert.False(connected.IsCompleted);
+        scheduler.AdvanceBy(TimeSpan.FromSeconds(1).Ticks);
+        var error = await Assert.ThrowsAsync<UhuraException>(() => connected.For());
+        Assert.Contains("handshake", error.Message);
+        Assert.Equal(ConnectionStatus.Closed, client.CurrentState.Status);
+    }
 }
