@@ -76,7 +76,19 @@ public sealed class SchedulerTimeProvider : TimeProvider
 
         private IDisposable Arm(TimeSpan dueTime) => owner._scheduler.Schedule(Max(dueTime), () =>
         {
-            callback(state);
+            // Like the system's timers, fire with no SynchronizationContext: what the callback completes continues inline
+            // on the scheduler instead of being posted to whatever context the code advancing the clock has.
+            var previous = SynchronizationContext.Current;
+            SynchronizationContext.SetSynchronizationContext(null);
+            try
+            {
+                callback(state);
+            }
+            finally
+            {
+                SynchronizationContext.SetSynchronizationContext(previous);
+            }
+
             lock (owner._gate)
             {
                 if (!_disposed && _period != Timeout.InfiniteTimeSpan && _period > TimeSpan.Zero)

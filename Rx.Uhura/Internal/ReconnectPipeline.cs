@@ -1,0 +1,32 @@
+using Polly;
+using Polly.Retry;
+
+namespace Rx.Uhura.Internal;
+
+/// <summary>Builds the Polly pipeline that runs the reconnect backoff.</summary>
+internal static class ReconnectPipeline
+{
+    public static ResiliencePipeline Build(ReconnectOptions options, TimeProvider timeProvider, Action<int, TimeSpan, Exception?>? onRetry)
+    {
+        var retry = new RetryStrategyOptions
+        {
+            ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is { } e && e is not OperationCanceledException and not ResubscribeNowException),
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = options.FirstDelay,
+            MaxDelay = options.MaxDelay,
+            UseJitter = options.UseJitter,
+            MaxRetryAttempts = options.MaxAttempts ?? int.MaxValue,
+            OnRetry = args =>
+            {
+                onRetry?.Invoke(args.AttemptNumber + 1, args.RetryDelay, args.Outcome.Exception);
+                return default;
+            },
+        };
+        if (options.Randomizer is { } randomizer)
+        {
+            retry.Randomizer = randomizer;
+        }
+
+        return new ResiliencePipelineBuilder { TimeProvider = timeProvider }.AddRetry(retry).Build();
+    }
+}

@@ -1,0 +1,155 @@
+using System.Reactive.Linq;
+using Polly;
+
+namespace Rx.Uhura.Internal;
+
+/// <summary>Thrown into a retried sequence to ask for an immediate re-subscription (a forced reconnect), bypassing the backoff.</summary>
+internal sealed class ResubscribeNowException : Exception
+{
+    public ResubscribeNowException() : base("Re-subscription requested.") { }
+}
+
+/// <summary>
+/// Re-subscription with a Polly backoff: the reconnect loop of the client, as an Rx operator.
+/// </summary>
+internal static class RetryWithPolicy
+{
+    /// <summary>
+    /// Mirrors <paramref name="source"/>; when it errors, Polly (from <paramref name="pipelines"/>, asked at the start of
+    /// each outage) decides whether to retry, computes the delay and waits it on its <see cref="TimeProvider"/>, then
+    /// the source is subscribed to again. A source that emitted before failing had succeeded (it connected): its error
+    /// starts a new outage, so the attempt count restarts, and counts as that outage's first failed attempt, so the first
+    /// reconnect waits the first delay. <see cref="ResubscribeNowException"/> re-subscribes at once. When the pipeline
+    /// is null or gives up, the last error ends the sequence.
+    /// </summary>
+    public static IObservable<T> RetryWith<T>(this IObservable<T> source, Func<ResiliencePipeline?> pipelines) =>
+        Observable.Create<T>((observer, cancellationToken) =>
+        {
+            // The loop must not run on the subscriber's SynchronizationContext (a UI thread, a test framework's).
+            return WithoutSynchronizationContext(() => RunAsync(source, observer, pipelines, cancellationToken));
+        });
+
+    /// <summary>Runs <paramref name="action"/> with no SynchronizationContext, so the continuations it triggers inline capture none.</summary>
+    private static TResult WithoutSynchronizationContext<TResult>(Func<TResult> action)
+    {
+        var previous = SynchronizationContext.Current;
+        if (previous is null)
+        {
+            return action();
+        }
+
+        SynchronizationContext.SetSynchronizationContext(null);
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+    }
+
+    private static async Task RunAsync<T>(IObservable<T> source, IObserver<T> observer, Func<ResiliencePipeline?> pipelines, CancellationToken cancellationToken)
+    {
+            Exception? carried = null;
+            while (true)
+            {
+                var pipeline = pipelines();
+                Outcome result;
+                try
+                {
+                    if (pipeline is null)
+                    {
+                        if (carried is not null)
+                        {
+                            throw carried;
+                        }
+
+                        result = await SubscribeOnceAsync(source, observer, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        var attempt = new Attempt<T>(source, observer, carried);
+                        carried = null;
+                        result = await pipeline.ExecuteAsync(
+                            static async (a, token) =>
+                            {
+                                if (a.Carried is { } error)
+                                {
+                                    a.Carried = null; // the drop was this outage's first failed attempt
+                                    throw error;
+                                }
+
+                                return await SubscribeOnceAsync(a.Source, a.Observer, token).ConfigureAwait(false);
+                            },
+                            attempt,
+                            cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (ResubscribeNowException)
+                {
+                    carried = null;
+                    continue;
+                }
+
+                switch (result.Kind)
+                {
+                    case OutcomeKind.Completed:
+                        observer.OnCompleted();
+                        return;
+                    case OutcomeKind.ResubscribeNow:
+                        carried = null;
+                        continue;
+                    default:
+                        carried = result.Error;
+                        continue;
+                }
+            }
+    }
+
+    /// <summary>One subscription: completes with how it ended; throws its error when it failed before emitting.</summary>
+    private static async Task<Outcome> SubscribeOnceAsync<T>(IObservable<T> source, IObserver<T> observer, CancellationToken cancellationToken)
+    {
+        // Continuations run inline where the source ended: all that follows is choosing a delay and arming a timer, and
+        // on a virtual clock the whole schedule then runs deterministically inside the scheduler.
+        var ended = new TaskCompletionSource<Outcome>();
+        var emitted = false;
+        using var subscription = source.Subscribe(
+            value =>
+            {
+                emitted = true;
+                observer.OnNext(value);
+            },
+            error => WithoutSynchronizationContext(() => ended.TrySetResult(error is ResubscribeNowException
+                ? new Outcome(OutcomeKind.ResubscribeNow, null)
+                : emitted ? new Outcome(OutcomeKind.FailedAfterSuccess, error) : new Outcome(OutcomeKind.Failed, error))),
+            () => WithoutSynchronizationContext(() => ended.TrySetResult(new Outcome(OutcomeKind.Completed, null))));
+        using var cancel = cancellationToken.Register(() => WithoutSynchronizationContext(() => ended.TrySetCanceled(cancellationToken)));
+        var outcome = await ended.Task.ConfigureAwait(false);
+        if (outcome.Kind == OutcomeKind.Failed)
+        {
+            throw outcome.Error!; // Polly handles it: wait, then the next attempt
+        }
+
+        return outcome;
+    }
+
+    private sealed class Attempt<T>(IObservable<T> source, IObserver<T> observer, Exception? carried)
+    {
+        public IObservable<T> Source { get; } = source;
+
+        public IObserver<T> Observer { get; } = observer;
+
+        public Exception? Carried { get; set; } = carried;
+    }
+
+    private enum OutcomeKind
+    {
+        Completed,
+        Failed,
+        FailedAfterSuccess,
+        ResubscribeNow,
+    }
+
+    private readonly record struct Outcome(OutcomeKind Kind, Exception? Error);
+}
