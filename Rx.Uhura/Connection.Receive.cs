@@ -12,6 +12,7 @@ public sealed partial class Connection
 {
     private readonly JsonArrayFramer _framer;
     private string? _sentSessionId;
+    private Server.ServerSession? _serverSession;
     private bool _startReceived;
 
     private async Task ReadLoopAsync()
@@ -161,7 +162,23 @@ public sealed partial class Connection
             args[i - 1] = array[i];
         }
 
-        Deliver(new UhuraEvent(name, args, messageId, this));
+        var e = new UhuraEvent(name, args, messageId, this);
+        if (_serverSession is { } session && messageId is not null)
+        {
+            // One ordered stream per session, across its connections: a resent message already delivered is dropped.
+            lock (session.Gate)
+            {
+                if (session.ShouldDeliver(messageId))
+                {
+                    Deliver(e);
+                }
+            }
+        }
+        else
+        {
+            Deliver(e);
+        }
+
         return ValueTask.CompletedTask;
     }
 
@@ -227,6 +244,7 @@ public sealed partial class Connection
         }
 
         Session.AttachStore(store, sessionId, _logger);
+        _serverSession = _server.Sessions.Attach(sessionId, this);
         lock (_gate)
         {
             _objectMode = objectMode;
@@ -312,6 +330,12 @@ public sealed partial class Connection
         }
 
         var sessionId = Session.Id;
+        if (sessionId is not null)
+        {
+            _server!.Sessions.Remove(sessionId);
+        }
+
+        _serverSession = null;
         await Session.DetachStoreAsync().ConfigureAwait(false);
         if (sessionId is not null)
         {

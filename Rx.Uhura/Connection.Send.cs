@@ -18,7 +18,7 @@ public sealed partial class Connection : ISessionSink
     private List<OutboundMessage> _writingWaiters = new();
     private TaskCompletionSource? _drained;
     private TaskCompletionSource? _idle;
-    private long _nextAckId;
+    private long _nextSeq;
     private bool _handshakeDone;
     private bool _objectMode;
     private bool _acksEnabled;
@@ -44,7 +44,11 @@ public sealed partial class Connection : ISessionSink
             return Task.FromException(error!);
         }
 
-        Enqueue(message);
+        if (!TryEnqueue(message))
+        {
+            message.Fail(new SendAfterCloseException(message.Name) { ConnectionId = Id });
+        }
+
         return message.Completion!.Task;
     }
 
@@ -75,15 +79,17 @@ public sealed partial class Connection : ISessionSink
         }
     }
 
-    /// <summary>Queues or writes an encoded event; failures complete the message, never throw.</summary>
-    internal void Enqueue(OutboundMessage message)
+    /// <summary>
+    /// Queues or writes an encoded event; a bounded-queue failure completes the message, never throws. Returns false,
+    /// leaving the message untouched, when the link is closing: its owner decides (a client queues it for the next link).
+    /// </summary>
+    internal bool TryEnqueue(OutboundMessage message)
     {
         lock (_gate)
         {
             if (_closing)
             {
-                message.Fail(new SendAfterCloseException(message.Name) { ConnectionId = Id });
-                return;
+                return false;
             }
 
             if (!_handshakeDone)
@@ -91,14 +97,15 @@ public sealed partial class Connection : ISessionSink
                 if (_preReady.Count >= _options.MaxQueuedMessages)
                 {
                     message.Fail(new OutboundBufferFullException(message.Name, $"{_preReady.Count} sends already wait for the handshake.") { ConnectionId = Id });
-                    return;
+                    return true;
                 }
 
                 _preReady.Enqueue(message);
-                return;
+                return true;
             }
 
             WriteMessageLocked(message);
+            return true;
         }
     }
 
@@ -178,13 +185,17 @@ public sealed partial class Connection : ISessionSink
         }
         else if (_acksEnabled)
         {
-            message.AckId = ++_nextAckId;
-            _inflight[message.AckId] = message;
-            NodeWireCodec.WriteObject(_pending, message.Payload, message.AckId);
+            if (message.Seq == 0)
+            {
+                message.Seq = ++_nextSeq;
+            }
+
+            _inflight[message.Seq] = message;
+            NodeWireCodec.WriteObject(_pending, message.Payload, _idPrefixUtf8, message.Seq);
         }
         else
         {
-            NodeWireCodec.WriteObject(_pending, message.Payload, 0);
+            NodeWireCodec.WriteObject(_pending, message.Payload, _idPrefixUtf8, 0);
             _pendingWaiters.Add(message);
         }
 
@@ -300,7 +311,8 @@ public sealed partial class Connection : ISessionSink
 
     private void ResolveAck(ReadOnlySpan<char> id)
     {
-        if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ackId))
+        if (!id.StartsWith(_idPrefix, StringComparison.Ordinal)
+            || !long.TryParse(id[_idPrefix.Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ackId))
         {
             _logger.LogDebug("Connection {Id}: ignoring an ack for a foreign id", Id);
             return;
@@ -366,7 +378,7 @@ public sealed partial class Connection : ISessionSink
     private List<OutboundMessage> CollectUndeliveredLocked()
     {
         var list = new List<OutboundMessage>(_preReady.Count + _inflight.Count + _pendingWaiters.Count);
-        list.AddRange(_inflight.Values.Where(m => m.Completion is not null).OrderBy(m => m.AckId));
+        list.AddRange(_inflight.Values.Where(m => m.Completion is not null).OrderBy(m => m.Seq));
         list.AddRange(_writingWaiters);
         list.AddRange(_pendingWaiters);
         list.AddRange(_preReady);

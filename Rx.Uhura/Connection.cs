@@ -34,8 +34,13 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private Task? _closeTask;
     private int _started;
 
-    private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server)
+    private readonly string _idPrefix;
+    private readonly byte[] _idPrefixUtf8;
+
+    private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server, string idPrefix)
     {
+        _idPrefix = idPrefix;
+        _idPrefixUtf8 = System.Text.Encoding.UTF8.GetBytes(idPrefix);
         _stream = stream;
         _options = options;
         _serializer = options.CreateSerializer();
@@ -118,14 +123,15 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     internal static Connection CreateServerSide(Stream stream, ConnectionOptions options, IServerContext server)
     {
         var session = new UhuraSession(options.CreateSerializer());
-        var connection = new Connection(stream, isServer: true, session, options, server);
+        var connection = new Connection(stream, isServer: true, session, options, server, MessageIds.NewPrefix());
         session.AttachSink(connection);
         return connection;
     }
 
-    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options)
+    /// <summary>A client's link; <paramref name="idPrefix"/> is the client's, so ids stay the same when it resends on a new link.</summary>
+    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix)
     {
-        var connection = new Connection(stream, isServer: false, session, options, server: null);
+        var connection = new Connection(stream, isServer: false, session, options, server: null, idPrefix);
         return connection;
     }
 
@@ -278,6 +284,8 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
 internal interface IServerContext
 {
     ISessionStore SessionStore { get; }
+
+    Server.ServerSessions Sessions { get; }
 
     /// <summary>The handshake completed: publish the connection (runs before <c>connect</c> is sent).</summary>
     void OnReady(Connection connection);

@@ -38,6 +38,13 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly Queue<OutboundMessage> _queue = new();
     private readonly SerialDisposable _linkSubscription = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Subject<OutboundBufferFullException> _dropped = new();
+    private readonly string _idPrefix = MessageIds.NewPrefix();
+    private long _nextSeq;
+    private long _generation;
+    private int _lastAttempt;
+    private ReconnectOptions? _reconnect;
+    private Polly.ResiliencePipeline? _pipeline;
     private Connection? _link;
     private bool _closing;
     private bool _closed;
@@ -52,6 +59,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         _serializer = _options.Connection.CreateSerializer();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraClient>();
         Session = new UhuraSession(_serializer);
+        if (_options.Reconnect is { } reconnect)
+        {
+            SetReconnect(reconnect);
+        }
+
         if (_options.InitialSession is { Count: > 0 } initial)
         {
             Session.Replace(initial.ToDictionary(kv => kv.Key, kv => kv.Value.DeepClone()), SessionChangeOrigin.Local);
@@ -174,7 +186,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             return Task.FromException(error!);
         }
 
-        Connection? link;
+        OutboundBufferFullException? dropped;
         lock (_gate)
         {
             if (_closing)
@@ -183,24 +195,129 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                 return message.Completion!.Task;
             }
 
-            link = _link;
-            if (link is null)
+            // Numbered under the lock that fixes the send order, so sequence numbers rise along the wire.
+            message.Seq = ++_nextSeq;
+            if (_link is { } link && link.TryEnqueue(message))
             {
-                if (_queue.Count >= _options.Connection.MaxQueuedMessages)
-                {
-                    message.Fail(new OutboundBufferFullException(eventName, $"{_queue.Count} sends already wait for a connection."));
-                }
-                else
+                return message.Completion!.Task;
+            }
+
+            dropped = QueueLocked(message);
+        }
+
+        if (dropped is not null)
+        {
+            _dropped.OnNext(dropped);
+        }
+
+        return message.Completion!.Task;
+    }
+
+    /// <summary>
+    /// Sends dropped from the full queue under <see cref="QueueFullPolicy.DropOldest"/>, as the error their tasks failed
+    /// with. Completes when the client closes.
+    /// </summary>
+    public IObservable<OutboundBufferFullException> Dropped => _dropped.AsObservable();
+
+    /// <summary>
+    /// Turns automatic reconnection on (uhura's <c>autoReconnect()</c>), or changes its settings: from the next failure on,
+    /// a lost link or a failed attempt is retried with the backoff of <paramref name="options"/> (default
+    /// <see cref="ReconnectOptions.Default"/>: 100 ms doubling to 60 s, with jitter).
+    /// </summary>
+    public void AutoReconnect(ReconnectOptions? options = null) => SetReconnect(options ?? ReconnectOptions.Default);
+
+    /// <summary>uhura's <c>autoReconnect(min, max)</c>: reconnect with a backoff from <paramref name="firstDelay"/> up to <paramref name="maxDelay"/>.</summary>
+    public void AutoReconnect(TimeSpan firstDelay, TimeSpan maxDelay)
+        => AutoReconnect(ReconnectOptions.Default with { FirstDelay = firstDelay, MaxDelay = maxDelay });
+
+    /// <summary>
+    /// Drops the current socket, or cuts short a backoff wait, and connects again at once (uhura's <c>reconnect()</c>).
+    /// Unacknowledged sends are resent on the new link; the session is resumed. Ignored once the client is closing.
+    /// </summary>
+    public void Reconnect()
+    {
+        lock (_gate)
+        {
+            if (_closing)
+            {
+                return;
+            }
+        }
+
+        Start();
+    }
+
+    private void SetReconnect(ReconnectOptions options)
+    {
+        options.Validate();
+        var pipeline = ReconnectPipeline.Build(options, _options.Connection.TimeProvider, (attempt, delay, error) =>
+        {
+            Volatile.Write(ref _lastAttempt, attempt);
+            SetState(new ConnectionState(ConnectionStatus.Reconnecting) { Attempt = attempt, Delay = delay, Error = error });
+        });
+        lock (_gate)
+        {
+            _reconnect = options;
+            _pipeline = pipeline;
+        }
+    }
+
+    /// <summary>Queues for the next link, applying the overflow policy; returns the send dropped to make room, if any.</summary>
+    private OutboundBufferFullException? QueueLocked(OutboundMessage message)
+    {
+        OutboundBufferFullException? dropped = null;
+        if (_queue.Count >= _options.Connection.MaxQueuedMessages)
+        {
+            if (_options.QueueFullPolicy == QueueFullPolicy.Reject)
+            {
+                message.Fail(new OutboundBufferFullException(message.Name, $"{_queue.Count} sends already wait for a connection."));
+                return null;
+            }
+
+            var oldest = _queue.Dequeue();
+            dropped = new OutboundBufferFullException(oldest.Name, $"it was dropped: {_queue.Count + 1} sends waited for a connection and a newer one arrived.");
+            oldest.Fail(dropped);
+        }
+
+        _queue.Enqueue(message);
+        return dropped;
+    }
+
+    /// <summary>
+    /// A link ended with sends it could not deliver: unless the client is closing they go back to the front of the
+    /// queue, in order, for the next link (accepted sends are never dropped for that, even past the queue's bound).
+    /// </summary>
+    private void Requeue(IReadOnlyList<OutboundMessage> undelivered, Exception? error)
+    {
+        if (undelivered.Count == 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (!_closing)
+            {
+                var waiting = _queue.ToArray();
+                _queue.Clear();
+                foreach (var message in undelivered)
                 {
                     _queue.Enqueue(message);
                 }
 
-                return message.Completion!.Task;
+                foreach (var message in waiting)
+                {
+                    _queue.Enqueue(message);
+                }
+
+                return;
             }
         }
 
-        link.Enqueue(message);
-        return message.Completion!.Task;
+        foreach (var message in undelivered)
+        {
+            message.Fail(new ConnectionLostException(message.Name, error));
+        }
     }
 
     /// <summary>
@@ -284,7 +401,8 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             throw new UhuraException($"Connecting failed: {ex.Message}", ex);
         }
 
-        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection);
+        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection, _idPrefix);
+        link.UndeliveredHandler = Requeue;
         link.Events.Subscribe(_events.OnNext); // ends when the link's Events completes
         Attach(link);
         link.Start();
@@ -306,16 +424,38 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// Subscribes to the connect sequence, retried with the reconnect backoff when one is set. Calling it again (a forced
+    /// reconnect) replaces the subscription: the old link is dropped and its undelivered sends requeued.
+    /// </summary>
     private void Start()
     {
-        _linkSubscription.Disposable = Links.Subscribe(
+        var generation = Interlocked.Increment(ref _generation);
+        bool Current() => Volatile.Read(ref _generation) == generation;
+        _linkSubscription.Disposable = Links.RetryWith(() => Volatile.Read(ref _pipeline)).Subscribe(
             _ => { },
             error =>
             {
+                if (!Current())
+                {
+                    return;
+                }
+
+                if (Volatile.Read(ref _reconnect) is { MaxAttempts: not null })
+                {
+                    error = new ReconnectFailedException(Volatile.Read(ref _lastAttempt), error);
+                }
+
                 _logger.LogWarning(error, "The client's connection ended");
-                Finish(new ConnectionState(ConnectionStatus.Closed) { Error = error, Disconnect = (_state.Value.Disconnect) }, error);
+                Finish(new ConnectionState(ConnectionStatus.Closed) { Error = error, Disconnect = _state.Value.Disconnect }, error);
             },
-            () => Finish(new ConnectionState(ConnectionStatus.Closed), null));
+            () =>
+            {
+                if (Current())
+                {
+                    Finish(new ConnectionState(ConnectionStatus.Closed), null);
+                }
+            });
     }
 
     /// <summary>A new link takes over the queued sends.</summary>
@@ -395,6 +535,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         }
 
         SetState(closed);
+        _dropped.OnCompleted();
         lock (_stateGate)
         {
             _stateCompleted = true;

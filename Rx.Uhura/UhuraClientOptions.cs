@@ -17,6 +17,15 @@ public sealed record UhuraClientOptions
     /// <summary>How long one connection attempt (socket and handshake) may take. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Automatic reconnection; null (the default) = a lost link closes the client. See also <see cref="UhuraClient.AutoReconnect(ReconnectOptions?)"/>.</summary>
+    public ReconnectOptions? Reconnect { get; init; }
+
+    /// <summary>
+    /// What a send does when <see cref="ConnectionOptions.MaxQueuedMessages"/> sends already wait for a link. Default
+    /// <see cref="QueueFullPolicy.Reject"/>.
+    /// </summary>
+    public QueueFullPolicy QueueFullPolicy { get; init; } = QueueFullPolicy.Reject;
+
     /// <summary>
     /// The session to start with, for example one saved by an earlier process (<c>client.Session.Get()</c>). When it
     /// holds a <c>sessionID</c> the server knows, the server resumes that session. Default: empty.
@@ -28,6 +37,7 @@ public sealed record UhuraClientOptions
         ArgumentNullException.ThrowIfNull(Connection);
         ArgumentNullException.ThrowIfNull(Transport);
         Connection.Validate();
+        Reconnect?.Validate();
         if (ConnectTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "Must be positive.");

@@ -41,7 +41,10 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
         _options.Validate();
         SessionStore = _options.SessionStore ?? new InMemorySessionStore();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraServer>();
+        Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);
     }
+
+    internal Server.ServerSessions Sessions { get; }
 
     /// <summary>Each connection whose handshake completed, before the server sends it <c>connect</c>. Completes when the server closes.</summary>
     public IObservable<Connection> Connections => _connections.AsObservable();
@@ -140,6 +143,8 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
     ISessionStore IServerContext.SessionStore => SessionStore;
 
+    Server.ServerSessions IServerContext.Sessions => Sessions;
+
     void IServerContext.OnReady(Connection connection)
     {
         lock (_publishGate)
@@ -158,6 +163,11 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     void IServerContext.OnClosed(Connection connection, DisconnectInfo info)
     {
         _active.TryRemove(connection, out _);
+        if (connection.Session.Id is { } sessionId)
+        {
+            Sessions.Detach(sessionId, connection);
+        }
+
         if (info.Error is UhuraException error)
         {
             lock (_publishGate)

@@ -15,6 +15,12 @@ public sealed record UhuraServerOptions
     /// <summary>Where sessions are kept between connections. Default: a new <see cref="InMemorySessionStore"/> per server.</summary>
     public ISessionStore? SessionStore { get; init; }
 
+    /// <summary>
+    /// How long a session whose client disconnected is kept for it to resume; then it is destroyed in the store. Null =
+    /// kept until invalidated. Default 1 hour.
+    /// </summary>
+    public TimeSpan? SessionTimeToLive { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
     public ITransport Transport { get; init; } = SocketTransport.Instance;
 
@@ -23,5 +29,9 @@ public sealed record UhuraServerOptions
         ArgumentNullException.ThrowIfNull(Connection);
         ArgumentNullException.ThrowIfNull(Transport);
         Connection.Validate();
+        if (SessionTimeToLive is { } ttl && ttl <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SessionTimeToLive), ttl, "Must be positive.");
+        }
     }
 }

@@ -29,8 +29,8 @@ public class NodeWireCodecTests
     public void The_object_form_wraps_the_payload_with_an_id()
     {
         using var output = new PooledBufferWriter();
-        NodeWireCodec.WriteObject(output, "[\"a\"]"u8, 42);
-        Assert.Equal("{\"args\":[\"a\"],\"id\":\"42\"}", Encoding.UTF8.GetString(output.WrittenSpan));
+        NodeWireCodec.WriteObject(output, "[\"a\"]"u8, "k7-"u8, 42);
+        Assert.Equal("{\"args\":[\"a\"],\"id\":\"k7-42\"}", Encoding.UTF8.GetString(output.WrittenSpan));
     }
 
     [Fact]

@@ -19,8 +19,11 @@ internal sealed class OutboundMessage
 
     public TaskCompletionSource? Completion { get; }
 
-    /// <summary>The ack id of the current attempt (0 when none).</summary>
-    public long AckId { get; set; }
+    /// <summary>
+    /// The message's sequence number, assigned once by its owner (the client, for its sends; the connection otherwise)
+    /// and kept when the message is resent on a new link, so the receiver can drop what it already delivered. 0 = not yet.
+    /// </summary>
+    public long Seq { get; set; }
 
     public void Succeed() => Completion?.TrySetResult();
 

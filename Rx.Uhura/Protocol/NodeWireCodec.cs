@@ -70,15 +70,17 @@ internal static class NodeWireCodec
 
     public static void WriteLegacy(IBufferWriter<byte> output, ReadOnlySpan<byte> payload) => output.Write(payload);
 
-    public static void WriteObject(IBufferWriter<byte> output, ReadOnlySpan<byte> payload, long id)
+    /// <summary>Writes <c>{"args":PAYLOAD,"id":"PREFIXSEQ"}</c>, or without the id when <paramref name="seq"/> is 0.</summary>
+    public static void WriteObject(IBufferWriter<byte> output, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> idPrefix, long seq)
     {
         output.Write(ObjectPrefix);
         output.Write(payload);
-        if (id > 0)
+        if (seq > 0)
         {
             output.Write(IdPrefix);
+            output.Write(idPrefix);
             var span = output.GetSpan(20);
-            id.TryFormat(span, out var written, provider: System.Globalization.CultureInfo.InvariantCulture);
+            seq.TryFormat(span, out var written, provider: System.Globalization.CultureInfo.InvariantCulture);
             output.Advance(written);
             output.Write("\"}"u8);
         }
