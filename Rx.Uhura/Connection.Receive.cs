@@ -28,7 +28,7 @@ public sealed partial class Connection
                 var examined = buffer.Start;
                 try
                 {
-                    while (_framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                    while (!Volatile.Read(ref _closed) && _framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
                     {
                         var token = NodeWireCodec.Parse(element, _options.MaxJsonDepth);
                         var pending = HandleElement(token);
@@ -112,15 +112,15 @@ public sealed partial class Connection
         }
 
         var name = (string)array[0]!;
-        if (messageId is not null)
-        {
-            SendAck(messageId);
-        }
-
         if (name.StartsWith("ack::", StringComparison.Ordinal))
         {
             ResolveAck(name.AsSpan(5));
             return ValueTask.CompletedTask;
+        }
+
+        if (messageId is not null && !IsApplicationEvent(name))
+        {
+            SendAck(messageId); // protocol events are acknowledged on receipt, as Node does
         }
 
         switch (name)
@@ -166,21 +166,41 @@ public sealed partial class Connection
         if (_serverSession is { } session && messageId is not null)
         {
             // One ordered stream per session, across its connections: a resent message already delivered is dropped.
+            // Decided and delivered under the session's gate, only while this connection is open (a superseded
+            // connection may still be reading buffered data: it must neither deliver nor mark anything delivered).
             lock (session.Gate)
             {
+                if (Volatile.Read(ref _closed))
+                {
+                    return ValueTask.CompletedTask;
+                }
+
                 if (session.ShouldDeliver(messageId))
                 {
                     Deliver(e);
                 }
             }
         }
-        else
+        else if (!Volatile.Read(ref _closed))
         {
             Deliver(e);
+        }
+        else
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        // Acknowledged once delivered (or known to be a duplicate): an ack promises the application has it.
+        if (messageId is not null)
+        {
+            SendAck(messageId);
         }
 
         return ValueTask.CompletedTask;
     }
+
+    private static bool IsApplicationEvent(string name)
+        => name[0] != '_' && name is not ("start" or "connect" or "invalidateSession");
 
     private static string Truncate(string name) => name.Length <= 64 ? name : name[..64] + "...";
 

@@ -261,7 +261,18 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         }
 
         _server?.OnClosed(this, info);
-        _events.OnCompleted();
+        if (_serverSession is { } session)
+        {
+            lock (session.Gate)
+            {
+                _events.OnCompleted(); // never while a delivery for this session is under way
+            }
+        }
+        else
+        {
+            _events.OnCompleted();
+        }
+
         _disconnected.OnNext(info);
         _disconnected.OnCompleted();
     }

@@ -247,6 +247,17 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         Start();
     }
 
+    private bool IsClosing
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _closing;
+            }
+        }
+    }
+
     private void SetReconnect(ReconnectOptions options)
     {
         options.Validate();
@@ -360,14 +371,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         var link = await OpenLinkAsync(cancellationToken).ConfigureAwait(false);
         using var abort = cancellationToken.Register(link.Dispose);
         observer.OnNext(link);
-        if (await link.WhenReady.ConfigureAwait(false))
-        {
-            SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed });
-        }
+        SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed });
 
         var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(false);
         Detach(link);
-        if (info.Reason == DisconnectReason.LocalClose)
+        if (info.Reason == DisconnectReason.LocalClose && IsClosing)
         {
             observer.OnCompleted();
         }
@@ -408,8 +416,15 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         link.Start();
         try
         {
-            await link.WhenReady.WaitAsync(deadline.Token).ConfigureAwait(false);
-            return link;
+            if (await link.WhenReady.WaitAsync(deadline.Token).ConfigureAwait(false))
+            {
+                return link;
+            }
+
+            // The link ended during the handshake: a failed attempt, not a connection.
+            Detach(link);
+            var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(false);
+            throw new UhuraException($"The connection ended during the handshake ({info.Reason}).", info.Error) { ConnectionId = link.Id };
         }
         catch (OperationCanceledException)
         {
