@@ -1,0 +1,17 @@
+namespace Rx.Uhura.Protocol.Native;
+
+/// <summary>The codes of a <c>Close</c> frame. Receivers treat a code they do not know like <see cref="GoingAway"/>.</summary>
+internal static class NativeCloseCodes
+{
+    /// <summary>The sender ends the link on purpose and will not resume it.</summary>
+    public const ushort Normal = 0;
+
+    /// <summary>The receiver broke the protocol; the reason says how.</summary>
+    public const ushort ProtocolError = 1;
+
+    /// <summary>The sender is shutting down or restarting; a client reconnects (and resumes if it can).</summary>
+    public const ushort GoingAway = 2;
+
+    /// <summary>The session was invalidated; a client that reconnects starts a new session.</summary>
+    public const ushort SessionInvalidated = 3;
+}

@@ -1,0 +1,18 @@
+namespace Rx.Uhura.Protocol.Native;
+
+/// <summary>Optional features a client requests in <c>Hello</c> and a server grants (a subset) in <c>Welcome</c>.</summary>
+[Flags]
+internal enum NativeFeatures : uint
+{
+    /// <summary>No optional feature.</summary>
+    None = 0,
+
+    /// <summary>Sequenced frames are acknowledged with cumulative <c>Ack</c> frames.</summary>
+    Acks = 1,
+
+    /// <summary>Both sides send <c>Ping</c> when idle and drop a link that stays silent.</summary>
+    Heartbeats = 2,
+
+    /// <summary>The session's streams survive a dropped link: unacknowledged frames are resent on the next link. Requires <see cref="Acks"/>.</summary>
+    Resume = 4,
+}

@@ -1,0 +1,204 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Unicode;
+
+namespace Rx.Uhura.Protocol.Native;
+
+/// <summary>
+/// Cuts native frames (<c>u32 big-endian length, u8 type, body</c>) out of buffered bytes and decodes them. Stateless:
+/// each call starts at the buffer's first byte, which must be the start of a frame.
+/// </summary>
+internal static class NativeFrameReader
+{
+    /// <summary>The size of the length prefix.</summary>
+    public const int LengthPrefixSize = 4;
+
+    private const int RawDataBytes = 64;
+
+    /// <summary>
+    /// Reads one whole frame from the start of <paramref name="buffer"/>. Returns false, with <paramref name="consumed"/>
+    /// at the buffer's start, while the frame is incomplete; a frame may be split across segments anywhere.
+    /// </summary>
+    /// <param name="buffer">Buffered bytes starting at a frame boundary.</param>
+    /// <param name="maxFrameSize">The largest length (type byte + body, the length prefix excluded) accepted.</param>
+    /// <param name="frame">The frame read.</param>
+    /// <param name="consumed">The position after the frame.</param>
+    /// <exception cref="FrameTooLargeException">The declared length exceeds <paramref name="maxFrameSize"/>; thrown once the 4-byte prefix is buffered, before the body.</exception>
+    /// <exception cref="DecodeException">The length is 0 or the body is malformed (too short, trailing bytes, invalid UTF-8, empty JSON).</exception>
+    /// <exception cref="ProtocolException">The type byte is not a known frame type.</exception>
+    public static bool TryRead(in ReadOnlySequence<byte> buffer, long maxFrameSize, out NativeFrame frame, out SequencePosition consumed)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxFrameSize, 1);
+        var reader = new SequenceReader<byte>(buffer);
+        if (!reader.TryReadBigEndian(out int signedLength))
+        {
+            return Incomplete(buffer, out frame, out consumed);
+        }
+
+        var length = (uint)signedLength;
+        if (length == 0)
+        {
+            throw new DecodeException("A native frame declared a length of 0; every frame has at least its type byte.", Hex(buffer));
+        }
+
+        if (length > maxFrameSize)
+        {
+            throw new FrameTooLargeException(maxFrameSize);
+        }
+
+        if (reader.Remaining < length)
+        {
+            return Incomplete(buffer, out frame, out consumed);
+        }
+
+        var content = buffer.Slice(reader.Position, length);
+        frame = Decode(content);
+        consumed = content.End;
+        return true;
+    }
+
+    private static bool Incomplete(in ReadOnlySequence<byte> buffer, out NativeFrame frame, out SequencePosition consumed)
+    {
+        frame = default;
+        consumed = buffer.Start;
+        return false;
+    }
+
+    /// <summary>Decodes the type byte and body of one frame.</summary>
+    private static NativeFrame Decode(in ReadOnlySequence<byte> content)
+    {
+        var body = new Body(content);
+        var frame = body.Type switch
+        {
+            NativeFrameType.Hello => NativeFrame.CreateHello(
+                body.ReadByte("version"),
+                (NativeFeatures)body.ReadUInt32("features"),
+                body.ReadString("session id"),
+                body.ReadUInt64("last received sequence number"),
+                body.ReadUInt32("heartbeat interval"),
+                body.ReadJsonToEnd("session")),
+            NativeFrameType.Welcome => NativeFrame.CreateWelcome(
+                body.ReadByte("version"),
+                (NativeFeatures)body.ReadUInt32("features"),
+                body.ReadString("session id"),
+                body.ReadBoolean("resumed"),
+                body.ReadUInt64("last received sequence number"),
+                body.ReadUInt32("heartbeat interval"),
+                body.ReadJsonToEnd("session")),
+            NativeFrameType.Event => NativeFrame.CreateEvent(body.ReadUInt64("sequence number"), body.ReadString("name"), body.ReadJsonToEnd("args")),
+            NativeFrameType.Set => NativeFrame.CreateSet(body.ReadUInt64("sequence number"), body.ReadJsonToEnd("changes")),
+            NativeFrameType.Ack => NativeFrame.CreateAck(body.ReadUInt64("sequence number")),
+            NativeFrameType.Ping => NativeFrame.CreatePing(body.ReadUInt64("nonce")),
+            NativeFrameType.Pong => NativeFrame.CreatePong(body.ReadUInt64("nonce")),
+            NativeFrameType.Close => NativeFrame.CreateClose(body.ReadUInt16("code"), body.ReadString("reason")),
+            NativeFrameType.Invalidate => NativeFrame.CreateInvalidate(body.ReadUInt64("sequence number")),
+            _ => throw new ProtocolException($"Unknown native frame type {(byte)body.Type} (0x{(byte)body.Type:x2})."),
+        };
+        body.EnsureEnd();
+        return frame;
+    }
+
+    private static string Hex(in ReadOnlySequence<byte> bytes)
+        => Convert.ToHexString(bytes.Slice(0, Math.Min(bytes.Length, RawDataBytes)).ToArray());
+
+    /// <summary>Reads the fields of one frame's body; every failure is a <see cref="DecodeException"/> naming the frame and field.</summary>
+    private ref struct Body
+    {
+        private readonly ReadOnlySequence<byte> _content;
+        private SequenceReader<byte> _reader;
+
+        public Body(in ReadOnlySequence<byte> content)
+        {
+            _content = content;
+            _reader = new SequenceReader<byte>(content);
+            _reader.TryRead(out var type); // content is never empty: length 0 was rejected
+            Type = (NativeFrameType)type;
+        }
+
+        public NativeFrameType Type { get; }
+
+        public byte ReadByte(string field) => _reader.TryRead(out var value) ? value : throw Truncated(field);
+
+        public bool ReadBoolean(string field) => ReadByte(field) switch
+        {
+            0 => false,
+            1 => true,
+            var other => throw Malformed($"its {field} flag is {other}, not 0 or 1"),
+        };
+
+        public ushort ReadUInt16(string field) => _reader.TryReadBigEndian(out short value) ? (ushort)value : throw Truncated(field);
+
+        public uint ReadUInt32(string field) => _reader.TryReadBigEndian(out int value) ? (uint)value : throw Truncated(field);
+
+        public ulong ReadUInt64(string field) => _reader.TryReadBigEndian(out long value) ? (ulong)value : throw Truncated(field);
+
+        /// <summary>A <c>u16</c> byte count and that many bytes of strict UTF-8.</summary>
+        public string ReadString(string field)
+        {
+            int length = ReadUInt16(field);
+            if (length == 0)
+            {
+                return string.Empty;
+            }
+
+            if (_reader.Remaining < length)
+            {
+                throw Truncated(field);
+            }
+
+            var unread = _reader.UnreadSpan;
+            string value;
+            if (unread.Length >= length)
+            {
+                value = DecodeUtf8(unread[..length], field);
+            }
+            else
+            {
+                // Split across segments: gather it first.
+                var rented = ArrayPool<byte>.Shared.Rent(length);
+                try
+                {
+                    var bytes = rented.AsSpan(0, length);
+                    _reader.TryCopyTo(bytes);
+                    value = DecodeUtf8(bytes, field);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(rented);
+                }
+            }
+
+            _reader.Advance(length);
+            return value;
+        }
+
+        /// <summary>The rest of the frame, copied out (the pipe buffer is released after parsing). Must not be empty.</summary>
+        public ReadOnlyMemory<byte> ReadJsonToEnd(string field)
+        {
+            if (_reader.End)
+            {
+                throw Malformed($"its {field} JSON is empty");
+            }
+
+            var json = _reader.UnreadSequence.ToArray();
+            _reader.AdvanceToEnd();
+            return json;
+        }
+
+        public readonly void EnsureEnd()
+        {
+            if (!_reader.End)
+            {
+                throw Malformed($"{_reader.Remaining} unexpected byte(s) follow its last field");
+            }
+        }
+
+        private readonly string DecodeUtf8(ReadOnlySpan<byte> bytes, string field)
+            => Utf8.IsValid(bytes) ? Encoding.UTF8.GetString(bytes) : throw Malformed($"its {field} is not valid UTF-8");
+
+        private readonly DecodeException Truncated(string field) => Malformed($"it ends before its {field}");
+
+        private readonly DecodeException Malformed(string what)
+            => new($"Malformed native {Type} frame ({_content.Length} bytes after the length prefix): {what}.", Hex(_content));
+    }
+}
