@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Protocol;
+using Rx.Uhura.Protocol.Native;
 using Rx.Uhura.Session;
 
 namespace Rx.Uhura;
@@ -26,15 +27,39 @@ public sealed partial class Connection
                 var buffer = result.Buffer;
                 var consumed = buffer.Start;
                 var examined = buffer.Start;
+                NoteRead();
+                if (_wire is null && !buffer.IsEmpty)
+                {
+                    // One endpoint, two wires: the native preface starts with 0x00, a Node uhura stream with '[' or whitespace.
+                    _wire = buffer.FirstSpan.Length > 0 && buffer.FirstSpan[0] == NativePreface.FirstByte ? WireProtocol.Native : WireProtocol.NodeUhura;
+                }
+
                 try
                 {
-                    while (!Volatile.Read(ref _closed) && _framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                    if (_wire == WireProtocol.Native)
                     {
-                        var token = NodeWireCodec.Parse(element, _options.MaxJsonDepth);
-                        var pending = HandleElement(token);
-                        if (!pending.IsCompletedSuccessfully)
+                        var c = new Ref<SequencePosition>(consumed);
+                        var e = new Ref<SequencePosition>(examined);
+                        try
                         {
-                            await pending.ConfigureAwait(false);
+                            await ReadNativeAsync(buffer, c, e).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            consumed = c.Value;
+                            examined = e.Value;
+                        }
+                    }
+                    else
+                    {
+                        while (!Volatile.Read(ref _closed) && _framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                        {
+                            var token = NodeWireCodec.Parse(element, _options.MaxJsonDepth);
+                            var pending = HandleElement(token);
+                            if (!pending.IsCompletedSuccessfully)
+                            {
+                                await pending.ConfigureAwait(false);
+                            }
                         }
                     }
                 }
@@ -370,7 +395,15 @@ public sealed partial class Connection
                 return;
             }
 
-            WriteMessageLocked(notice);
+            if (_wire == WireProtocol.Native)
+            {
+                NativeFrameWriter.WriteInvalidate(_pending, 0);
+                ScheduleWriteLocked();
+            }
+            else
+            {
+                WriteMessageLocked(notice);
+            }
         }
 
         await WhenDrainedAsync().ConfigureAwait(false);

@@ -59,7 +59,8 @@ public sealed partial class Connection : ISessionSink
         try
         {
             error = null;
-            return new OutboundMessage(eventName, NodeWireCodec.EncodePayload(eventName, args ?? [], serializer), awaited: true);
+            var payload = NodeWireCodec.EncodePayload(eventName, args ?? [], serializer, out var nameEnd);
+            return new OutboundMessage(eventName, payload, awaited: true, nameEnd);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
         {
@@ -128,9 +129,29 @@ public sealed partial class Connection : ISessionSink
         }
     }
 
-    void ISessionSink.SendSet(string key, JToken value) => WriteInternal(NodeWireCodec.EncodePayload("_set", [key, value], _serializer));
+    void ISessionSink.SendSet(string key, JToken value)
+    {
+        if (_wire == WireProtocol.Native)
+        {
+            WriteNativeSet(new JObject { [key] = value });
+        }
+        else
+        {
+            WriteInternal(NodeWireCodec.EncodePayload("_set", [key, value], _serializer));
+        }
+    }
 
-    void ISessionSink.SendSetMany(JObject values) => WriteInternal(NodeWireCodec.EncodePayload("_set", [values], _serializer));
+    void ISessionSink.SendSetMany(JObject values)
+    {
+        if (_wire == WireProtocol.Native)
+        {
+            WriteNativeSet(values);
+        }
+        else
+        {
+            WriteInternal(NodeWireCodec.EncodePayload("_set", [values], _serializer));
+        }
+    }
 
     /// <summary>Writes a protocol element in legacy array form (<c>_set</c>, <c>start</c>), as Node's <c>_send</c> does.</summary>
     private void WriteInternal(byte[] payload)
@@ -177,6 +198,13 @@ public sealed partial class Connection : ISessionSink
             return;
         }
 
+        if (_wire == WireProtocol.Native)
+        {
+            WriteNativeEventLocked(message);
+            ScheduleWriteLocked();
+            return;
+        }
+
         WriteSeparatorLocked();
         if (!_objectMode)
         {
@@ -220,6 +248,18 @@ public sealed partial class Connection : ISessionSink
     {
         if (_outputEnded)
         {
+            return;
+        }
+
+        if (_wire == WireProtocol.Native)
+        {
+            if (_handshakeDone)
+            {
+                Protocol.Native.NativeFrameWriter.WriteClose(_pending, Protocol.Native.NativeCloseCodes.Normal, string.Empty);
+            }
+
+            _outputEnded = true;
+            ScheduleWriteLocked();
             return;
         }
 
@@ -290,6 +330,7 @@ public sealed partial class Connection : ISessionSink
             }
 
             _writing.Reset();
+            NoteWrite();
             List<OutboundMessage> written;
             lock (_gate)
             {

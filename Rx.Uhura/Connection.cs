@@ -37,6 +37,8 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly string _idPrefix;
     private readonly byte[] _idPrefixUtf8;
 
+    private WireProtocol? _wire;
+
     private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server, string idPrefix)
     {
         _idPrefix = idPrefix;
@@ -129,9 +131,11 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     }
 
     /// <summary>A client's link; <paramref name="idPrefix"/> is the client's, so ids stay the same when it resends on a new link.</summary>
-    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix)
+    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix, WireProtocol protocol, NativeStream nativeStream)
     {
         var connection = new Connection(stream, isServer: false, session, options, server: null, idPrefix);
+        connection._wire = protocol;
+        connection._native = protocol == WireProtocol.Native ? nativeStream : null;
         return connection;
     }
 
@@ -145,7 +149,14 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
 
         if (!IsServer)
         {
-            SendClientHandshake();
+            if (_wire == WireProtocol.Native)
+            {
+                SendNativeHello();
+            }
+            else
+            {
+                SendClientHandshake();
+            }
         }
 
         _readLoop = Task.Run(ReadLoopAsync);
@@ -227,6 +238,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         }
 
         _readCancel.Cancel();
+        _heartbeatTimer?.Dispose();
         try
         {
             _stream.Dispose();

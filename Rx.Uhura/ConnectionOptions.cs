@@ -25,6 +25,12 @@ public sealed record ConnectionOptions
     /// <summary>Whether to ask for (client) or grant (server) acknowledgements. Default true.</summary>
     public bool EnableAcks { get; init; } = true;
 
+    /// <summary>
+    /// Native protocol: the heartbeat interval a client proposes (the server clamps it to 100 ms .. 1 h). A side sends
+    /// Ping after writing nothing for this long and drops a link that sent nothing for twice as long. Default 15 s.
+    /// </summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>How long a graceful close waits for queued sends and acknowledgements before aborting. Default 5 s.</summary>
     public TimeSpan CloseTimeout { get; init; } = UhuraDefaults.CloseTimeout;
 

@@ -40,6 +40,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Subject<OutboundBufferFullException> _dropped = new();
     private readonly string _idPrefix = MessageIds.NewPrefix();
+    private readonly NativeStream _nativeStream = new();
     private long _nextSeq;
     private long _generation;
     private int _lastAttempt;
@@ -195,8 +196,12 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                 return message.Completion!.Task;
             }
 
-            // Numbered under the lock that fixes the send order, so sequence numbers rise along the wire.
-            message.Seq = ++_nextSeq;
+            // Node wire: numbered under the lock that fixes the send order, so sequence numbers rise along the wire.
+            // (The native protocol numbers events as it writes them, from the stream that outlives links.)
+            if (_options.Protocol == WireProtocol.NodeUhura)
+            {
+                message.Seq = ++_nextSeq;
+            }
             if (_link is { } link && link.TryEnqueue(message))
             {
                 return message.Completion!.Task;
@@ -409,7 +414,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             throw new UhuraException($"Connecting failed: {ex.Message}", ex);
         }
 
-        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection, _idPrefix);
+        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection, _idPrefix, _options.Protocol, _nativeStream);
         link.UndeliveredHandler = Requeue;
         link.Events.Subscribe(_events.OnNext); // ends when the link's Events completes
         Attach(link);

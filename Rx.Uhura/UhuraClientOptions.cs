@@ -11,6 +11,12 @@ public sealed record UhuraClientOptions
     /// <summary>Settings of each link the client opens.</summary>
     public ConnectionOptions Connection { get; init; } = ConnectionOptions.Default;
 
+    /// <summary>
+    /// The wire to speak: <see cref="WireProtocol.Native"/> (the default: Rx.Uhura servers accept it) or
+    /// <see cref="WireProtocol.NodeUhura"/> to talk to a Node <c>uhura</c> server.
+    /// </summary>
+    public WireProtocol Protocol { get; init; } = WireProtocol.Native;
+
     /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
     public ITransport Transport { get; init; } = SocketTransport.Instance;
 

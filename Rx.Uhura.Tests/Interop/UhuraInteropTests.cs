@@ -166,7 +166,7 @@ public sealed class DotNetClientNodeServerTests : IAsyncLifetime
 
     private async Task<(UhuraClient Client, JObject ConnectLine)> ConnectWithLine(UhuraClientOptions? options = null)
     {
-        var client = UhuraClient.Connect(_uri, options);
+        var client = UhuraClient.Connect(_uri, (options ?? new UhuraClientOptions()) with { Protocol = WireProtocol.NodeUhura });
         _clients.Add(client);
         await client.WhenConnectedAsync().For();
         return (client, await Node.WaitForAsync(l => Type(l) == "connect"));
@@ -192,7 +192,7 @@ public sealed class DotNetClientNodeServerTests : IAsyncLifetime
     public async Task Events_the_node_server_sends_from_its_connect_callback_arrive()
     {
         await Node.SendAsync(new { cmd = "greet", @event = "welcome", args = new[] { "hi" } });
-        var client = UhuraClient.Connect(_uri);
+        var client = UhuraClient.Connect(_uri, new UhuraClientOptions { Protocol = WireProtocol.NodeUhura });
         _clients.Add(client);
         var welcome = await Wait.First(client.Event("welcome"));
         Assert.Equal("hi", welcome.Arg<string>(0));

@@ -69,6 +69,7 @@ public class CloseTimeoutTests
 
         var client = UhuraClient.Connect((IPEndPoint)listener.LocalEndPoint!, new UhuraClientOptions
         {
+            Protocol = WireProtocol.NodeUhura, // the scripted peer speaks the Node wire
             Connection = ConnectionOptions.Default with { TimeProvider = new SchedulerTimeProvider(scheduler), CloseTimeout = TimeSpan.FromSeconds(5) },
         });
 
@@ -101,6 +102,7 @@ public class CloseTimeoutTests
         listener.Listen();
         var client = UhuraClient.Connect((IPEndPoint)listener.LocalEndPoint!, new UhuraClientOptions
         {
+            Protocol = WireProtocol.NodeUhura,
             ConnectTimeout = TimeSpan.FromSeconds(10),
             Connection = ConnectionOptions.Default with { TimeProvider = new SchedulerTimeProvider(scheduler) },
         });

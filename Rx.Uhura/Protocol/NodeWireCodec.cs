@@ -32,6 +32,10 @@ internal static class NodeWireCodec
     /// <summary>Serializes <c>[name, ...args]</c> as UTF-8 JSON.</summary>
     /// <exception cref="JsonException">An argument cannot be serialized.</exception>
     public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer)
+        => EncodePayload(name, args, serializer, out _);
+
+    /// <summary>Serializes <c>[name, ...args]</c>; <paramref name="nameEnd"/> is where the name ends (the native protocol sends the name and the arguments apart).</summary>
+    public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd)
     {
         var state = t_encoder ??= new EncoderState();
         var buffer = state.Buffer;
@@ -43,6 +47,8 @@ internal static class NodeWireCodec
             {
                 writer.WriteStartArray();
                 writer.WriteValue(name);
+                writer.Flush();
+                nameEnd = buffer.WrittenCount;
                 foreach (var arg in args)
                 {
                     WriteValue(writer, arg, serializer);

@@ -120,6 +120,9 @@ internal sealed class ServerSession(string id)
 
     public Connection? Active { get; set; }
 
+    /// <summary>The native protocol's streams of this session, which outlive its connections.</summary>
+    public NativeStream Native { get; } = new();
+
     public ITimer? Expiry { get; set; }
 
     /// <summary>

@@ -1,0 +1,547 @@
+using System.Buffers;
+using System.Collections.Immutable;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Protocol;
+using Rx.Uhura.Protocol.Native;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura;
+
+/// <summary>The native protocol (docs/PROTOCOL.md, "Native protocol"): handshake, sequenced events, cumulative acks, resume, heartbeats.</summary>
+public sealed partial class Connection
+{
+    private NativeStream? _native;
+    private JObject? _setBeforeWelcome;
+    private bool _prefaceRead;
+    private bool _welcomed;
+    private bool _ackOwed;
+    private bool _heartbeats;
+    private bool _peerClosed;
+    private long _ackedUpTo;
+    private TimeSpan _heartbeatInterval;
+    private ITimer? _heartbeatTimer;
+    private long _lastReadTimestamp;
+    private long _lastWriteTimestamp;
+
+    /// <summary>The wire this link speaks (a server learns it from the client's first byte).</summary>
+    public WireProtocol Wire => _wire ?? WireProtocol.Native;
+
+    /// <summary>Reads the preface and whole frames from <paramref name="buffer"/>; acks once per batch.</summary>
+    private async ValueTask ReadNativeAsync(ReadOnlySequence<byte> buffer, Ref<SequencePosition> consumed, Ref<SequencePosition> examined)
+    {
+        if (!_prefaceRead)
+        {
+            if (!NativePreface.TryRead(buffer.Slice(consumed.Value), out var afterPreface, out var version))
+            {
+                examined.Value = buffer.End;
+                return;
+            }
+
+            if (version != NativePreface.Version)
+            {
+                throw new ProtocolException($"The peer speaks native protocol version {version}; this side speaks {NativePreface.Version}.");
+            }
+
+            consumed.Value = afterPreface;
+            _prefaceRead = true;
+        }
+
+        while (!Volatile.Read(ref _closed))
+        {
+            if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out var frame, out var next))
+            {
+                examined.Value = buffer.End;
+                break;
+            }
+
+            consumed.Value = next;
+            examined.Value = next;
+            var pending = HandleNativeFrame(frame);
+            if (!pending.IsCompletedSuccessfully)
+            {
+                await pending.ConfigureAwait(false);
+            }
+        }
+
+        if (_ackOwed)
+        {
+            _ackOwed = false;
+            WriteNativeAck();
+        }
+    }
+
+    private ValueTask HandleNativeFrame(in NativeFrame frame)
+    {
+        if (_peerClosed)
+        {
+            throw new ProtocolException($"A {frame.Type} frame arrived after the peer's Close.");
+        }
+
+        switch (frame.Type)
+        {
+            case NativeFrameType.Hello when IsServer && !_startReceived:
+                _startReceived = true;
+                return HandleHelloAsync(frame);
+            case NativeFrameType.Welcome when !IsServer && !_welcomed:
+                _welcomed = true;
+                HandleWelcome(frame);
+                return ValueTask.CompletedTask;
+            case NativeFrameType.Hello or NativeFrameType.Welcome:
+                throw new ProtocolException($"Unexpected {frame.Type} frame.");
+        }
+
+        if (!_handshakeDone)
+        {
+            throw new ProtocolException($"A {frame.Type} frame arrived before the handshake completed.");
+        }
+
+        switch (frame.Type)
+        {
+            case NativeFrameType.Event:
+                ReceiveNativeEvent(frame);
+                break;
+            case NativeFrameType.Set:
+                Session.ApplyRemote(ParseJson<JObject>(frame.Changes, "Set"));
+                break;
+            case NativeFrameType.Ack:
+                ResolveCumulativeAck((long)frame.Sequence);
+                break;
+            case NativeFrameType.Ping:
+                WriteNativeControl(static (output, nonce) => NativeFrameWriter.WritePong(output, nonce), frame.Nonce);
+                break;
+            case NativeFrameType.Pong:
+                break;
+            case NativeFrameType.Invalidate when !IsServer:
+                HandleInvalidated();
+                break;
+            case NativeFrameType.Close:
+                _peerClosed = true;
+                lock (_gate)
+                {
+                    EndOutputLocked(); // answer with our own Close (after the ack we owe, written at the end of the batch)
+                }
+
+                break;
+            default:
+                throw new ProtocolException($"Unexpected {frame.Type} frame.");
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Delivers an event once: a sequence number at or below the stream's last is a resend already delivered.</summary>
+    private void ReceiveNativeEvent(in NativeFrame frame)
+    {
+        var stream = _native!;
+        var seq = (long)frame.Sequence;
+        var args = ParseJson<JArray>(frame.Args, "Event");
+        var e = new UhuraEvent(frame.Name, args.Children().ToArray(), seq.ToString(System.Globalization.CultureInfo.InvariantCulture), this);
+        var gate = _serverSession?.Gate ?? stream.Gate;
+        lock (gate)
+        {
+            if (Volatile.Read(ref _closed))
+            {
+                return; // neither delivered nor acknowledged: the sender resends it on the next link
+            }
+
+            if (seq > stream.LastReceived)
+            {
+                stream.LastReceived = seq;
+                Deliver(e);
+            }
+        }
+
+        _ackOwed = _acksEnabled;
+    }
+
+    private T ParseJson<T>(ReadOnlyMemory<byte> json, string frame)
+        where T : JToken
+    {
+        try
+        {
+            using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json.Span)))
+            {
+                DateParseHandling = DateParseHandling.None,
+                MaxDepth = _options.MaxJsonDepth,
+            };
+            return JToken.ReadFrom(reader) as T ?? throw new ProtocolException($"The JSON of a {frame} frame has the wrong shape.");
+        }
+        catch (JsonException ex)
+        {
+            throw new DecodeException($"The JSON of a {frame} frame is not valid: {ex.Message}", Encoding.UTF8.GetString(json.Span[..Math.Min(json.Length, 200)]), ex);
+        }
+    }
+
+    private void ResolveCumulativeAck(long upTo)
+    {
+        List<OutboundMessage>? done = null;
+        lock (_gate)
+        {
+            if (upTo <= _ackedUpTo)
+            {
+                return;
+            }
+
+            if (upTo > _native!.LastSent)
+            {
+                throw new ProtocolException($"An ack for {upTo} arrived, but only {_native.LastSent} were sent.");
+            }
+
+            for (var seq = _ackedUpTo + 1; seq <= upTo; seq++)
+            {
+                if (_inflight.Remove(seq, out var message))
+                {
+                    (done ??= []).Add(message);
+                }
+            }
+
+            _ackedUpTo = upTo;
+        }
+
+        if (done is not null)
+        {
+            foreach (var message in done)
+            {
+                message.Succeed();
+            }
+
+            CheckIdle();
+        }
+    }
+
+    /// <summary>Client: preface, then Hello with the session, the resume position and the features asked for.</summary>
+    private void SendNativeHello()
+    {
+        Session.AttachSink(this);
+        var stream = _native!;
+        _sentSessionId = Session.Id;
+        var features = NativeFeatures.Heartbeats | (_options.EnableAcks ? NativeFeatures.Acks : 0);
+        ulong lastReceived = 0;
+        lock (stream.Gate)
+        {
+            if (stream.Established)
+            {
+                features |= NativeFeatures.Resume;
+                lastReceived = (ulong)stream.LastReceived;
+            }
+        }
+
+        var session = SessionJson(Session.Snapshot);
+        lock (_gate)
+        {
+            _pending.Write(NativePreface.Bytes);
+            NativeFrameWriter.WriteHello(_pending, NativePreface.Version, features, Session.Id ?? string.Empty, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session);
+            _wroteFirst = true;
+            ScheduleWriteLocked();
+        }
+    }
+
+    /// <summary>Server: resume the session (and the streams, when both sides still have them) or start fresh; answer Welcome.</summary>
+    private async ValueTask HandleHelloAsync(NativeFrame hello)
+    {
+        if (hello.Version != NativePreface.Version)
+        {
+            throw new ProtocolException($"Hello asks for version {hello.Version}.");
+        }
+
+        var store = _server!.SessionStore;
+        Session.ApplyRemote(ParseJson<JObject>(hello.Session, "Hello"));
+        var presentedId = hello.SessionId.Length > 0 ? hello.SessionId : null;
+        IReadOnlyDictionary<string, JToken>? stored = null;
+        if (presentedId is not null)
+        {
+            try
+            {
+                stored = await store.GetAsync(presentedId, _readCancel.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _logger.LogError(ex, "Connection {Id}: loading session {SessionId} failed; starting a new session", Id, presentedId);
+            }
+        }
+
+        string sessionId;
+        if (stored is not null)
+        {
+            sessionId = presentedId!;
+            Session.Replace(ImmutableDictionary.CreateRange(StringComparer.Ordinal, stored).SetItems(Session.Snapshot), SessionChangeOrigin.Remote);
+            Resumed = true;
+        }
+        else
+        {
+            sessionId = SessionIds.New();
+            Session.ApplyRemote(UhuraSession.IdKey, sessionId);
+        }
+
+        Session.AttachStore(store, sessionId, _logger);
+        _serverSession = _server.Sessions.Attach(sessionId, this);
+        var stream = _serverSession.Native;
+        var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | (_options.EnableAcks ? NativeFeatures.Acks : 0));
+
+        // The streams continue only when the client resumes them and this server still has them.
+        bool resumeStreams;
+        lock (stream.Gate)
+        {
+            resumeStreams = stored is not null && (granted & NativeFeatures.Resume) != 0 && stream.Established
+                && (long)hello.LastReceivedSeq <= stream.LastSent;
+        }
+
+        if (!resumeStreams)
+        {
+            foreach (var lost in stream.Reset())
+            {
+                lost.Fail(new ConnectionLostException(lost.Name) { ConnectionId = Id });
+            }
+        }
+
+        stream.Established = true;
+        var held = resumeStreams ? stream.TakeHeld() : [];
+        var heartbeat = (granted & NativeFeatures.Heartbeats) != 0
+            ? TimeSpan.FromMilliseconds(Math.Clamp(hello.HeartbeatIntervalMs, 100, 3_600_000))
+            : TimeSpan.Zero;
+        var session = SessionJson(Session.Snapshot);
+        UndeliveredHandler = (messages, error) =>
+        {
+            foreach (var message in stream.Hold(messages, _options.MaxQueuedMessages))
+            {
+                message.Fail(new ConnectionLostException(message.Name, error) { ConnectionId = Id });
+            }
+        };
+
+        lock (_gate)
+        {
+            _native = stream;
+            _objectMode = true;
+            _acksEnabled = (granted & NativeFeatures.Acks) != 0;
+            _ackedUpTo = resumeStreams ? (long)hello.LastReceivedSeq : 0;
+            _pending.Write(NativePreface.Bytes);
+            NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.LastReceived : 0, (uint)heartbeat.TotalMilliseconds, session);
+            _wroteFirst = true;
+            _handshakeDone = true;
+            foreach (var message in held)
+            {
+                if (message.Seq <= (long)hello.LastReceivedSeq)
+                {
+                    message.Succeed(); // the client had it: the resume position acknowledges it
+                }
+                else
+                {
+                    WriteMessageLocked(message);
+                }
+            }
+
+            while (_preReady.TryDequeue(out var queued))
+            {
+                WriteMessageLocked(queued);
+            }
+
+            ScheduleWriteLocked();
+        }
+
+        StartHeartbeats(heartbeat);
+        _ready.TrySetResult(true);
+        _server.OnReady(this);
+    }
+
+    /// <summary>Client: the server's answer. Continue the streams (resend what it has not got) or start them afresh.</summary>
+    private void HandleWelcome(in NativeFrame welcome)
+    {
+        var stream = _native!;
+        Session.ApplyRemote(ParseJson<JObject>(welcome.Session, "Welcome"));
+        Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
+        List<OutboundMessage> delivered = [];
+        lock (_gate)
+        {
+            _objectMode = true;
+            _acksEnabled = (welcome.Features & NativeFeatures.Acks) != 0;
+            if (welcome.Resumed)
+            {
+                lock (stream.Gate)
+                {
+                    if ((long)welcome.LastReceivedSeq > stream.LastSent)
+                    {
+                        throw new ProtocolException($"Welcome says {welcome.LastReceivedSeq} were received, but only {stream.LastSent} were sent.");
+                    }
+                }
+
+                _ackedUpTo = (long)welcome.LastReceivedSeq;
+            }
+            else
+            {
+                // A fresh start: both directions begin again at 1, and what was not acknowledged is sent again as new events.
+                stream.Reset();
+                _ackedUpTo = 0;
+            }
+
+            stream.Established = true;
+            _handshakeDone = true;
+            if (_setBeforeWelcome is { } changes)
+            {
+                _setBeforeWelcome = null;
+                NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
+            }
+
+            while (_preReady.TryDequeue(out var queued))
+            {
+                if (!welcome.Resumed)
+                {
+                    queued.Seq = 0;
+                }
+                else if (queued.Seq != 0 && queued.Seq <= _ackedUpTo)
+                {
+                    delivered.Add(queued); // the server had it: the resume position acknowledges it
+                    continue;
+                }
+
+                WriteMessageLocked(queued);
+            }
+
+            ScheduleWriteLocked();
+        }
+
+        foreach (var message in delivered)
+        {
+            message.Succeed();
+        }
+
+        var interval = TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs);
+        StartHeartbeats((welcome.Features & NativeFeatures.Heartbeats) != 0 ? interval : TimeSpan.Zero);
+        _ready.TrySetResult(true);
+    }
+
+    private static byte[] SessionJson(IReadOnlyDictionary<string, JToken> session)
+        => Encoding.UTF8.GetBytes(new JObject(session.Select(kv => new JProperty(kv.Key, kv.Value))).ToString(Formatting.None));
+
+    private void WriteNativeEventLocked(OutboundMessage message)
+    {
+        if (message.Seq == 0)
+        {
+            message.Seq = ++_native!.LastSent;
+        }
+
+        NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, message.Name, message.NativeArgsLength);
+        message.WriteNativeArgs(_pending);
+        if (_acksEnabled)
+        {
+            _inflight[message.Seq] = message;
+        }
+        else
+        {
+            _pendingWaiters.Add(message);
+        }
+    }
+
+    private void WriteNativeAck()
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            NativeFrameWriter.WriteAck(_pending, (ulong)_native!.LastReceived);
+            ScheduleWriteLocked();
+        }
+    }
+
+    private void WriteNativeSet(JObject changes)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            if (!_handshakeDone)
+            {
+                // Hello is gone and nothing but Hello may precede Welcome: send these changes right after it.
+                _setBeforeWelcome ??= new JObject();
+                _setBeforeWelcome.Merge(changes);
+                return;
+            }
+
+            NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
+            ScheduleWriteLocked();
+        }
+    }
+
+    private void WriteNativeControl(Action<IBufferWriter<byte>, ulong> write, ulong value)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            write(_pending, value);
+            ScheduleWriteLocked();
+        }
+    }
+
+    /// <summary>Sends Ping when nothing was written for an interval; drops the link when nothing was read for two.</summary>
+    private void StartHeartbeats(TimeSpan interval)
+    {
+        if (interval <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        _heartbeats = true;
+        _heartbeatInterval = interval;
+        var time = _options.TimeProvider;
+        _lastReadTimestamp = time.GetTimestamp();
+        _lastWriteTimestamp = _lastReadTimestamp;
+        var tick = TimeSpan.FromTicks(Math.Max(interval.Ticks / 2, 1));
+        _heartbeatTimer = time.CreateTimer(static state => ((Connection)state!).HeartbeatTick(), this, tick, tick);
+    }
+
+    private void HeartbeatTick()
+    {
+        if (Volatile.Read(ref _closed))
+        {
+            return;
+        }
+
+        var time = _options.TimeProvider;
+        if (time.GetElapsedTime(Volatile.Read(ref _lastReadTimestamp)) >= 2 * _heartbeatInterval)
+        {
+            _logger.LogInformation("Connection {Id}: nothing received for {Timeout}; dropping the link", Id, 2 * _heartbeatInterval);
+            Shutdown(new DisconnectInfo(DisconnectReason.TransportError, new TimeoutException($"No frame from the peer for {(2 * _heartbeatInterval).TotalMilliseconds} ms (heartbeat timeout).")));
+            return;
+        }
+
+        if (time.GetElapsedTime(Volatile.Read(ref _lastWriteTimestamp)) >= _heartbeatInterval)
+        {
+            WriteNativeControl(static (output, nonce) => NativeFrameWriter.WritePing(output, nonce), (ulong)time.GetTimestamp());
+        }
+    }
+
+    private void NoteRead()
+    {
+        if (_heartbeats)
+        {
+            Volatile.Write(ref _lastReadTimestamp, _options.TimeProvider.GetTimestamp());
+        }
+    }
+
+    private void NoteWrite()
+    {
+        if (_heartbeats)
+        {
+            Volatile.Write(ref _lastWriteTimestamp, _options.TimeProvider.GetTimestamp());
+        }
+    }
+
+    /// <summary>A mutable box, so an async method can hand positions back to the read loop.</summary>
+    private sealed class Ref<T>(T value)
+    {
+        public T Value { get; set; } = value;
+    }
+}

@@ -1,0 +1,69 @@
+namespace Rx.Uhura.Internal;
+
+/// <summary>
+/// One direction pair of a native-protocol stream, which outlives links: the last sequence number assigned to an
+/// outgoing event, the last one received, and (on a server, between links) the events sent but not acknowledged, to
+/// resend when the client resumes. A client holds one; a server holds one per session.
+/// </summary>
+internal sealed class NativeStream
+{
+    private readonly List<OutboundMessage> _held = [];
+
+    public object Gate { get; } = new();
+
+    /// <summary>The last sequence number given to an outgoing event (0 = none yet).</summary>
+    public long LastSent { get; set; }
+
+    /// <summary>The last sequence number received and delivered (0 = none yet).</summary>
+    public long LastReceived { get; set; }
+
+    /// <summary>True once a link of this stream completed its handshake: a later link may resume it.</summary>
+    public bool Established { get; set; }
+
+    /// <summary>Starts the stream again from 1 in both directions; returns the held events, which the caller fails.</summary>
+    public List<OutboundMessage> Reset()
+    {
+        lock (Gate)
+        {
+            LastSent = 0;
+            LastReceived = 0;
+            Established = false;
+            var dropped = new List<OutboundMessage>(_held);
+            _held.Clear();
+            return dropped;
+        }
+    }
+
+    /// <summary>Keeps a closed link's unacknowledged events for the next link (at most <paramref name="limit"/>; the rest are returned to fail).</summary>
+    public List<OutboundMessage> Hold(IReadOnlyList<OutboundMessage> undelivered, int limit)
+    {
+        lock (Gate)
+        {
+            var rejected = new List<OutboundMessage>();
+            foreach (var message in undelivered)
+            {
+                if (_held.Count < limit)
+                {
+                    _held.Add(message);
+                }
+                else
+                {
+                    rejected.Add(message);
+                }
+            }
+
+            return rejected;
+        }
+    }
+
+    /// <summary>Takes the held events, in sequence order.</summary>
+    public List<OutboundMessage> TakeHeld()
+    {
+        lock (Gate)
+        {
+            var held = _held.OrderBy(m => m.Seq).ToList();
+            _held.Clear();
+            return held;
+        }
+    }
+}
