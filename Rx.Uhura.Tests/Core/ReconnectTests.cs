@@ -9,8 +9,11 @@ using Newtonsoft.Json.Linq;
 namespace Rx.Uhura.Tests.Core;
 
 /// <summary>Node uhura's reconnect suite, ported, and what reconnection promises beyond it. Real sockets, short delays.</summary>
-public sealed class ReconnectTests : IAsyncLifetime
+public abstract class ReconnectTests : IAsyncLifetime
 {
+    /// <summary>The wire the clients of this run speak (the server accepts both).</summary>
+    protected abstract WireProtocol Protocol { get; }
+
     private static readonly ReconnectOptions Fast = new() { FirstDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(100) };
 
     private readonly UhuraServer _server = new();
@@ -35,7 +38,7 @@ public sealed class ReconnectTests : IAsyncLifetime
 
     private UhuraClient Client(UhuraClientOptions? options = null)
     {
-        var client = UhuraClient.Connect(_server.Uri!, (options ?? new UhuraClientOptions()) with { Reconnect = Fast });
+        var client = UhuraClient.Connect(_server.Uri!, (options ?? new UhuraClientOptions()) with { Reconnect = Fast, Protocol = Protocol });
         _clients.Add(client);
         return client;
     }
@@ -171,7 +174,7 @@ public sealed class ReconnectTests : IAsyncLifetime
         var port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
 
-        var client = UhuraClient.Connect($"tcp://127.0.0.1:{port}", new UhuraClientOptions { Reconnect = Fast });
+        var client = UhuraClient.Connect($"tcp://127.0.0.1:{port}", new UhuraClientOptions { Reconnect = Fast, Protocol = Protocol });
         _clients.Add(client);
         var sent = client.Send("early", 1);
         await Wait.First(client.State, s => s.Status == ConnectionStatus.Reconnecting && s.Attempt >= 2);
@@ -187,7 +190,7 @@ public sealed class ReconnectTests : IAsyncLifetime
     [Fact]
     public async Task Reconnect_forces_a_new_socket_now_and_resumes_the_session()
     {
-        var client = UhuraClient.Connect(_server.Uri!); // no auto-reconnect needed
+        var client = UhuraClient.Connect(_server.Uri!, new UhuraClientOptions { Protocol = Protocol }); // no auto-reconnect needed
         _clients.Add(client);
         await client.WhenConnectedAsync().For();
         var id = client.Session.Id;
@@ -224,7 +227,7 @@ public sealed class ReconnectTests : IAsyncLifetime
         probe.Start();
         var port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
-        var client = UhuraClient.Connect($"tcp://127.0.0.1:{port}", new UhuraClientOptions { Reconnect = Fast with { MaxAttempts = 3 } });
+        var client = UhuraClient.Connect($"tcp://127.0.0.1:{port}", new UhuraClientOptions { Reconnect = Fast with { MaxAttempts = 3 }, Protocol = Protocol });
         _clients.Add(client);
         var closed = await Wait.First(client.State, s => s.Status == ConnectionStatus.Closed);
         var error = Assert.IsType<ReconnectFailedException>(closed.Error);
@@ -313,11 +316,21 @@ public sealed class ReconnectTests : IAsyncLifetime
         var first = Client();
         await first.WhenConnectedAsync().For();
         var old = await Nth(0);
-        var second = UhuraClient.Connect(_server.Uri!, new UhuraClientOptions { InitialSession = first.Session.Get() });
+        var second = UhuraClient.Connect(_server.Uri!, new UhuraClientOptions { InitialSession = first.Session.Get(), Protocol = Protocol });
         _clients.Add(second);
         await second.WhenConnectedAsync().For();
         Assert.Equal(DisconnectReason.LocalClose, (await Wait.First(old.Disconnected)).Reason);
     }
+}
+
+public sealed class ReconnectTestsOverTheNativeProtocol : ReconnectTests
+{
+    protected override WireProtocol Protocol => WireProtocol.Native;
+}
+
+public sealed class ReconnectTestsOverTheNodeUhuraWire : ReconnectTests
+{
+    protected override WireProtocol Protocol => WireProtocol.NodeUhura;
 }
 
 public sealed class SessionExpiryTests

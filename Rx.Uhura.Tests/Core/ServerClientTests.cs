@@ -6,8 +6,11 @@ using Rx.Uhura.Session;
 namespace Rx.Uhura.Tests.Core;
 
 /// <summary>The scenarios of Node uhura's own test suite (basics, session), and more, over real sockets on port 0.</summary>
-public sealed class ServerClientTests : IAsyncLifetime
+public abstract class ServerClientTests : IAsyncLifetime
 {
+    /// <summary>The wire the clients of this run speak (the server accepts both).</summary>
+    protected abstract WireProtocol Protocol { get; }
+
     private readonly UhuraServer _server = new();
     private readonly List<UhuraClient> _clients = [];
     private readonly ReplaySubjectBox<Connection> _accepted = new();
@@ -30,7 +33,7 @@ public sealed class ServerClientTests : IAsyncLifetime
 
     private UhuraClient Client(UhuraClientOptions? options = null)
     {
-        var client = UhuraClient.Connect(_server.Uri!, options);
+        var client = UhuraClient.Connect(_server.Uri!, (options ?? new UhuraClientOptions()) with { Protocol = Protocol });
         _clients.Add(client);
         return client;
     }
@@ -308,7 +311,7 @@ public sealed class ServerClientTests : IAsyncLifetime
         var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
 
-        var client = UhuraClient.Connect($"tcp://127.0.0.1:{port}");
+        var client = UhuraClient.Connect($"tcp://127.0.0.1:{port}", new UhuraClientOptions { Protocol = Protocol });
         _clients.Add(client);
         var queued = client.Send("lost");
         var error = await Assert.ThrowsAsync<UhuraException>(() => client.WhenConnectedAsync().For());
@@ -347,6 +350,16 @@ public sealed class ServerClientTests : IAsyncLifetime
     {
         public Cyclic? Self { get; set; }
     }
+}
+
+public sealed class ServerClientTestsOverTheNativeProtocol : ServerClientTests
+{
+    protected override WireProtocol Protocol => WireProtocol.Native;
+}
+
+public sealed class ServerClientTestsOverTheNodeUhuraWire : ServerClientTests
+{
+    protected override WireProtocol Protocol => WireProtocol.NodeUhura;
 }
 
 /// <summary>Records every connection so tests can wait for the n-th one whenever they like.</summary>
