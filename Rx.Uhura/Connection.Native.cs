@@ -324,7 +324,7 @@ public sealed partial class Connection
             _handshakeDone = true;
             foreach (var message in held)
             {
-                if (message.Seq <= (long)hello.LastReceivedSeq)
+                if (message.Seq != 0 && message.Seq <= (long)hello.LastReceivedSeq)
                 {
                     message.Succeed(); // the client had it: the resume position acknowledges it
                 }

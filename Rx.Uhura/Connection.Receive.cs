@@ -14,6 +14,7 @@ public sealed partial class Connection
     private readonly JsonArrayFramer _framer;
     private string? _sentSessionId;
     private Server.ServerSession? _serverSession;
+    private bool _invalidated;
     private bool _startReceived;
 
     private async Task ReadLoopAsync()
@@ -375,6 +376,7 @@ public sealed partial class Connection
         }
 
         var sessionId = Session.Id;
+        _invalidated = true;
         if (sessionId is not null)
         {
             _server!.Sessions.Remove(sessionId);

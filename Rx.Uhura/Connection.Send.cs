@@ -44,12 +44,37 @@ public sealed partial class Connection : ISessionSink
             return Task.FromException(error!);
         }
 
-        if (!TryEnqueue(message))
+        if (!TryEnqueue(message) && !TryFollowSession(message))
         {
             message.Fail(new SendAfterCloseException(message.Name) { ConnectionId = Id });
         }
 
         return message.Completion!.Task;
+    }
+
+    /// <summary>
+    /// Native protocol, server side: a send on a connection whose link dropped follows the session. It goes to the
+    /// session's current connection, or waits with the session's stream for the client to resume (failing with
+    /// <see cref="ConnectionLostException"/> if the session expires or starts afresh instead).
+    /// </summary>
+    private bool TryFollowSession(OutboundMessage message)
+    {
+        if (_wire != WireProtocol.Native || _serverSession is not { } session || _invalidated)
+        {
+            return false;
+        }
+
+        if (session.Active is { } active && !ReferenceEquals(active, this) && active.TryEnqueue(message))
+        {
+            return true;
+        }
+
+        foreach (var rejected in session.Native.Hold([message], _options.MaxQueuedMessages))
+        {
+            rejected.Fail(new OutboundBufferFullException(rejected.Name, "too many sends wait for the client to resume.") { ConnectionId = Id });
+        }
+
+        return true;
     }
 
     /// <summary>Validates and encodes an application event once.</summary>

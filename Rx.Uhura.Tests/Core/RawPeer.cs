@@ -56,6 +56,23 @@ internal sealed class RawPeer : IAsyncDisposable
         return _received.ToString();
     }
 
+    /// <summary>Reads raw bytes until <paramref name="needle"/> appears among them.</summary>
+    public async Task ReadBytesUntilAsync(byte[] needle)
+    {
+        using var timeout = new CancellationTokenSource(Wait.Timeout);
+        var all = new List<byte>();
+        while (all.ToArray().AsSpan().IndexOf(needle) < 0)
+        {
+            var n = await _stream.ReadAsync(_buffer, timeout.Token);
+            if (n == 0)
+            {
+                throw new EndOfStreamException("Closed before the expected bytes arrived.");
+            }
+
+            all.AddRange(_buffer.AsSpan(0, n).ToArray());
+        }
+    }
+
     /// <summary>Reads until the peer closes; returns everything received.</summary>
     public async Task<string> ReadToEndAsync()
     {

@@ -56,12 +56,15 @@ internal sealed class NativeStream
         }
     }
 
-    /// <summary>Takes the held events, in sequence order.</summary>
+    /// <summary>
+    /// Takes the held events: first those already numbered (sent once), in sequence order, then those never written,
+    /// in the order they were sent, which get the next numbers: the receiver's watermark never skips a resend.
+    /// </summary>
     public List<OutboundMessage> TakeHeld()
     {
         lock (Gate)
         {
-            var held = _held.OrderBy(m => m.Seq).ToList();
+            var held = _held.Where(m => m.Seq != 0).OrderBy(m => m.Seq).Concat(_held.Where(m => m.Seq == 0)).ToList();
             _held.Clear();
             return held;
         }

@@ -84,6 +84,11 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         }
 
         logger.LogDebug("Session {SessionId} expired", session.Id);
+        foreach (var held in session.Native.Reset())
+        {
+            held.Fail(new ConnectionLostException(held.Name) { ConnectionId = null });
+        }
+
         _ = DestroyAsync(session.Id);
     }
 
