@@ -107,6 +107,8 @@ public sealed partial class Connection
             case NativeFrameType.Set:
                 Session.ApplyRemote(ParseJson<JObject>(frame.Changes, "Set"));
                 break;
+            case NativeFrameType.Ack when !_acksEnabled:
+                throw new ProtocolException("An Ack arrived on a link without acks.");
             case NativeFrameType.Ack:
                 ResolveCumulativeAck((long)frame.Sequence);
                 break;
@@ -146,6 +148,11 @@ public sealed partial class Connection
             if (Volatile.Read(ref _closed))
             {
                 return; // neither delivered nor acknowledged: the sender resends it on the next link
+            }
+
+            if (seq > stream.LastReceived + 1)
+            {
+                throw new ProtocolException($"Event {seq} arrived after {stream.LastReceived}: a gap in the sequence.");
             }
 
             if (seq > stream.LastReceived)
@@ -278,7 +285,7 @@ public sealed partial class Connection
         }
 
         Session.AttachStore(store, sessionId, _logger);
-        _serverSession = _server.Sessions.Attach(sessionId, this);
+        _serverSession = await _server.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
         var stream = _serverSession.Native;
         var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | (_options.EnableAcks ? NativeFeatures.Acks : 0));
 

@@ -290,7 +290,7 @@ public sealed partial class Connection
         }
 
         Session.AttachStore(store, sessionId, _logger);
-        _serverSession = _server.Sessions.Attach(sessionId, this);
+        _serverSession = await _server.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
         lock (_gate)
         {
             _objectMode = objectMode;

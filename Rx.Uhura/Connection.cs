@@ -29,6 +29,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly AsyncSubject<DisconnectInfo> _disconnected = new();
     private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _readCancel = new();
+    private readonly TaskCompletionSource _shutdownCompleted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly IServerContext? _server;
     private Task _readLoop = Task.CompletedTask;
     private Task? _closeTask;
@@ -287,7 +288,11 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
 
         _disconnected.OnNext(info);
         _disconnected.OnCompleted();
+        _shutdownCompleted.TrySetResult();
     }
+
+    /// <summary>Completes when <see cref="Shutdown"/> has finished, on whichever thread ran it (its undelivered sends handed over).</summary>
+    internal Task ShutdownCompleted => _shutdownCompleted.Task;
 
     /// <summary>Delivers to user observers; a throwing observer is logged, never allowed to break the read loop.</summary>
     private void Deliver(UhuraEvent e)

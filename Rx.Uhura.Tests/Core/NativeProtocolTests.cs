@@ -68,6 +68,7 @@ public sealed class NativeProtocolTests : IAsyncLifetime
                 }
             }
         });
+        await client.WhenConnectedAsync().For(); // the client knows its session, so the next link can resume it
         var connection = await Wait.First(_connections);
         var sends = new Task[count];
         for (var i = 0; i < count; i++)
@@ -79,8 +80,23 @@ public sealed class NativeProtocolTests : IAsyncLifetime
             }
         }
 
-        await Task.WhenAll(sends).For(); // every server send is acknowledged, some of them on the resumed link
-        await all.Task.For();
+        var states = new List<string>();
+        client.State.Subscribe(st => { lock (states) { states.Add(st + " " + st.Disconnect?.Error?.Message + " " + st.Error?.Message); } });
+        try
+        {
+            await Task.WhenAll(sends).For(); // every server send is acknowledged, some of them on the resumed link
+            await all.Task.For();
+        }
+        catch (TimeoutException)
+        {
+            lock (received)
+            {
+                lock (states)
+                {
+                    Assert.Fail($"received {received.Count} (last {received.LastOrDefault()}), pending sends {sends.Count(t => !t.IsCompleted)} first {Array.FindIndex(sends, t => !t.IsCompleted)}, faulted {sends.Count(t => t.IsFaulted)}; states: {string.Join(" | ", states)}");
+                }
+            }
+        }
         lock (received)
         {
             Assert.Equal(Enumerable.Range(0, count), received);

@@ -17,8 +17,12 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
 
     public int Count => _sessions.Count;
 
-    /// <summary>Makes <paramref name="connection"/> the session's live connection; the previous one, if any, is dropped.</summary>
-    public ServerSession Attach(string sessionId, Connection connection)
+    /// <summary>
+    /// Makes <paramref name="connection"/> the session's live connection; the previous one, if any, is dropped, and
+    /// the task completes once it has fully shut down (its unacknowledged events handed to the session), so the new
+    /// connection resumes the streams from their final state.
+    /// </summary>
+    public async ValueTask<ServerSession> AttachAsync(string sessionId, Connection connection)
     {
         Connection? previous;
         ServerSession session;
@@ -34,7 +38,8 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         if (previous is not null && !ReferenceEquals(previous, connection))
         {
             logger.LogDebug("Session {SessionId}: connection {New} supersedes {Old}", sessionId, connection.Id, previous.Id);
-            previous.Dispose();
+            previous.Dispose(); // returns at once if it is already shutting down on another thread: wait for that
+            await previous.ShutdownCompleted.ConfigureAwait(false);
         }
 
         return session;
