@@ -255,37 +255,9 @@ public sealed partial class Connection
             throw new ProtocolException($"Hello asks for version {hello.Version}.");
         }
 
-        var store = _server!.SessionStore;
         Session.ApplyRemote(ParseJson<JObject>(hello.Session, "Hello"));
-        var presentedId = hello.SessionId.Length > 0 ? hello.SessionId : null;
-        IReadOnlyDictionary<string, JToken>? stored = null;
-        if (presentedId is not null)
-        {
-            try
-            {
-                stored = await store.GetAsync(presentedId, _readCancel.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                _logger.LogError(ex, "Connection {Id}: loading session {SessionId} failed; starting a new session", Id, presentedId);
-            }
-        }
-
-        string sessionId;
-        if (stored is not null)
-        {
-            sessionId = presentedId!;
-            Session.Replace(ImmutableDictionary.CreateRange(StringComparer.Ordinal, stored).SetItems(Session.Snapshot), SessionChangeOrigin.Remote);
-            Resumed = true;
-        }
-        else
-        {
-            sessionId = SessionIds.New();
-            Session.ApplyRemote(UhuraSession.IdKey, sessionId);
-        }
-
-        Session.AttachStore(store, sessionId, _logger);
-        _serverSession = await _server.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
+        var (sessionId, stored) = await ResolveSessionAsync(hello.SessionId.Length > 0 ? hello.SessionId : null).ConfigureAwait(false);
+        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
         var stream = _serverSession.Native;
         var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | (_options.EnableAcks ? NativeFeatures.Acks : 0));
 
@@ -293,7 +265,7 @@ public sealed partial class Connection
         bool resumeStreams;
         lock (stream.Gate)
         {
-            resumeStreams = stored is not null && (granted & NativeFeatures.Resume) != 0 && stream.Established
+            resumeStreams = stored && (granted & NativeFeatures.Resume) != 0 && stream.Established
                 && (long)hello.LastReceivedSeq <= stream.LastSent;
         }
 

@@ -248,17 +248,15 @@ public sealed partial class Connection
         }
     }
 
-    /// <summary>Server: the client asked to start. Resume its session if the store knows the id, else start a new one.</summary>
-    private async ValueTask HandleStartAsync(JArray array)
+    /// <summary>
+    /// Server, both wires: the client's whole session is already in <see cref="Session"/>. If the store knows the id it
+    /// presented, resume: the stored keys overlaid with the client's (its changes made while away win). Otherwise a new
+    /// id, keeping the client's other keys. From then on every change is saved.
+    /// </summary>
+    /// <returns>The session id, and whether it was found in the store.</returns>
+    private async ValueTask<(string SessionId, bool Stored)> ResolveSessionAsync(string? presentedId)
     {
-        var config = array.Count > 1 ? array[1] as JObject : null;
-        var objectMode = JsonTruthiness.IsTruthy(config?["objectMode"]);
-        var acks = objectMode && _options.EnableAcks && JsonTruthiness.IsTruthy(config?["enableAcks"]);
         var store = _server!.SessionStore;
-
-        // What the client sent with its initial '_set' (its whole session) is already in Session.
-        var fromClient = Session.Snapshot;
-        var presentedId = fromClient.TryGetValue(UhuraSession.IdKey, out var idToken) && idToken.Type == JTokenType.String ? (string?)idToken : null;
         IReadOnlyDictionary<string, JToken>? stored = null;
         if (presentedId is not null)
         {
@@ -275,22 +273,38 @@ public sealed partial class Connection
         string sessionId;
         if (stored is not null)
         {
-            // Resume: the stored keys, overlaid with what the client changed while it was away.
             sessionId = presentedId!;
-            var merged = ImmutableDictionary.CreateRange(StringComparer.Ordinal, stored).SetItems(fromClient);
-            Session.Replace(merged, SessionChangeOrigin.Remote);
+            Session.Replace(ImmutableDictionary.CreateRange(StringComparer.Ordinal, stored).SetItems(Session.Snapshot), SessionChangeOrigin.Remote);
             Resumed = true;
-            WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [new JObject(merged.Select(kv => new JProperty(kv.Key, kv.Value)))], _serializer));
         }
         else
         {
             sessionId = SessionIds.New();
             Session.ApplyRemote(UhuraSession.IdKey, sessionId);
-            WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [UhuraSession.IdKey, sessionId], _serializer));
         }
 
         Session.AttachStore(store, sessionId, _logger);
-        _serverSession = await _server.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
+        return (sessionId, stored is not null);
+    }
+
+    /// <summary>Server: the client asked to start. Resume its session if the store knows the id, else start a new one.</summary>
+    private async ValueTask HandleStartAsync(JArray array)
+    {
+        var config = array.Count > 1 ? array[1] as JObject : null;
+        var objectMode = JsonTruthiness.IsTruthy(config?["objectMode"]);
+        var acks = objectMode && _options.EnableAcks && JsonTruthiness.IsTruthy(config?["enableAcks"]);
+        var presentedId = Session.Snapshot.TryGetValue(UhuraSession.IdKey, out var idToken) && idToken.Type == JTokenType.String ? (string?)idToken : null;
+        var (sessionId, stored) = await ResolveSessionAsync(presentedId).ConfigureAwait(false);
+        if (stored)
+        {
+            WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [new JObject(Session.Snapshot.Select(kv => new JProperty(kv.Key, kv.Value)))], _serializer));
+        }
+        else
+        {
+            WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [UhuraSession.IdKey, sessionId], _serializer));
+        }
+
+        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
         lock (_gate)
         {
             _objectMode = objectMode;
