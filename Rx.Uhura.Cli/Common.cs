@@ -14,6 +14,19 @@ internal static class Common
     /// <summary>The protocols this build speaks.</summary>
     public const string UhuraProtocol = "uhura";
 
+    /// <summary>
+    /// The backoff of <c>send</c> and <c>listen --reconnect</c>, run by the library: 100 ms doubling to 5 s, with jitter,
+    /// no attempt limit (<c>send</c> is bounded by its <c>--timeout</c>, <c>listen</c> by a signal).
+    /// </summary>
+    public static ReconnectOptions Reconnect { get; } = ReconnectOptions.Default with
+    {
+        FirstDelay = TimeSpan.FromMilliseconds(100),
+        MaxDelay = TimeSpan.FromSeconds(5),
+    };
+
+    /// <summary>How long one connection attempt (socket and handshake) may take before it counts as failed and is retried.</summary>
+    public static TimeSpan AttemptTimeout { get; } = TimeSpan.FromSeconds(10);
+
     /// <summary><c>--verbose</c>: library logs (debug level) on stderr. Declared once on the root command, recursive.</summary>
     public static Option<bool> Verbose { get; } = new("--verbose", "-v")
     {

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Net;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
 
@@ -11,14 +10,11 @@ namespace Rx.Uhura.Cli;
 /// is lost without <c>--reconnect</c> (exit 1).
 /// </summary>
 /// <remarks>
-/// The library's client does not reconnect yet, so <c>--reconnect</c> is done here: each time the client closes, a new
-/// one is made after a backoff (100 ms doubling to 5 s, with jitter). A new client starts a new session.
+/// <c>--reconnect</c> is the library's reconnection (<see cref="Common.Reconnect"/>): one client for the whole run,
+/// a lost link (or a failed attempt, the first connect included) retried with backoff, the session resumed.
 /// </remarks>
 internal static class ListenCommand
 {
-    private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(5);
-
     public static Command Create()
     {
         var connect = Common.EndpointOption("--connect", "The server to listen to;");
@@ -59,59 +55,21 @@ internal static class ListenCommand
         var filter = eventNames.Length == 0 ? null : new HashSet<string>(eventNames, StringComparer.Ordinal);
         var output = JsonLines.Stdout;
         using var logging = Common.CreateLoggerFactory(verbose);
-        var options = new UhuraClientOptions { Connection = ConnectionOptions.Default with { LoggerFactory = logging } };
-
-        for (var attempt = 1; ; attempt++)
+        var options = new UhuraClientOptions
         {
-            var (closed, wasConnected) = await RunClientAsync(endPoint, options, filter, reconnect, output, logging, stop).ConfigureAwait(false);
-            if (closed is null)
-            {
-                return Exit.Ok; // stopped by a signal, closed gracefully
-            }
+            Connection = ConnectionOptions.Default with { LoggerFactory = logging },
+            ConnectTimeout = Common.AttemptTimeout,
+            Reconnect = reconnect ? Common.Reconnect : null,
+        };
 
-            if (!reconnect)
-            {
-                var why = closed.Error is { } error ? Common.Describe(error) : "the connection was closed";
-                throw new CliFailureException(wasConnected ? $"connection to {uri} lost: {why}" : $"cannot connect to {uri}: {why}");
-            }
-
-            if (wasConnected)
-            {
-                attempt = 1;
-            }
-
-            var delay = Backoff(attempt);
-            output.Write(
-                "state",
-                ("state", "reconnecting"),
-                ("attempt", attempt),
-                ("delay", (long)delay.TotalMilliseconds),
-                ("error", closed.Error is { } e ? Common.Describe(e) : null));
-            try
-            {
-                await Task.Delay(delay, stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                output.Write("state", ("state", "closed"));
-                return Exit.Ok;
-            }
-        }
-    }
-
-    /// <summary>
-    /// One client, from connecting to closed. Returns the closed state when it closed by itself (and whether it was
-    /// connected at some point), or null when <paramref name="stop"/> closed it.
-    /// </summary>
-    private static async Task<(ConnectionState? Closed, bool WasConnected)> RunClientAsync(
-        EndPoint endPoint, UhuraClientOptions options, HashSet<string>? filter, bool reconnect, JsonLines output, ILoggerFactory logging, CancellationToken stop)
-    {
         var closed = new TaskCompletionSource<ConnectionState>(TaskCreationOptions.RunContinuationsAsynchronously);
         var wasConnected = false;
-        var stopping = false;
-        ConnectionStatus? last = null;
 
-        var client = UhuraClient.Connect(endPoint, options);
+        // The client starts connecting as it is made, before State can be subscribed to: "connecting" is printed first
+        // here, so it is there even when the first attempt already failed by then.
+        output.Write(StateLine(new ConnectionState(ConnectionStatus.Connecting)));
+        ConnectionStatus? last = ConnectionStatus.Connecting;
+        using var client = UhuraClient.Connect(endPoint, options);
         using var events = client.Events.Subscribe(e =>
         {
             if (filter is null || filter.Contains(e.Name))
@@ -121,22 +79,20 @@ internal static class ListenCommand
         });
         void OnState(ConnectionState state)
         {
+            // Notifications come one at a time. The replayed initial state and the attempt's own one are both
+            // "connecting": print it once.
             var status = state.Status;
-            if (status == ConnectionStatus.Connected)
-            {
-                wasConnected = true;
-            }
-
-            // With --reconnect a client that closed by itself is replaced: that is not "closed" for good.
-            var report = !(status == ConnectionStatus.Connecting && last == ConnectionStatus.Connecting)
-                && !(status == ConnectionStatus.Closed && reconnect && !Volatile.Read(ref stopping));
-            last = status;
-            if (report)
+            if (!(status == ConnectionStatus.Connecting && last == ConnectionStatus.Connecting))
             {
                 output.Write(StateLine(state));
             }
 
-            if (status == ConnectionStatus.Closed)
+            last = status;
+            if (status == ConnectionStatus.Connected)
+            {
+                Volatile.Write(ref wasConnected, true);
+            }
+            else if (status == ConnectionStatus.Closed)
             {
                 closed.TrySetResult(state);
             }
@@ -144,20 +100,22 @@ internal static class ListenCommand
 
         using var states = client.State.Subscribe(OnState); // replays the current state, even after Closed
 
-        using (stop.Register(() => closed.TrySetResult(new ConnectionState(ConnectionStatus.Connecting))))
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (stop.Register(() => stopped.TrySetResult()))
         {
-            await closed.Task.ConfigureAwait(false);
+            await Task.WhenAny(closed.Task, stopped.Task).ConfigureAwait(false);
         }
 
-        if (stop.IsCancellationRequested && client.CurrentState.Status != ConnectionStatus.Closed)
+        if (stop.IsCancellationRequested)
         {
-            Volatile.Write(ref stopping, true);
-            await client.Disconnect().ConfigureAwait(false);
-            return (null, wasConnected);
+            await client.Disconnect().ConfigureAwait(false); // prints "closed"
+            return Exit.Ok;
         }
 
-        logging.CreateLogger("uhura").LogDebug("The client closed: {State}", client.CurrentState);
-        return stop.IsCancellationRequested ? (null, wasConnected) : (client.CurrentState, wasConnected);
+        var end = await closed.Task.ConfigureAwait(false);
+        logging.CreateLogger("uhura").LogDebug("The client closed: {State}", end);
+        var why = end.Error is { } error ? Common.Describe(error) : "the connection was closed";
+        throw new CliFailureException(Volatile.Read(ref wasConnected) ? $"connection to {uri} lost: {why}" : $"cannot connect to {uri}: {why}");
     }
 
     private static JObject StateLine(ConnectionState state)
@@ -175,19 +133,16 @@ internal static class ListenCommand
             case ConnectionStatus.Disconnected:
                 line["reason"] = state.Disconnect is { } info ? Common.Format(info.Reason) : null;
                 break;
+            case ConnectionStatus.Reconnecting:
+                line["attempt"] = state.Attempt;
+                line["delay"] = (long)Math.Round(state.Delay.TotalMilliseconds);
+                line["error"] = state.Error is { } error ? Common.Describe(error) : null;
+                break;
             case ConnectionStatus.Closed when state.Error is not null:
                 line["error"] = Common.Describe(state.Error);
                 break;
         }
 
         return line;
-    }
-
-    private static TimeSpan Backoff(int attempt)
-    {
-        var exponential = FirstDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempt - 1, 16));
-        var capped = Math.Min(exponential, MaxDelay.TotalMilliseconds);
-        var jittered = capped * (0.8 + (0.4 * Random.Shared.NextDouble()));
-        return TimeSpan.FromMilliseconds(jittered);
     }
 }

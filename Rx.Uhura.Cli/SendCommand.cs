@@ -9,6 +9,11 @@ namespace Rx.Uhura.Cli;
 /// sends events and exits 0 only when the peer acknowledged every one (then, with <c>--wait-reply</c>, prints the first
 /// event the peer sent).
 /// </summary>
+/// <remarks>
+/// The client reconnects with backoff (the library's reconnection, <see cref="Common.Reconnect"/>) until
+/// <c>--timeout</c>, whether the first connect fails or a link drops mid-run: unacknowledged events are resent on the
+/// next link and the server drops duplicates, so no event is lost or delivered twice.
+/// </remarks>
 internal static class SendCommand
 {
     /// <summary>At most this many events wait for their acknowledgement at once.</summary>
@@ -81,11 +86,17 @@ internal static class SendCommand
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stop);
         deadline.CancelAfter(timeout);
 
+        // The library reconnects (the first connect included) with backoff until the deadline; unacknowledged sends are
+        // resent on the next link and the server drops duplicates, so each send completes when the server has it.
         var client = UhuraClient.Connect(endPoint, new UhuraClientOptions
         {
             Connection = ConnectionOptions.Default with { LoggerFactory = logging },
-            ConnectTimeout = timeout,
+            ConnectTimeout = timeout < Common.AttemptTimeout ? timeout : Common.AttemptTimeout,
+            Reconnect = Common.Reconnect,
         });
+        var progress = new ConnectProgress();
+        using var states = client.State.Subscribe(progress.OnState);
+        var sends = new SendTracker(settings.Count ?? 1);
         var graceful = false;
         try
         {
@@ -97,39 +108,26 @@ internal static class SendCommand
                     () => reply.TrySetException(new CliFailureException("the connection ended before a reply arrived.")))
                 : null;
 
-            var sends = new SendTracker(settings.Count ?? 1);
-
-            // The first send is made at once (it waits in the client's queue): a reserved event name is bad usage
-            // whether or not the server answers.
-            await sends.WaitForRoomAsync(deadline.Token).ConfigureAwait(false);
-            try
-            {
-                sends.Track(client.Send(settings.EventName, ArgsFor(0, settings.Count, args)));
-            }
-            catch (ArgumentException ex)
-            {
-                throw new UsageException($"event name '{settings.EventName}' cannot be sent: {ex.Message}");
-            }
-
-            try
-            {
-                await client.WhenConnectedAsync(deadline.Token).ConfigureAwait(false);
-            }
-            catch (UhuraException ex)
-            {
-                throw new CliFailureException($"cannot connect to {settings.Uri}: {Common.Describe(ex)}", ex);
-            }
-
-            for (var i = 1; i < sends.Total && !sends.Failed; i++)
+            for (var i = 0; i < sends.Total && !sends.Failed; i++)
             {
                 await sends.WaitForRoomAsync(deadline.Token).ConfigureAwait(false);
-                sends.Track(client.Send(settings.EventName, ArgsFor(i, settings.Count, args)));
+                Task send;
+                try
+                {
+                    send = client.Send(settings.EventName, ArgsFor(i, settings.Count, args));
+                }
+                catch (ArgumentException ex) when (i == 0)
+                {
+                    throw new UsageException($"event name '{settings.EventName}' cannot be sent: {ex.Message}");
+                }
+
+                sends.Track(send);
             }
 
             await sends.WhenAllAsync(deadline.Token).ConfigureAwait(false);
             if (sends.FirstError is { } error)
             {
-                throw new CliFailureException($"sending '{settings.EventName}' failed ({sends.Acknowledged}/{sends.Total} acknowledged): {Common.Describe(error)}", error);
+                throw new CliFailureException($"sending '{settings.EventName}' failed ({sends.Acknowledged} of {sends.Total} events acknowledged): {Common.Describe(error)}", error);
             }
 
             if (settings.WaitReply)
@@ -148,7 +146,12 @@ internal static class SendCommand
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            throw new CliFailureException($"timed out after {settings.TimeoutSeconds.ToString(CultureInfo.InvariantCulture)} s.");
+            var seconds = settings.TimeoutSeconds.ToString(CultureInfo.InvariantCulture);
+            var acknowledged = $"{sends.Acknowledged} of {sends.Total} events acknowledged";
+            var why = progress.Describe(settings.Uri, handshaking: client.Connection is not null);
+            throw new CliFailureException(sends.Acknowledged == sends.Total
+                ? $"timed out after {seconds} s waiting for a reply ({acknowledged})."
+                : $"timed out after {seconds} s with {acknowledged}{(why is null ? "." : "; " + why)}");
         }
         finally
         {
@@ -160,6 +163,43 @@ internal static class SendCommand
             {
                 client.Dispose();
             }
+        }
+    }
+
+    /// <summary>Remembers whether the client ever connected and why the last attempt failed, for the timeout message.</summary>
+    private sealed class ConnectProgress
+    {
+        private volatile ConnectionState? _current;
+        private volatile bool _connected;
+        private volatile Exception? _lastError;
+
+        public void OnState(ConnectionState state)
+        {
+            _current = state;
+            if (state.Status == ConnectionStatus.Connected)
+            {
+                _connected = true;
+            }
+            else if (state.Status == ConnectionStatus.Reconnecting && state.Error is { } error)
+            {
+                _lastError = error;
+            }
+        }
+
+        /// <summary>What went wrong with the connection, when it is not up; null when it is.</summary>
+        public string? Describe(string? uri, bool handshaking)
+        {
+            if (_current is { Status: ConnectionStatus.Connected })
+            {
+                return null;
+            }
+
+            var error = handshaking ? ": the server has not completed the handshake"
+                : _lastError is { } e ? ": " + Common.Describe(e)
+                : string.Empty;
+            return _connected
+                ? $"the connection to {uri} was lost and not restored{error}"
+                : $"could not connect to {uri}{error}";
         }
     }
 

@@ -158,16 +158,19 @@ internal sealed class CliProcess : IDisposable
     }
 
     /// <summary>Waits (bounded) for the process to exit and for its output to be read; returns the exit code.</summary>
-    public async Task<int> WaitForExitAsync()
+    public Task<int> WaitForExitAsync() => WaitForExitAsync(Timeout);
+
+    /// <summary>Waits up to <paramref name="limit"/> for the process to exit and for its output to be read; returns the exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan limit)
     {
-        using var timeout = new CancellationTokenSource(Timeout);
+        using var timeout = new CancellationTokenSource(limit);
         try
         {
             await _process.WaitForExitAsync(timeout.Token);
         }
         catch (OperationCanceledException)
         {
-            throw new TimeoutException($"The process did not exit within {Timeout}. stdout:\n{Stdout}\nstderr:\n{Stderr}");
+            throw new TimeoutException($"The process did not exit within {limit}. stdout:\n{Stdout}\nstderr:\n{Stderr}");
         }
 
         return _process.ExitCode;

@@ -1,5 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using System.Reactive.Threading.Tasks;
 using Newtonsoft.Json.Linq;
 
 namespace Rx.Uhura.Tests.Cli;
@@ -8,6 +11,9 @@ namespace Rx.Uhura.Tests.Cli;
 [Trait("Category", "Cli")]
 public sealed class CliTests
 {
+    /// <summary>For the runs that reconnect: well above their backoff, below their <c>--timeout 20</c> plus slack.</summary>
+    private static readonly TimeSpan LongTimeout = TimeSpan.FromSeconds(20);
+
     [Fact]
     public async Task Serve_on_port_zero_prints_listening_first_with_the_real_port()
     {
@@ -158,18 +164,123 @@ public sealed class CliTests
     }
 
     [Fact]
-    public async Task Send_to_an_unreachable_endpoint_exits_one()
+    public async Task Send_to_an_endpoint_nobody_listens_on_retries_until_the_timeout_then_exits_one()
     {
+        var port = FreePort();
+
+        using var send = CliProcess.Start("send", "--connect", $"tcp://127.0.0.1:{port}", "ping", "--timeout", "2");
+        var exitCode = await send.WaitForExitAsync();
+
+        Assert.Equal(1, exitCode);
+        AssertOneLine(send.Stderr);
+        Assert.Contains("timed out after 2 s", send.Stderr, StringComparison.Ordinal);
+        Assert.Contains("0 of 1 events acknowledged", send.Stderr, StringComparison.Ordinal);
+        Assert.Contains("could not connect", send.Stderr, StringComparison.Ordinal);
+        Assert.Empty(await send.RemainingLinesAsync());
+    }
+
+    [Fact]
+    public async Task Send_reconnects_when_the_connection_is_cut_and_every_event_arrives_exactly_once_in_order()
+    {
+        const int Total = 2000;
+        const int Cuts = 3;
+        await using var server = new UhuraServer();
+        var received = new List<int>();
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var connections = new List<Connection>();
+        using var subscription = server.Connections.Subscribe(c =>
+        {
+            int index;
+            lock (connections)
+            {
+                index = connections.Count;
+                connections.Add(c);
+            }
+
+            var onThisLink = 0;
+            c.Event("n").Subscribe(e =>
+            {
+                lock (received)
+                {
+                    received.Add(e.Arg<int>(0));
+                    if (received.Count == Total)
+                    {
+                        all.TrySetResult();
+                    }
+                }
+
+                if (index < Cuts && ++onThisLink == 200)
+                {
+                    c.Dispose(); // cut the link with events in flight
+                }
+            });
+        });
+        await server.ListenAsync("tcp://127.0.0.1:0");
+
+        using var send = CliProcess.Start("send", "--connect", server.Uri!, "n", "--count", Total.ToString(System.Globalization.CultureInfo.InvariantCulture), "--timeout", "20");
+        var exitCode = await send.WaitForExitAsync(LongTimeout);
+
+        Assert.True(exitCode == 0, $"exit {exitCode}: {send.Stderr}");
+        await all.Task.WaitAsync(CliProcess.Timeout);
+        lock (received)
+        {
+            Assert.Equal(Enumerable.Range(0, Total), received);
+        }
+
+        lock (connections)
+        {
+            Assert.True(connections.Count > Cuts, $"{connections.Count} connections");
+            Assert.False(connections[0].Resumed);
+            Assert.All(connections.Skip(1), c => Assert.True(c.Resumed, $"{c} was not resumed"));
+            Assert.Single(connections.Select(c => c.Session.Id).Distinct());
+        }
+    }
+
+    [Fact]
+    public async Task Send_started_before_the_server_listens_waits_for_it_and_exits_zero()
+    {
+        // The port is held by a plain listener that resets the first connection attempt (so the send is known to be
+        // running and retrying), then freed; the server starts listening on it only after that.
         var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-
-        var (exitCode, cli) = await CliProcess.RunAsync("send", "--connect", $"tcp://127.0.0.1:{port}", "ping");
-        using (cli)
+        var uri = $"tcp://127.0.0.1:{port}";
+        using var send = CliProcess.Start("send", "--connect", uri, "early", "\"x\"", "--count", "5", "--timeout", "20");
+        try
         {
-            Assert.Equal(1, exitCode);
-            AssertOneLine(cli.Stderr);
+            using var attempt = await probe.AcceptTcpClientAsync().WaitAsync(CliProcess.Timeout);
+            attempt.Client.LingerState = new LingerOption(true, 0); // reset, no TIME_WAIT on the port
+        }
+        finally
+        {
+            probe.Stop();
+        }
+
+        await using var server = new UhuraServer();
+        var received = new List<JArray>();
+        var five = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = server.Connections.Subscribe(c => c.Event("early").Subscribe(e =>
+        {
+            lock (received)
+            {
+                received.Add(new JArray(e.Args.Select(a => a.DeepClone())));
+                if (received.Count == 5)
+                {
+                    five.TrySetResult();
+                }
+            }
+        }));
+        await server.ListenAsync(uri);
+
+        var exitCode = await send.WaitForExitAsync(LongTimeout);
+        Assert.True(exitCode == 0, $"exit {exitCode}: {send.Stderr}");
+        await five.Task.WaitAsync(CliProcess.Timeout);
+        lock (received)
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.True(JToken.DeepEquals(new JArray(i, "x"), received[i]), received[i].ToString());
+            }
         }
     }
 
@@ -280,6 +391,58 @@ public sealed class CliTests
         {
             await server.CloseAsync();
         }
+    }
+
+    [Fact]
+    public async Task Listen_reconnect_resumes_the_session_after_a_drop_and_prints_the_states_and_later_events()
+    {
+        await using var server = new UhuraServer();
+        var connections = new ReplaySubject<Connection>();
+        using var subscription = server.Connections.Subscribe(connections);
+        await server.ListenAsync("tcp://127.0.0.1:0");
+
+        using var listen = CliProcess.Start("listen", "--connect", server.Uri!, "--reconnect", "greet");
+        Assert.Equal("connecting", (string?)(await listen.NextLineAsync())["state"]);
+        var connected = await listen.NextLineAsync();
+        Assert.Equal("connected", (string?)connected["state"]);
+        Assert.False((bool)connected["resumed"]!);
+
+        var first = await connections.FirstAsync().ToTask().WaitAsync(CliProcess.Timeout);
+        first.Dispose(); // the server drops the link
+
+        var disconnected = await listen.NextLineAsync();
+        Assert.Equal("disconnected", (string?)disconnected["state"]);
+        Assert.False(string.IsNullOrEmpty((string?)disconnected["reason"]), disconnected.ToString());
+        var reconnecting = await listen.NextLineAsync();
+        Assert.Equal("reconnecting", (string?)reconnecting["state"]);
+        Assert.Equal(1, (int)reconnecting["attempt"]!);
+        Assert.Equal(JTokenType.Integer, reconnecting["delay"]!.Type);
+        Assert.InRange((long)reconnecting["delay"]!, 0, 5000);
+        var reconnected = await listen.WaitForLineAsync("state", l => (string?)l["state"] == "connected");
+        Assert.True((bool)reconnected["resumed"]!, reconnected.ToString());
+
+        var second = await connections.Skip(1).FirstAsync().ToTask().WaitAsync(CliProcess.Timeout);
+        Assert.True(second.Resumed);
+        Assert.Equal(first.Session.Id, second.Session.Id);
+        await second.Send("noise");
+        await second.Send("greet", "again", 2);
+        var greet = await listen.NextLineAsync();
+        Assert.Equal("event", (string?)greet["type"]);
+        Assert.Equal("greet", (string?)greet["event"]);
+        Assert.True(JToken.DeepEquals(new JArray("again", 2), greet["args"]), greet.ToString());
+
+        await listen.TerminateAsync();
+        Assert.Equal(0, await listen.WaitForExitAsync());
+        Assert.Equal("closed", (string?)(await listen.RemainingLinesAsync()).Last()["state"]);
+    }
+
+    private static int FreePort()
+    {
+        var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        return port;
     }
 
     private static async Task<string> ListeningEndpointAsync(CliProcess serve)
