@@ -34,12 +34,37 @@ internal static class Common
         Recursive = true,
     };
 
-    /// <summary>A <c>--protocol</c> option (each command has its own instance).</summary>
-    public static Option<string> ProtocolOption() => new("--protocol")
+    /// <summary>The native protocol's name on the command line.</summary>
+    public const string NativeProtocol = "native";
+
+    /// <summary>For <c>serve</c>: accept both wires on the endpoint.</summary>
+    public const string AutoProtocol = "auto";
+
+    /// <summary>A <c>--protocol</c> option (each command has its own instance): <c>native</c> by default for clients, <c>auto</c> for <c>serve</c>.</summary>
+    public static Option<string> ProtocolOption(bool server = false) => new("--protocol")
     {
-        Description = "The wire protocol: uhura (the Node uhura wire; the default and, for now, the only one).",
+        Description = server
+            ? "The wire protocols to accept: auto (both, told apart by the first byte; the default), native, or uhura (the Node uhura wire)."
+            : "The wire protocol: native (Rx.Uhura's own; the default) or uhura (the Node uhura wire, to talk to Node uhura servers).",
         HelpName = "P",
-        DefaultValueFactory = _ => UhuraProtocol,
+        DefaultValueFactory = _ => server ? AutoProtocol : NativeProtocol,
+    };
+
+    /// <summary>The wire a client speaks; anything but native or uhura is bad usage.</summary>
+    public static WireProtocol ParseClientProtocol(string? protocol) => protocol switch
+    {
+        NativeProtocol => WireProtocol.Native,
+        UhuraProtocol => WireProtocol.NodeUhura,
+        _ => throw new UsageException($"protocol '{protocol}' is not supported (supported: {NativeProtocol}, {UhuraProtocol})."),
+    };
+
+    /// <summary>The wires a server accepts; anything but auto, native or uhura is bad usage.</summary>
+    public static (bool Native, bool NodeUhura) ParseServerProtocol(string? protocol) => protocol switch
+    {
+        AutoProtocol => (true, true),
+        NativeProtocol => (true, false),
+        UhuraProtocol => (false, true),
+        _ => throw new UsageException($"protocol '{protocol}' is not supported (supported: {AutoProtocol}, {NativeProtocol}, {UhuraProtocol})."),
     };
 
     /// <summary>A required endpoint URI option (<c>--listen</c>, <c>--connect</c>).</summary>
@@ -49,15 +74,6 @@ internal static class Common
         HelpName = "URI",
         Required = true,
     };
-
-    /// <summary>Only <c>uhura</c> is implemented so far; anything else is bad usage.</summary>
-    public static void CheckProtocol(string? protocol)
-    {
-        if (!string.Equals(protocol, UhuraProtocol, StringComparison.Ordinal))
-        {
-            throw new UsageException($"protocol '{protocol}' is not supported yet (supported: {UhuraProtocol}).");
-        }
-    }
 
     /// <summary>Parses an endpoint URI; a bad one is bad usage.</summary>
     public static EndPoint ParseEndpoint(string? uri)

@@ -45,7 +45,7 @@ internal static class ListenCommand
 
     private static async Task<int> RunAsync(string? uri, string? protocol, bool reconnect, string[] eventNames, bool verbose, CancellationToken stop)
     {
-        Common.CheckProtocol(protocol);
+        var wire = Common.ParseClientProtocol(protocol);
         var endPoint = Common.ParseEndpoint(uri);
         if (eventNames.FirstOrDefault(n => n.StartsWith("--", StringComparison.Ordinal)) is { } unknown)
         {
@@ -60,6 +60,7 @@ internal static class ListenCommand
             Connection = ConnectionOptions.Default with { LoggerFactory = logging },
             ConnectTimeout = Common.AttemptTimeout,
             Reconnect = reconnect ? Common.Reconnect : null,
+            Protocol = wire,
         };
 
         var closed = new TaskCompletionSource<ConnectionState>(TaskCreationOptions.RunContinuationsAsynchronously);

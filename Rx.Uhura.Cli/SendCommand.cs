@@ -68,7 +68,7 @@ internal static class SendCommand
 
     private static async Task<int> RunAsync(Settings settings, CancellationToken stop)
     {
-        Common.CheckProtocol(settings.Protocol);
+        var wire = Common.ParseClientProtocol(settings.Protocol);
         var endPoint = Common.ParseEndpoint(settings.Uri);
         var args = settings.Args.Select(Common.ParseJsonArgument).ToArray();
         if (settings.Count is < 1)
@@ -93,6 +93,7 @@ internal static class SendCommand
             Connection = ConnectionOptions.Default with { LoggerFactory = logging },
             ConnectTimeout = timeout < Common.AttemptTimeout ? timeout : Common.AttemptTimeout,
             Reconnect = Common.Reconnect,
+            Protocol = wire,
         });
         var progress = new ConnectProgress();
         using var states = client.State.Subscribe(progress.OnState);

@@ -18,7 +18,7 @@ internal static class ServeCommand
     public static Command Create()
     {
         var listen = Common.EndpointOption("--listen", "Where to listen;");
-        var protocol = Common.ProtocolOption();
+        var protocol = Common.ProtocolOption(server: true);
         var echo = new Option<bool>("--echo")
         {
             Description = "Answer every application event with the same event name and arguments on the same connection.",
@@ -46,7 +46,7 @@ internal static class ServeCommand
 
     private static async Task<int> RunAsync(string? uri, string? protocol, bool echo, string? store, bool verbose, CancellationToken stop)
     {
-        Common.CheckProtocol(protocol);
+        var (acceptNative, acceptNodeUhura) = Common.ParseServerProtocol(protocol);
         if (!string.Equals(store, MemoryStore, StringComparison.Ordinal))
         {
             throw new UsageException($"store '{store}' is not supported yet (supported: {MemoryStore}).");
@@ -58,6 +58,8 @@ internal static class ServeCommand
         var server = new UhuraServer(new UhuraServerOptions
         {
             Connection = ConnectionOptions.Default with { LoggerFactory = logging },
+            AcceptNative = acceptNative,
+            AcceptNodeUhura = acceptNodeUhura,
         });
 
         // "listening" is the first line: a connection accepted before it was written waits for it.

@@ -33,6 +33,10 @@ public sealed partial class Connection
                 {
                     // One endpoint, two wires: the native preface starts with 0x00, a Node uhura stream with '[' or whitespace.
                     _wire = buffer.FirstSpan.Length > 0 && buffer.FirstSpan[0] == NativePreface.FirstByte ? WireProtocol.Native : WireProtocol.NodeUhura;
+                    if (_server is { } server && !server.Accepts(_wire.Value))
+                    {
+                        throw new ProtocolException($"This server does not accept the {_wire} wire.");
+                    }
                 }
 
                 try

@@ -313,6 +313,9 @@ internal interface IServerContext
 {
     ISessionStore SessionStore { get; }
 
+    /// <summary>Whether this server accepts the wire a client turned out to speak.</summary>
+    bool Accepts(WireProtocol wire);
+
     Server.ServerSessions Sessions { get; }
 
     /// <summary>The handshake completed: publish the connection (runs before <c>connect</c> is sent).</summary>

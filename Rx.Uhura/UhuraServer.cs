@@ -143,6 +143,8 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
     ISessionStore IServerContext.SessionStore => SessionStore;
 
+    bool IServerContext.Accepts(WireProtocol wire) => wire == WireProtocol.Native ? _options.AcceptNative : _options.AcceptNodeUhura;
+
     Server.ServerSessions IServerContext.Sessions => Sessions;
 
     void IServerContext.OnReady(Connection connection)

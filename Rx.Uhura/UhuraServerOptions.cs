@@ -21,6 +21,12 @@ public sealed record UhuraServerOptions
     /// </summary>
     public TimeSpan? SessionTimeToLive { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>Whether to accept clients speaking the native protocol. Default true.</summary>
+    public bool AcceptNative { get; init; } = true;
+
+    /// <summary>Whether to accept clients speaking the Node uhura wire. Default true.</summary>
+    public bool AcceptNodeUhura { get; init; } = true;
+
     /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
     public ITransport Transport { get; init; } = SocketTransport.Instance;
 
@@ -29,6 +35,10 @@ public sealed record UhuraServerOptions
         ArgumentNullException.ThrowIfNull(Connection);
         ArgumentNullException.ThrowIfNull(Transport);
         Connection.Validate();
+        if (!AcceptNative && !AcceptNodeUhura)
+        {
+            throw new ArgumentException("A server must accept at least one wire protocol.", nameof(AcceptNative));
+        }
         if (SessionTimeToLive is { } ttl && ttl <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(SessionTimeToLive), ttl, "Must be positive.");

@@ -62,6 +62,47 @@ public sealed class CliTests
         Assert.Equal(0, await serve.WaitForExitAsync());
     }
 
+    [Theory]
+    [InlineData("native")]
+    [InlineData("uhura")]
+    public async Task Serve_accepts_either_wire_on_one_endpoint_and_send_speaks_the_one_asked_for(string protocol)
+    {
+        using var serve = CliProcess.Start("serve", "--listen", "tcp://127.0.0.1:0", "--echo");
+        var endpoint = await ListeningEndpointAsync(serve);
+        var (exitCode, send) = await CliProcess.RunAsync("send", "--connect", endpoint, "--protocol", protocol, "hi", "[1]", "--wait-reply");
+        using (send)
+        {
+            Assert.True(exitCode == 0, send.Stderr);
+            var reply = await send.WaitForLineAsync("event");
+            Assert.Equal("hi", (string?)reply["event"]);
+        }
+
+        await serve.WaitForLineAsync("event");
+        await serve.TerminateAsync();
+        Assert.Equal(0, await serve.WaitForExitAsync());
+    }
+
+    [Fact]
+    public async Task Serve_restricted_to_one_wire_turns_the_other_away_and_keeps_serving()
+    {
+        using var serve = CliProcess.Start("serve", "--listen", "tcp://127.0.0.1:0", "--protocol", "native");
+        var endpoint = await ListeningEndpointAsync(serve);
+        var (refused, node) = await CliProcess.RunAsync("send", "--connect", endpoint, "--protocol", "uhura", "x", "--timeout", "2");
+        using (node)
+        {
+            Assert.Equal(1, refused);
+        }
+
+        var (ok, native) = await CliProcess.RunAsync("send", "--connect", endpoint, "y");
+        using (native)
+        {
+            Assert.True(ok == 0, native.Stderr);
+        }
+
+        await serve.TerminateAsync();
+        Assert.Equal(0, await serve.WaitForExitAsync());
+    }
+
     [Fact]
     public async Task Send_with_wait_reply_prints_the_event_that_serve_echo_sends_back()
     {

@@ -254,6 +254,22 @@ public sealed class DotNetClientNodeServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_uhura_command_sends_to_a_node_server_over_the_node_wire()
+    {
+        var (exitCode, send) = await Cli.CliProcess.RunAsync("send", "--connect", _uri, "--protocol", "uhura", "hello", "{\"n\":1}", "--count", "3");
+        using (send)
+        {
+            Assert.True(exitCode == 0, send.Stderr);
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            var line = await Node.WaitForAsync(l => Type(l) == "event" && (string?)l["event"] == "hello");
+            Assert.True(JToken.DeepEquals(JArray.Parse($$"""[{{i}}, {"n": 1}]"""), line["args"]), line.ToString());
+        }
+    }
+
+    [Fact]
     public async Task Many_events_in_a_row_all_arrive_in_order()
     {
         var (client, _) = await Connect();
