@@ -1,0 +1,178 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Rx.Uhura.Benchmarks.Compare;
+
+/// <summary>
+/// Rx.Uhura itself: an <see cref="UhuraServer"/> and <see cref="UhuraClient"/>s on loopback TCP speaking one wire
+/// protocol, acks on (a send counts once its task completed, i.e. the peer acknowledged it).
+/// </summary>
+public sealed class UhuraContender(string name, WireProtocol protocol) : IContender
+{
+    private const int ConnectParallelism = 32;
+
+    public string Name { get; } = name;
+
+    public async Task<ScenarioResult?> RunAsync(Scenario scenario, BenchSettings settings, CancellationToken cancellationToken) => scenario switch
+    {
+        Scenario.Throughput => await ThroughputAsync(settings.ThroughputEvents, measureAllocations: false, cancellationToken),
+        Scenario.Allocations => await ThroughputAsync(settings.AllocationEvents, measureAllocations: true, cancellationToken),
+        Scenario.Rtt => await RttAsync(settings.RoundTrips, cancellationToken),
+        Scenario.Fanout => await FanoutAsync(settings.FanoutClients, settings.FanoutEvents, cancellationToken),
+        Scenario.IdleMemory => await IdleAsync(settings.IdleConnections, cancellationToken),
+        _ => null,
+    };
+
+    private UhuraClientOptions ClientOptions => new() { Protocol = protocol };
+
+    private static async Task<UhuraServer> StartServerAsync(Action<Connection> onConnection, CancellationToken cancellationToken)
+    {
+        var server = new UhuraServer();
+        server.Connections.Subscribe(onConnection);
+        await server.ListenAsync("tcp://127.0.0.1:0", cancellationToken);
+        return server;
+    }
+
+    private async Task<ScenarioResult> ThroughputAsync(int events, bool measureAllocations, CancellationToken cancellationToken)
+    {
+        long seen = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await StartServerAsync(
+            connection => connection.Event("ping").Subscribe(_ =>
+            {
+                if (Interlocked.Increment(ref seen) == events)
+                {
+                    all.TrySetResult();
+                }
+            }),
+            cancellationToken);
+        await using var client = await UhuraClient.ConnectAsync(server.Uri!, ClientOptions, cancellationToken);
+
+        var sends = new Task[events];
+        var allocatedBefore = Measure.AllocatedBytes();
+        var stopwatch = Stopwatch.StartNew();
+        for (var i = 0; i < events; i++)
+        {
+            sends[i] = client.Send("ping", i);
+        }
+
+        await all.Task.WaitAsync(cancellationToken);
+        await Task.WhenAll(sends).WaitAsync(cancellationToken);
+        stopwatch.Stop();
+        var allocated = Measure.AllocatedBytes() - allocatedBefore;
+        return measureAllocations ? Measure.Allocations(allocated, events) : Measure.Throughput(events, stopwatch.Elapsed);
+    }
+
+    private async Task<ScenarioResult> RttAsync(int roundTrips, CancellationToken cancellationToken)
+    {
+        await using var server = await StartServerAsync(
+            connection => connection.Event("ping").Subscribe(e => _ = connection.Send("pong", e.Args[0])),
+            cancellationToken);
+        await using var client = await UhuraClient.ConnectAsync(server.Uri!, ClientOptions, cancellationToken);
+
+        TaskCompletionSource? waiting = null;
+        using var subscription = client.Event("pong").Subscribe(_ => Volatile.Read(ref waiting)?.TrySetResult());
+        var samples = new List<double>(roundTrips);
+        var sends = new List<Task>(roundTrips);
+        for (var i = 0; i < roundTrips; i++)
+        {
+            var pong = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref waiting, pong);
+            var start = Stopwatch.GetTimestamp();
+            sends.Add(client.Send("ping", i));
+            await pong.Task.WaitAsync(cancellationToken);
+            samples.Add(Measure.Microseconds(Stopwatch.GetTimestamp() - start));
+        }
+
+        await Task.WhenAll(sends).WaitAsync(cancellationToken);
+        return Measure.Rtt(samples);
+    }
+
+    private async Task<List<UhuraClient>> ConnectManyAsync(string uri, int count, Action<UhuraClient>? setup, CancellationToken cancellationToken)
+    {
+        var clients = new ConcurrentBag<UhuraClient>();
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = ConnectParallelism, CancellationToken = cancellationToken }, async (_, ct) =>
+        {
+            var client = UhuraClient.Connect(uri, ClientOptions);
+            clients.Add(client);
+            setup?.Invoke(client);
+            await client.WhenConnectedAsync(ct);
+        });
+        return [.. clients];
+    }
+
+    private static async Task DisposeAllAsync(IEnumerable<UhuraClient> clients)
+    {
+        await Parallel.ForEachAsync(clients, new ParallelOptions { MaxDegreeOfParallelism = ConnectParallelism }, async (client, _) => await client.DisposeAsync());
+    }
+
+    private static async Task WaitForConnectionsAsync(ConcurrentQueue<Connection> connections, int count, CancellationToken cancellationToken)
+    {
+        while (connections.Count < count)
+        {
+            await Task.Delay(5, cancellationToken);
+        }
+    }
+
+    private async Task<ScenarioResult> FanoutAsync(int clientCount, int events, CancellationToken cancellationToken)
+    {
+        var connections = new ConcurrentQueue<Connection>();
+        await using var server = await StartServerAsync(connections.Enqueue, cancellationToken);
+        long expected = (long)clientCount * events;
+        long delivered = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var clients = await ConnectManyAsync(
+            server.Uri!,
+            clientCount,
+            client => client.Event("ping").Subscribe(_ =>
+            {
+                if (Interlocked.Increment(ref delivered) == expected)
+                {
+                    all.TrySetResult();
+                }
+            }),
+            cancellationToken);
+        try
+        {
+            await WaitForConnectionsAsync(connections, clientCount, cancellationToken);
+            var targets = connections.ToArray();
+            var sends = new Task[targets.Length * events];
+            var stopwatch = Stopwatch.StartNew();
+            var k = 0;
+            for (var m = 0; m < events; m++)
+            {
+                foreach (var connection in targets)
+                {
+                    sends[k++] = connection.Send("ping", m);
+                }
+            }
+
+            await all.Task.WaitAsync(cancellationToken);
+            await Task.WhenAll(sends).WaitAsync(cancellationToken);
+            stopwatch.Stop();
+            return Measure.Fanout(expected, stopwatch.Elapsed, clientCount);
+        }
+        finally
+        {
+            await DisposeAllAsync(clients);
+        }
+    }
+
+    private async Task<ScenarioResult> IdleAsync(int count, CancellationToken cancellationToken)
+    {
+        var connections = new ConcurrentQueue<Connection>();
+        await using var server = await StartServerAsync(connections.Enqueue, cancellationToken);
+        var before = Measure.Memory();
+        var clients = await ConnectManyAsync(server.Uri!, count, null, cancellationToken);
+        try
+        {
+            await WaitForConnectionsAsync(connections, count, cancellationToken);
+            var after = Measure.Memory();
+            return Measure.Idle(before, after, count);
+        }
+        finally
+        {
+            await DisposeAllAsync(clients);
+        }
+    }
+}
