@@ -1,7 +1,4 @@
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
-using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Rx.Uhura.Benchmarks.Compare;
 using Rx.Uhura.Benchmarks.Micro;
 
@@ -19,9 +16,19 @@ if (args.Length == 0)
 switch (args[0])
 {
     case "micro":
-        // In-process toolchain: BenchmarkDotNet 0.14 does not know net10.0 as a target for its generated projects.
-        var config = DefaultConfig.Instance.AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance));
-        BenchmarkSwitcher.FromTypes([typeof(CodecBenchmarks)]).Run(args[1..].Length == 0 ? ["--filter", "*"] : args[1..], config);
+        // In process (--inProcess): BenchmarkDotNet 0.14 does not know net10.0 as a target for its generated projects.
+        var microArgs = args[1..].ToList();
+        if (!microArgs.Contains("--filter"))
+        {
+            microArgs.AddRange(["--filter", "*"]);
+        }
+
+        if (!microArgs.Contains("--inProcess"))
+        {
+            microArgs.Add("--inProcess");
+        }
+
+        BenchmarkSwitcher.FromTypes([typeof(CodecBenchmarks)]).Run([.. microArgs]);
         return 0;
     case "compare":
         using (var cts = new CancellationTokenSource())

@@ -71,7 +71,7 @@ internal sealed class CompareReport(BenchSettings settings, string sizeName)
     private string Ratio(MetricSummary metric, Scenario scenario, string baseline)
     {
         var reference = Results.FirstOrDefault(r => r.Scenario == scenario && r.Contender == baseline)?.Metrics.FirstOrDefault(m => m.Name == metric.Name);
-        if (reference is null || Math.Abs(reference.Median) < 1e-9)
+        if (reference is null || reference.Median <= 1e-9) // a zero or negative (noise) baseline gives no meaningful ratio
         {
             return "-";
         }
