@@ -45,6 +45,16 @@ public abstract class ReconnectTests : IAsyncLifetime
 
     private Task<Connection> Nth(int n) => Wait.First(_connections.Skip(n));
 
+    /// <summary>An endpoint nobody listens on: a port the OS just handed out and took back.</summary>
+    private static string UnusedEndpoint()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        return $"tcp://127.0.0.1:{port}";
+    }
+
     [Fact]
     public async Task The_client_reconnects_when_auto_reconnect_is_on()
     {
@@ -238,7 +248,7 @@ public abstract class ReconnectTests : IAsyncLifetime
     [Fact]
     public async Task A_full_queue_rejects_new_sends_by_default()
     {
-        var client = UhuraClient.Connect("tcp://127.0.0.1:1", new UhuraClientOptions
+        var client = UhuraClient.Connect(UnusedEndpoint(), new UhuraClientOptions
         {
             Reconnect = Fast with { FirstDelay = TimeSpan.FromSeconds(30), MaxDelay = TimeSpan.FromSeconds(30) },
             Connection = ConnectionOptions.Default with { MaxQueuedMessages = 2 },
@@ -254,7 +264,7 @@ public abstract class ReconnectTests : IAsyncLifetime
     [Fact]
     public async Task A_full_queue_can_drop_the_oldest_send_with_a_visible_signal()
     {
-        var client = UhuraClient.Connect("tcp://127.0.0.1:1", new UhuraClientOptions
+        var client = UhuraClient.Connect(UnusedEndpoint(), new UhuraClientOptions
         {
             Reconnect = Fast with { FirstDelay = TimeSpan.FromSeconds(30), MaxDelay = TimeSpan.FromSeconds(30) },
             Connection = ConnectionOptions.Default with { MaxQueuedMessages = 2 },
