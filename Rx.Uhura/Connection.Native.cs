@@ -15,6 +15,7 @@ namespace Rx.Uhura;
 public sealed partial class Connection
 {
     private NativeStream? _native;
+    private readonly Utf8NameCache _names = new();
     private JObject? _setBeforeWelcome;
     private bool _prefaceRead;
     private bool _welcomed;
@@ -52,7 +53,7 @@ public sealed partial class Connection
 
         while (!Volatile.Read(ref _closed))
         {
-            if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out var frame, out var next))
+            if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out var frame, out var next, _names))
             {
                 examined.Value = buffer.End;
                 break;
@@ -140,8 +141,9 @@ public sealed partial class Connection
     {
         var stream = _native!;
         var seq = (long)frame.Sequence;
-        var args = ParseJson<JArray>(frame.Args, "Event");
-        var e = new UhuraEvent(frame.Name, args.Children().ToArray(), seq.ToString(System.Globalization.CultureInfo.InvariantCulture), this);
+        var args = frame.Args;
+        JsonArgs.ValidateArray(args.Span, _options.MaxJsonDepth, "arguments of an Event frame");
+        var e = new UhuraEvent(frame.Name, MemoryMarshalArray(args), _options.MaxJsonDepth, seq, this);
         var gate = _serverSession?.Gate ?? stream.Gate;
         lock (gate)
         {
@@ -164,6 +166,12 @@ public sealed partial class Connection
 
         _ackOwed = _acksEnabled;
     }
+
+    /// <summary>The frame's args were copied into an array of their own by the reader: use it as it is.</summary>
+    private static byte[] MemoryMarshalArray(ReadOnlyMemory<byte> memory)
+        => System.Runtime.InteropServices.MemoryMarshal.TryGetArray(memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : memory.ToArray();
 
     private T ParseJson<T>(ReadOnlyMemory<byte> json, string frame)
         where T : JToken
@@ -198,9 +206,10 @@ public sealed partial class Connection
                 throw new ProtocolException($"An ack for {upTo} arrived, but only {_native.LastSent} were sent.");
             }
 
-            for (var seq = _ackedUpTo + 1; seq <= upTo; seq++)
+            while (_unacked.TryPeek(out var message) && message.Seq <= upTo)
             {
-                if (_inflight.Remove(seq, out var message))
+                _unacked.Dequeue();
+                if (message.Completion is not null)
                 {
                     (done ??= []).Add(message);
                 }
@@ -215,7 +224,10 @@ public sealed partial class Connection
             {
                 message.Succeed();
             }
+        }
 
+        if (Volatile.Read(ref _idle) is not null)
+        {
             CheckIdle();
         }
     }
@@ -406,7 +418,7 @@ public sealed partial class Connection
         message.WriteNativeArgs(_pending);
         if (_acksEnabled)
         {
-            _inflight[message.Seq] = message;
+            _unacked.Enqueue(message);
         }
         else
         {

@@ -11,13 +11,15 @@ public sealed partial class Connection : ISessionSink
 {
     private readonly object _gate = new();
     private readonly Queue<OutboundMessage> _preReady = new();
-    private readonly Dictionary<long, OutboundMessage> _inflight = new();
+    private readonly Dictionary<long, OutboundMessage> _inflight = new(); // Node wire: acknowledged one by one, by id
+    private readonly Queue<OutboundMessage> _unacked = new();              // native: in sequence order, acknowledged cumulatively
     private PooledBufferWriter _pending = new();
     private PooledBufferWriter _writing = new();
     private List<OutboundMessage> _pendingWaiters = new();
     private List<OutboundMessage> _writingWaiters = new();
     private TaskCompletionSource? _drained;
-    private TaskCompletionSource? _idle;
+    private bool _endedUndelivered;
+    private TaskCompletionSource<bool>? _idle; // true: idle reached; false: the link ended with events undelivered
     private long _nextSeq;
     private bool _handshakeDone;
     private bool _objectMode;
@@ -77,15 +79,45 @@ public sealed partial class Connection : ISessionSink
         return true;
     }
 
+    /// <summary>
+    /// Sends an event without a task of its own: cheaper than <see cref="Send"/> when the caller does not need to
+    /// know when each event arrived. Events reach the peer in the order they are sent, so awaiting a later
+    /// <see cref="Send"/> confirms every event posted before it. Returns false when the event was not accepted: the
+    /// connection is closing or closed, or its outbound buffer is full. An event accepted but lost with the link is not
+    /// reported one by one (on a server, native protocol, it follows the session to the client's next link).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    public bool Post(string eventName, params object?[] args)
+    {
+        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, out var error) ?? throw error!;
+        return Enqueue(message);
+    }
+
+    /// <summary>Queues a posted message (or a broadcast's copy); false when it was not accepted.</summary>
+    internal bool Enqueue(OutboundMessage message)
+    {
+        if (!TryEnqueue(message) && !TryFollowSession(message))
+        {
+            return false;
+        }
+
+        return !message.IsFailed;
+    }
+
     /// <summary>Validates and encodes an application event once.</summary>
     internal static OutboundMessage? CreateMessage(string eventName, object?[]? args, JsonSerializer serializer, out Exception? error)
+        => CreateMessage(eventName, args, serializer, awaited: true, null, out error);
+
+    /// <summary>Validates and encodes an application event once; <paramref name="awaited"/> false for a posted event.</summary>
+    internal static OutboundMessage? CreateMessage(string eventName, object?[]? args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, out Exception? error)
     {
         ValidateEventName(eventName);
         try
         {
             error = null;
             var payload = NodeWireCodec.EncodePayload(eventName, args ?? [], serializer, out var nameEnd);
-            return new OutboundMessage(eventName, payload, awaited: true, nameEnd);
+            return new OutboundMessage(eventName, payload, awaited, nameEnd, failureSink);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
         {
@@ -397,17 +429,35 @@ public sealed partial class Connection : ISessionSink
         CheckIdle();
     }
 
-    /// <summary>Completes when nothing waits to be written or acknowledged.</summary>
-    private Task WhenIdleAsync()
+    /// <summary>
+    /// Completes when every event sent or posted so far on this link has been acknowledged by the peer (or, on a link
+    /// without acks, written to the socket): the way to confirm a run of <see cref="Post"/>s. Fails with
+    /// <see cref="ConnectionLostException"/> when the link ends with events still unacknowledged.
+    /// </summary>
+    public async Task WhenAcknowledgedAsync()
+    {
+        if (!await WhenIdleAsync().ConfigureAwait(false))
+        {
+            throw new ConnectionLostException("(any)") { ConnectionId = Id };
+        }
+    }
+
+    /// <summary>Completes with true when nothing waits to be written or acknowledged, with false when the link ended first with events undelivered.</summary>
+    private Task<bool> WhenIdleAsync()
     {
         lock (_gate)
         {
-            if (IsIdleLocked())
+            if (_closed)
             {
-                return Task.CompletedTask;
+                return Task.FromResult(!_endedUndelivered);
             }
 
-            _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (IsIdleLocked())
+            {
+                return Task.FromResult(true);
+            }
+
+            _idle ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
             return _idle.Task;
         }
     }
@@ -432,19 +482,21 @@ public sealed partial class Connection : ISessionSink
         {
             if (_idle is not null && IsIdleLocked())
             {
-                _idle.TrySetResult();
+                _idle.TrySetResult(true);
                 _idle = null;
             }
         }
     }
 
     private bool IsIdleLocked() => _preReady.Count == 0 && _pendingWaiters.Count == 0 && _writingWaiters.Count == 0
-        && !_inflight.Values.Any(m => m.Completion is not null);
+        && _inflight.Count == 0 && _unacked.Count == 0;
 
     private List<OutboundMessage> CollectUndeliveredLocked()
     {
-        var list = new List<OutboundMessage>(_preReady.Count + _inflight.Count + _pendingWaiters.Count);
-        list.AddRange(_inflight.Values.Where(m => m.Completion is not null).OrderBy(m => m.Seq));
+        var list = new List<OutboundMessage>(_preReady.Count + _inflight.Count + _unacked.Count + _pendingWaiters.Count);
+        list.AddRange(_unacked);
+        list.AddRange(_inflight.Values.OrderBy(m => m.Seq));
+        _unacked.Clear();
         list.AddRange(_writingWaiters);
         list.AddRange(_pendingWaiters);
         list.AddRange(_preReady);
@@ -452,7 +504,8 @@ public sealed partial class Connection : ISessionSink
         _writingWaiters.Clear();
         _pendingWaiters.Clear();
         _preReady.Clear();
-        _idle?.TrySetResult();
+        _endedUndelivered |= list.Count > 0;
+        _idle?.TrySetResult(list.Count == 0);
         _idle = null;
         _drained?.TrySetResult();
         _drained = null;

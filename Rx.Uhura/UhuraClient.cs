@@ -38,7 +38,8 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly Queue<OutboundMessage> _queue = new();
     private readonly SerialDisposable _linkSubscription = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Subject<OutboundBufferFullException> _dropped = new();
+    private readonly Subject<SendException> _dropped = new();
+    private readonly IObserver<SendException> _droppedSink;
     private readonly string _idPrefix = MessageIds.NewPrefix();
     private readonly NativeStream _nativeStream = new();
     private long _nextSeq;
@@ -58,6 +59,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         _options.Validate();
         _openStream = openStream;
         _serializer = _options.Connection.CreateSerializer();
+        _droppedSink = System.Reactive.Observer.Synchronize(_dropped);
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraClient>();
         Session = new UhuraSession(_serializer);
         if (_options.Reconnect is { } reconnect)
@@ -187,42 +189,82 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             return Task.FromException(error!);
         }
 
-        OutboundBufferFullException? dropped;
-        lock (_gate)
-        {
-            if (_closing)
-            {
-                message.Fail(new SendAfterCloseException(eventName));
-                return message.Completion!.Task;
-            }
-
-            // Node wire: numbered under the lock that fixes the send order, so sequence numbers rise along the wire.
-            // (The native protocol numbers events as it writes them, from the stream that outlives links.)
-            if (_options.Protocol == WireProtocol.NodeUhura)
-            {
-                message.Seq = ++_nextSeq;
-            }
-            if (_link is { } link && link.TryEnqueue(message))
-            {
-                return message.Completion!.Task;
-            }
-
-            dropped = QueueLocked(message);
-        }
-
-        if (dropped is not null)
-        {
-            _dropped.OnNext(dropped);
-        }
-
+        Submit(message);
         return message.Completion!.Task;
     }
 
     /// <summary>
-    /// Sends dropped from the full queue under <see cref="QueueFullPolicy.DropOldest"/>, as the error their tasks failed
-    /// with. Completes when the client closes.
+    /// Sends an event without a task of its own: cheaper than <see cref="Send"/> when the caller does not need to know
+    /// when each event arrived. It is queued, resent after a reconnection and acknowledged exactly like a send, and
+    /// events reach the server in the order they were sent, so awaiting a later <see cref="Send"/> confirms every event
+    /// posted before it. Returns false when it was not accepted (the client is closing, or the queue is full under
+    /// <see cref="QueueFullPolicy.Reject"/>); a posted event that is accepted and then cannot be delivered is reported
+    /// on <see cref="Dropped"/>.
     /// </summary>
-    public IObservable<OutboundBufferFullException> Dropped => _dropped.AsObservable();
+    /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    public bool Post(string eventName, params object?[] args)
+    {
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, out var error) ?? throw error!;
+        Submit(message);
+        return !message.IsFailed;
+    }
+
+    /// <summary>Hands a send to the link, or queues it; failures are reported outside the lock.</summary>
+    private void Submit(OutboundMessage message)
+    {
+        Exception? refused = null;
+        OutboundMessage? dropped = null;
+        lock (_gate)
+        {
+            if (_closing)
+            {
+                refused = new SendAfterCloseException(message.Name);
+            }
+            else
+            {
+                // Node wire: numbered under the lock that fixes the send order, so sequence numbers rise along the wire.
+                // (The native protocol numbers events as it writes them, from the stream that outlives links.)
+                if (_options.Protocol == WireProtocol.NodeUhura)
+                {
+                    message.Seq = ++_nextSeq;
+                }
+
+                if (_link is { } link && link.TryEnqueue(message))
+                {
+                    return;
+                }
+
+                if (!QueueLocked(message, out dropped))
+                {
+                    refused = new OutboundBufferFullException(message.Name, $"{_queue.Count} sends already wait for a connection.");
+                }
+            }
+        }
+
+        if (refused is not null)
+        {
+            message.Refuse(refused);
+        }
+
+        if (dropped is not null)
+        {
+            var error = new OutboundBufferFullException(dropped.Name, $"it was dropped: {_options.Connection.MaxQueuedMessages} sends waited for a connection and a newer one arrived.");
+            dropped.Fail(error);
+            if (dropped.FailureSink is null)
+            {
+                _droppedSink.OnNext(error); // a posted event reported itself there already
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends that failed where no task reports them: those dropped from the full queue under
+    /// <see cref="QueueFullPolicy.DropOldest"/> (an <see cref="OutboundBufferFullException"/>, also the error their task
+    /// failed with), and events sent with <see cref="Post"/> that were accepted but could not be delivered. Completes
+    /// when the client closes.
+    /// </summary>
+    public IObservable<SendException> Dropped => _dropped.AsObservable();
 
     /// <summary>
     /// Turns automatic reconnection on (uhura's <c>autoReconnect()</c>), or changes its settings: from the next failure on,
@@ -278,25 +320,25 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Queues for the next link, applying the overflow policy; returns the send dropped to make room, if any.</summary>
-    private OutboundBufferFullException? QueueLocked(OutboundMessage message)
+    /// <summary>
+    /// Queues for the next link, applying the overflow policy: false when the queue is full and the policy rejects;
+    /// <paramref name="dropped"/> is the oldest send, taken out to make room, for the caller to fail outside the lock.
+    /// </summary>
+    private bool QueueLocked(OutboundMessage message, out OutboundMessage? dropped)
     {
-        OutboundBufferFullException? dropped = null;
+        dropped = null;
         if (_queue.Count >= _options.Connection.MaxQueuedMessages)
         {
             if (_options.QueueFullPolicy == QueueFullPolicy.Reject)
             {
-                message.Fail(new OutboundBufferFullException(message.Name, $"{_queue.Count} sends already wait for a connection."));
-                return null;
+                return false;
             }
 
-            var oldest = _queue.Dequeue();
-            dropped = new OutboundBufferFullException(oldest.Name, $"it was dropped: {_queue.Count + 1} sends waited for a connection and a newer one arrived.");
-            oldest.Fail(dropped);
+            dropped = _queue.Dequeue();
         }
 
         _queue.Enqueue(message);
-        return dropped;
+        return true;
     }
 
     /// <summary>

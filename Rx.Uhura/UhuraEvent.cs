@@ -1,4 +1,5 @@
 using Newtonsoft.Json.Linq;
+using Rx.Uhura.Protocol;
 
 namespace Rx.Uhura;
 
@@ -9,6 +10,12 @@ public sealed class UhuraEvent
 {
     private static readonly JToken[] NoArgs = [];
 
+    private readonly byte[]? _rawArgs;
+    private readonly int _maxDepth;
+    private readonly long _sequence;
+    private IReadOnlyList<JToken>? _args;
+    private string? _messageId;
+
     /// <summary>Creates an event.</summary>
     /// <param name="name">The event name.</param>
     /// <param name="args">The arguments, in order.</param>
@@ -18,8 +25,21 @@ public sealed class UhuraEvent
     {
         ArgumentNullException.ThrowIfNull(name);
         Name = name;
-        Args = args ?? NoArgs;
-        MessageId = messageId;
+        _args = args ?? NoArgs;
+        _messageId = messageId;
+        Connection = connection;
+    }
+
+    /// <summary>
+    /// An event received on the native protocol: the arguments stay as the validated UTF-8 JSON array they arrived as
+    /// and become <see cref="JToken"/>s only when <see cref="Args"/> is first read, so routing and filtering cost no parse.
+    /// </summary>
+    internal UhuraEvent(string name, byte[] rawArgs, int maxDepth, long sequence, Connection connection)
+    {
+        Name = name;
+        _rawArgs = rawArgs;
+        _maxDepth = maxDepth;
+        _sequence = sequence;
         Connection = connection;
     }
 
@@ -27,10 +47,17 @@ public sealed class UhuraEvent
     public string Name { get; }
 
     /// <summary>The arguments, in the order they were sent. Never null; empty when the event had none.</summary>
-    public IReadOnlyList<JToken> Args { get; }
+    /// <remarks>
+    /// Events from the native protocol are parsed into <see cref="JToken"/>s the first time this property (or
+    /// <see cref="Arg{T}"/>) is read; the JSON was validated on arrival, so reading it does not fail.
+    /// </remarks>
+    public IReadOnlyList<JToken> Args => _args ?? MaterializeArgs();
 
-    /// <summary>The message id the sender attached (Node uhura object form with acks on), or <see langword="null"/>.</summary>
-    public string? MessageId { get; }
+    /// <summary>
+    /// The message id the sender attached (Node uhura object form with acks on), the event's sequence number on the
+    /// native protocol, or <see langword="null"/>.
+    /// </summary>
+    public string? MessageId => _messageId ?? (_sequence > 0 ? _messageId = _sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) : null);
 
     /// <summary>The connection the event arrived on, so a handler can answer on it; <see langword="null"/> for events built by hand.</summary>
     public Connection? Connection { get; }
@@ -64,6 +91,12 @@ public sealed class UhuraEvent
         }
 
         return Arg<T>(index);
+    }
+
+    private IReadOnlyList<JToken> MaterializeArgs()
+    {
+        var parsed = JsonArgs.Parse(_rawArgs!, _maxDepth);
+        return Interlocked.CompareExchange(ref _args, parsed, null) ?? parsed;
     }
 
     /// <inheritdoc/>

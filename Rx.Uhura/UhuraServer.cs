@@ -29,6 +29,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     private readonly object _publishGate = new();
     private readonly ConcurrentDictionary<Connection, byte> _active = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Newtonsoft.Json.JsonSerializer _serializer;
     private ITransportListener? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private Task? _closeTask;
@@ -40,6 +41,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
         _options = options ?? UhuraServerOptions.Default;
         _options.Validate();
         SessionStore = _options.SessionStore ?? new InMemorySessionStore();
+        _serializer = _options.Connection.CreateSerializer();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraServer>();
         Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);
     }
@@ -51,6 +53,28 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
     /// <summary>Errors of single connections (bad input from a peer, transport failures); the connection concerned is closed, the server goes on. Completes when the server closes.</summary>
     public IObservable<UhuraException> Errors => _errors.AsObservable();
+
+    /// <summary>
+    /// Sends an event to every client whose handshake has completed, on whichever wire each speaks. The arguments are
+    /// serialized once and the same bytes are written to every connection; each connection numbers, acknowledges and
+    /// (native protocol) resends its copy like a <see cref="Connection.Post"/>. Returns how many connections accepted it.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    public int Broadcast(string eventName, params object?[] args)
+    {
+        var message = Connection.CreateMessage(eventName, args, _serializer, awaited: false, null, out var error) ?? throw error!;
+        var reached = 0;
+        foreach (var (connection, _) in _active)
+        {
+            if (connection.IsConnected && connection.Enqueue(message.ForRecipient()))
+            {
+                reached++;
+            }
+        }
+
+        return reached;
+    }
 
     /// <summary>The session store in use.</summary>
     public ISessionStore SessionStore { get; }

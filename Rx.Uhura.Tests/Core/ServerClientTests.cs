@@ -346,6 +346,79 @@ public abstract class ServerClientTests : IAsyncLifetime
         Assert.Equal(DisconnectReason.RemoteClose, (await Wait.First(connection.Disconnected)).Reason);
     }
 
+    [Fact]
+    public async Task Posted_events_arrive_in_order_and_a_later_send_confirms_them()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        var received = connection.Event("n").Select(e => e.Arg<int>(0)).Take(1000).ToList().ToTask();
+        for (var i = 0; i < 999; i++)
+        {
+            Assert.True(client.Post("n", i));
+        }
+
+        await client.Send("n", 999).For();
+        Assert.Equal(Enumerable.Range(0, 1000), await received.For());
+    }
+
+    [Fact]
+    public async Task A_connection_confirms_its_posted_events_with_WhenAcknowledgedAsync()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        var received = client.Event("n").Take(500).Count().ToTask();
+        for (var i = 0; i < 500; i++)
+        {
+            Assert.True(connection.Post("n", i, "x"));
+        }
+
+        await connection.WhenAcknowledgedAsync().For();
+        Assert.Equal(500, await received.For());
+    }
+
+    [Fact]
+    public async Task Post_after_close_is_refused_and_reported_by_its_return_value_only()
+    {
+        var client = Client();
+        var connection = await NextConnection();
+        var dropped = client.Dropped.ToList().ToTask();
+        await client.Disconnect().For();
+        Assert.False(client.Post("late"));
+        await connection.CloseAsync().For();
+        // Native protocol: a server's send after the link closed follows the session (held for the client's resume).
+        Assert.Equal(Protocol == WireProtocol.Native, connection.Post("late"));
+        Assert.Empty(await dropped.For());
+        Assert.Throws<ArgumentException>(() => client.Post("_set"));
+        var loop = new Cyclic();
+        loop.Self = loop;
+        Assert.Throws<EncodeException>(() => client.Post("x", loop));
+    }
+
+    [Fact]
+    public async Task Broadcast_reaches_every_client_with_the_same_arguments_whatever_its_wire()
+    {
+        var clients = Enumerable.Range(0, 4).Select(_ => Client()).ToList();
+        var other = UhuraClient.Connect(_server.Uri!, new UhuraClientOptions { Protocol = Protocol == WireProtocol.Native ? WireProtocol.NodeUhura : WireProtocol.Native });
+        _clients.Add(other);
+        clients.Add(other);
+        var gets = clients.Select(c => c.Event("news").Select(e => (e.Arg<int>(0), e.Arg<string>(1))).Take(3).ToList().ToTask()).ToList();
+        foreach (var client in clients)
+        {
+            await client.WhenConnectedAsync().For();
+        }
+
+        await NextConnection(4);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(5, _server.Broadcast("news", i, "héllo \\"));
+        }
+
+        foreach (var get in gets)
+        {
+            Assert.Equal([(0, "héllo \\"), (1, "héllo \\"), (2, "héllo \\")], await get.For());
+        }
+    }
+
     private sealed class Cyclic
     {
         public Cyclic? Self { get; set; }

@@ -1,18 +1,23 @@
 using System.Buffers;
+
 namespace Rx.Uhura.Internal;
 
 /// <summary>
-/// One event on its way out: the encoded <c>["name", ...args]</c> payload (encoded once, reused by resends) and the
-/// completion the sender awaits. Internal messages (the server's <c>connect</c>) have no completion.
+/// One event on its way out: the encoded <c>["name", ...args]</c> payload (encoded once, shared by resends and by every
+/// recipient of a broadcast) and how its outcome is reported: the task a <c>Send</c> caller awaits, or, for a posted
+/// event, nothing on success and the owner's failure sink on failure. Nothing is allocated per event beyond this object.
 /// </summary>
 internal sealed class OutboundMessage
 {
-    public OutboundMessage(string name, byte[] payload, bool awaited, int nameEnd = -1)
+    private int _failed;
+
+    public OutboundMessage(string name, byte[] payload, bool awaited, int nameEnd = -1, IObserver<SendException>? failureSink = null)
     {
         Name = name;
         Payload = payload;
         NameEnd = nameEnd;
         Completion = awaited ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
+        FailureSink = failureSink;
     }
 
     public string Name { get; }
@@ -41,7 +46,14 @@ internal sealed class OutboundMessage
         }
     }
 
+    /// <summary>The task of a <c>Send</c>; null for a posted event.</summary>
     public TaskCompletionSource? Completion { get; }
+
+    /// <summary>Where a posted event's failure is reported (a client's <c>Dropped</c>); null when nobody listens.</summary>
+    public IObserver<SendException>? FailureSink { get; }
+
+    /// <summary>True once <see cref="Fail"/> was called.</summary>
+    public bool IsFailed => Volatile.Read(ref _failed) != 0;
 
     /// <summary>
     /// The message's sequence number, assigned once by its owner (the client, for its sends; the connection otherwise)
@@ -49,7 +61,34 @@ internal sealed class OutboundMessage
     /// </summary>
     public long Seq { get; set; }
 
+    /// <summary>A copy for another recipient of a broadcast: the same payload bytes, its own sequence number and outcome.</summary>
+    public OutboundMessage ForRecipient() => new(Name, Payload, awaited: false, NameEnd);
+
     public void Succeed() => Completion?.TrySetResult();
 
-    public void Fail(Exception error) => Completion?.TrySetException(error);
+    /// <summary>Fails a message that was never accepted: its sender learns it from the return value, not from the failure sink.</summary>
+    public void Refuse(Exception error)
+    {
+        if (Interlocked.Exchange(ref _failed, 1) == 0)
+        {
+            Completion?.TrySetException(error);
+        }
+    }
+
+    public void Fail(Exception error)
+    {
+        if (Interlocked.Exchange(ref _failed, 1) != 0)
+        {
+            return;
+        }
+
+        if (Completion is { } completion)
+        {
+            completion.TrySetException(error);
+        }
+        else if (FailureSink is { } sink && error is SendException sendError)
+        {
+            sink.OnNext(sendError);
+        }
+    }
 }

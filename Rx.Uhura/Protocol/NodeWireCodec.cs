@@ -40,6 +40,31 @@ internal static class NodeWireCodec
         var state = t_encoder ??= new EncoderState();
         var buffer = state.Buffer;
         buffer.Reset();
+        if (FastJsonWriter.CanWriteAll(args))
+        {
+            try
+            {
+                buffer.GetSpan(1)[0] = (byte)'[';
+                buffer.Advance(1);
+                FastJsonWriter.WriteString(buffer, name);
+                nameEnd = buffer.WrittenCount;
+                foreach (var arg in args)
+                {
+                    buffer.GetSpan(1)[0] = (byte)',';
+                    buffer.Advance(1);
+                    FastJsonWriter.Write(buffer, arg);
+                }
+
+                buffer.GetSpan(1)[0] = (byte)']';
+                buffer.Advance(1);
+                return buffer.ToArray();
+            }
+            finally
+            {
+                buffer.Reset();
+            }
+        }
+
         state.Text.SetOutput(buffer);
         try
         {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Unicode;
+using Rx.Uhura.Internal;
 
 namespace Rx.Uhura.Protocol.Native;
 
@@ -26,7 +27,8 @@ internal static class NativeFrameReader
     /// <exception cref="FrameTooLargeException">The declared length exceeds <paramref name="maxFrameSize"/>; thrown once the 4-byte prefix is buffered, before the body.</exception>
     /// <exception cref="DecodeException">The length is 0 or the body is malformed (too short, trailing bytes, invalid UTF-8, empty JSON).</exception>
     /// <exception cref="ProtocolException">The type byte is not a known frame type.</exception>
-    public static bool TryRead(in ReadOnlySequence<byte> buffer, long maxFrameSize, out NativeFrame frame, out SequencePosition consumed)
+    /// <param name="names">Recently decoded event names, reused instead of decoding the same name again (optional).</param>
+    public static bool TryRead(in ReadOnlySequence<byte> buffer, long maxFrameSize, out NativeFrame frame, out SequencePosition consumed, Utf8NameCache? names = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxFrameSize, 1);
         var reader = new SequenceReader<byte>(buffer);
@@ -52,7 +54,7 @@ internal static class NativeFrameReader
         }
 
         var content = buffer.Slice(reader.Position, length);
-        frame = Decode(content);
+        frame = Decode(content, names);
         consumed = content.End;
         return true;
     }
@@ -65,7 +67,7 @@ internal static class NativeFrameReader
     }
 
     /// <summary>Decodes the type byte and body of one frame.</summary>
-    private static NativeFrame Decode(in ReadOnlySequence<byte> content)
+    private static NativeFrame Decode(in ReadOnlySequence<byte> content, Utf8NameCache? names)
     {
         var body = new Body(content);
         var frame = body.Type switch
@@ -85,7 +87,7 @@ internal static class NativeFrameReader
                 body.ReadUInt64("last received sequence number"),
                 body.ReadUInt32("heartbeat interval"),
                 body.ReadJsonToEnd("session")),
-            NativeFrameType.Event => NativeFrame.CreateEvent(body.ReadUInt64("sequence number"), body.ReadString("name"), body.ReadJsonToEnd("args")),
+            NativeFrameType.Event => NativeFrame.CreateEvent(body.ReadUInt64("sequence number"), body.ReadString("name", names), body.ReadJsonToEnd("args")),
             NativeFrameType.Set => NativeFrame.CreateSet(body.ReadUInt64("sequence number"), body.ReadJsonToEnd("changes")),
             NativeFrameType.Ack => NativeFrame.CreateAck(body.ReadUInt64("sequence number")),
             NativeFrameType.Ping => NativeFrame.CreatePing(body.ReadUInt64("nonce")),
@@ -133,7 +135,7 @@ internal static class NativeFrameReader
         public ulong ReadUInt64(string field) => _reader.TryReadBigEndian(out long value) ? (ulong)value : throw Truncated(field);
 
         /// <summary>A <c>u16</c> byte count and that many bytes of strict UTF-8.</summary>
-        public string ReadString(string field)
+        public string ReadString(string field, Utf8NameCache? cache = null)
         {
             int length = ReadUInt16(field);
             if (length == 0)
@@ -150,7 +152,20 @@ internal static class NativeFrameReader
             string value;
             if (unread.Length >= length)
             {
-                value = DecodeUtf8(unread[..length], field);
+                var bytes = unread[..length];
+                if (cache is null)
+                {
+                    value = DecodeUtf8(bytes, field);
+                }
+                else if (cache.TryGet(bytes) is { } known)
+                {
+                    value = known;
+                }
+                else
+                {
+                    value = DecodeUtf8(bytes, field);
+                    cache.Add(bytes, value);
+                }
             }
             else
             {
