@@ -9,7 +9,7 @@ namespace Rx.Uhura;
 
 public sealed partial class Connection : ISessionSink
 {
-    private readonly object _gate = new();
+    private readonly Lock _gate = new();
     private readonly Queue<OutboundMessage> _preReady = new();
     private readonly Dictionary<long, OutboundMessage> _inflight = new(); // Node wire: acknowledged one by one, by id
     private readonly Queue<OutboundMessage> _unacked = new();              // native: in sequence order, acknowledged cumulatively

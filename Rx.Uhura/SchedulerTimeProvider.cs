@@ -11,7 +11,7 @@ namespace Rx.Uhura;
 public sealed class SchedulerTimeProvider : TimeProvider
 {
     private readonly IScheduler _scheduler;
-    private readonly object _gate = new();
+    private readonly Lock _gate = new();
 
     /// <summary>Creates a time provider over <paramref name="scheduler"/>.</summary>
     public SchedulerTimeProvider(IScheduler scheduler)

@@ -33,8 +33,8 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly JsonSerializer _serializer;
     private readonly Subject<UhuraEvent> _events = new();
     private readonly BehaviorSubject<ConnectionState> _state = new(new ConnectionState(ConnectionStatus.Connecting));
-    private readonly object _gate = new();
-    private readonly object _stateGate = new();
+    private readonly Lock _gate = new();
+    private readonly Lock _stateGate = new();
     private readonly Queue<OutboundMessage> _queue = new();
     private readonly SerialDisposable _linkSubscription = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -173,7 +173,8 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             .Select(s => s.Status == ConnectionStatus.Connected
                 ? Unit.Default
                 : throw (s.Error as UhuraException ?? new UhuraException("The client closed before it connected.", s.Error)))
-            .ToTask(cancellationToken);
+            .ToTask(cancellationToken)
+            .ContinueWith(static t => t.GetAwaiter().GetResult(), CancellationToken.None, TaskContinuationOptions.RunContinuationsAsynchronously, TaskScheduler.Default); // the caller's code never runs inside a state change
 
     /// <summary>
     /// Sends an event to the server. Sends made before the link is ready are queued (at most

@@ -26,7 +26,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     private readonly ILogger _logger;
     private readonly Subject<Connection> _connections = new();
     private readonly Subject<UhuraException> _errors = new();
-    private readonly object _publishGate = new();
+    private readonly Lock _publishGate = new();
     private readonly ConcurrentDictionary<Connection, byte> _active = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Newtonsoft.Json.JsonSerializer _serializer;

@@ -9,7 +9,7 @@ internal sealed class NativeStream
 {
     private readonly List<OutboundMessage> _held = [];
 
-    public object Gate { get; } = new();
+    public Lock Gate { get; } = new();
 
     /// <summary>The last sequence number given to an outgoing event (0 = none yet).</summary>
     public long LastSent { get; set; }

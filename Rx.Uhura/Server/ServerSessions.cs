@@ -13,7 +13,7 @@ namespace Rx.Uhura.Server;
 internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, TimeProvider timeProvider, ILogger logger)
 {
     private readonly ConcurrentDictionary<string, ServerSession> _sessions = new(StringComparer.Ordinal);
-    private readonly object _gate = new();
+    private readonly Lock _gate = new();
 
     public int Count => _sessions.Count;
 
@@ -126,7 +126,7 @@ internal sealed class ServerSession(string id)
 
     public string Id { get; } = id;
 
-    public object Gate { get; } = new();
+    public Lock Gate { get; } = new();
 
     public Connection? Active { get; set; }
 

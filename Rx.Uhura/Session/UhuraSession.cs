@@ -19,7 +19,7 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     /// <summary>The key that holds the session id, as in Node uhura.</summary>
     public const string IdKey = "sessionID";
 
-    private readonly object _gate = new();
+    private readonly Lock _gate = new();
     private readonly BehaviorSubject<ImmutableDictionary<string, JToken>> _state = new(ImmutableDictionary.Create<string, JToken>(StringComparer.Ordinal));
     private readonly Subject<SessionChange> _changes = new();
     private readonly JsonSerializer _serializer;
@@ -213,7 +213,7 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     /// <summary>Saves snapshots one at a time, coalescing the changes made while a save runs (last one wins).</summary>
     private sealed class Persister(ISessionStore store, string sessionId, ILogger logger)
     {
-        private readonly object _gate = new();
+        private readonly Lock _gate = new();
         private IReadOnlyDictionary<string, JToken>? _next;
         private Task _running = Task.CompletedTask;
         private bool _active;
