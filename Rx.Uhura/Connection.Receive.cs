@@ -59,8 +59,7 @@ public sealed partial class Connection
                     {
                         while (!Volatile.Read(ref _closed) && _framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
                         {
-                            var token = NodeWireCodec.Parse(element, _options.MaxJsonDepth);
-                            var pending = HandleElement(token);
+                            var pending = HandleNodeElement(element.ToArray());
                             if (!pending.IsCompletedSuccessfully)
                             {
                                 await pending.ConfigureAwait(false);
@@ -117,7 +116,34 @@ public sealed partial class Connection
         return ex;
     }
 
-    /// <summary>Dispatches one element: acks, protocol events, or an application event for <see cref="Events"/>.</summary>
+    /// <summary>
+    /// Dispatches one element. Acks and application events are routed from a scan of the bytes (the arguments are parsed
+    /// only if the application reads them); protocol events (<c>_set</c>, <c>start</c>, ...) are parsed whole.
+    /// </summary>
+    private ValueTask HandleNodeElement(byte[] element)
+    {
+        var scan = NodeElementScanner.Scan(element, _options.MaxJsonDepth, _names);
+        if (scan.Name is not { Length: > 0 } name)
+        {
+            throw new ProtocolException("A message does not start with an event name.");
+        }
+
+        if (name.StartsWith("ack::", StringComparison.Ordinal))
+        {
+            ResolveAck(name.AsSpan(5));
+            return ValueTask.CompletedTask;
+        }
+
+        if (!IsApplicationEvent(name))
+        {
+            return HandleElement(NodeWireCodec.Parse(new ReadOnlySequence<byte>(element), _options.MaxJsonDepth));
+        }
+
+        ReceiveApplicationEvent(new UhuraEvent(name, element, scan.ArrayStart, scan.ArrayLength, skip: 1, _options.MaxJsonDepth, 0, scan.MessageId, this));
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Dispatches one parsed element: acks, protocol events, or an application event for <see cref="Events"/>.</summary>
     private ValueTask HandleElement(JToken token)
     {
         JArray array;
@@ -181,18 +207,31 @@ public sealed partial class Connection
             throw new ProtocolException($"Unknown internal event '{Truncate(name)}'.");
         }
 
-        if (IsServer && !_startReceived)
-        {
-            throw new ProtocolException($"Event '{Truncate(name)}' arrived before the 'start' handshake.");
-        }
-
         var args = new JToken[array.Count - 1];
         for (var i = 1; i < array.Count; i++)
         {
             args[i - 1] = array[i];
         }
 
-        var e = new UhuraEvent(name, args, messageId, this);
+        ReceiveApplicationEvent(new UhuraEvent(name, args, messageId, this));
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Delivers an application event once (per session, for ids this server numbered or saw) and acknowledges it after delivery.</summary>
+    private void ReceiveApplicationEvent(UhuraEvent e)
+    {
+        var name = e.Name;
+        var messageId = e.MessageId;
+        if (name[0] == '_')
+        {
+            throw new ProtocolException($"Unknown internal event '{Truncate(name)}'.");
+        }
+
+        if (IsServer && !_startReceived)
+        {
+            throw new ProtocolException($"Event '{Truncate(name)}' arrived before the 'start' handshake.");
+        }
+
         if (_serverSession is { } session && messageId is not null)
         {
             // One ordered stream per session, across its connections: a resent message already delivered is dropped.
@@ -202,7 +241,7 @@ public sealed partial class Connection
             {
                 if (Volatile.Read(ref _closed))
                 {
-                    return ValueTask.CompletedTask;
+                    return;
                 }
 
                 if (session.ShouldDeliver(messageId))
@@ -217,7 +256,7 @@ public sealed partial class Connection
         }
         else
         {
-            return ValueTask.CompletedTask;
+            return;
         }
 
         // Acknowledged once delivered (or known to be a duplicate): an ack promises the application has it.
@@ -225,8 +264,6 @@ public sealed partial class Connection
         {
             SendAck(messageId);
         }
-
-        return ValueTask.CompletedTask;
     }
 
     private static bool IsApplicationEvent(string name)

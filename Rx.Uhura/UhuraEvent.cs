@@ -11,6 +11,9 @@ public sealed class UhuraEvent
     private static readonly JToken[] NoArgs = [];
 
     private readonly byte[]? _rawArgs;
+    private readonly int _rawStart;
+    private readonly int _rawLength;
+    private readonly int _skip;
     private readonly int _maxDepth;
     private readonly long _sequence;
     private IReadOnlyList<JToken>? _args;
@@ -35,11 +38,21 @@ public sealed class UhuraEvent
     /// and become <see cref="JToken"/>s only when <see cref="Args"/> is first read, so routing and filtering cost no parse.
     /// </summary>
     internal UhuraEvent(string name, byte[] rawArgs, int maxDepth, long sequence, Connection connection)
+        : this(name, rawArgs, 0, rawArgs.Length, 0, maxDepth, sequence, null, connection)
+    {
+    }
+
+    /// <summary>An event whose arguments are the validated JSON array at <paramref name="start"/>, less its first <paramref name="skip"/> elements (the Node wire's <c>[name, ...args]</c>).</summary>
+    internal UhuraEvent(string name, byte[] raw, int start, int length, int skip, int maxDepth, long sequence, string? messageId, Connection connection)
     {
         Name = name;
-        _rawArgs = rawArgs;
+        _rawArgs = raw;
+        _rawStart = start;
+        _rawLength = length;
+        _skip = skip;
         _maxDepth = maxDepth;
         _sequence = sequence;
+        _messageId = messageId;
         Connection = connection;
     }
 
@@ -95,7 +108,7 @@ public sealed class UhuraEvent
 
     private IReadOnlyList<JToken> MaterializeArgs()
     {
-        var parsed = JsonArgs.Parse(_rawArgs!, _maxDepth);
+        var parsed = JsonArgs.Parse(_rawArgs!, _rawStart, _rawLength, _skip, _maxDepth);
         return Interlocked.CompareExchange(ref _args, parsed, null) ?? parsed;
     }
 

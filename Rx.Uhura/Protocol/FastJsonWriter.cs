@@ -73,6 +73,13 @@ internal static class FastJsonWriter
     public static void WriteString(IBufferWriter<byte> output, ReadOnlySpan<char> text)
     {
         Put(output, (byte)'"');
+        WriteEscaped(output, text);
+        Put(output, (byte)'"');
+    }
+
+    /// <summary>The inside of a JSON string, escaped as <see cref="WriteString"/> does, without the quotes.</summary>
+    public static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<char> text)
+    {
         while (!text.IsEmpty)
         {
             var clean = text.IndexOfAny(NeedsEscape);
@@ -99,8 +106,6 @@ internal static class FastJsonWriter
             WriteEscape(output, text[clean]);
             text = text[(clean + 1)..];
         }
-
-        Put(output, (byte)'"');
     }
 
     private static void WriteEscape(IBufferWriter<byte> output, char c)

@@ -49,21 +49,24 @@ internal static class JsonArgs
     }
 
     /// <summary>Parses an array checked by <see cref="ValidateArray"/> into its elements.</summary>
-    public static JToken[] Parse(byte[] json, int maxDepth)
+    public static JToken[] Parse(byte[] json, int maxDepth) => Parse(json, 0, json.Length, 0, maxDepth);
+
+    /// <summary>Parses the validated array at <paramref name="start"/> into its elements, leaving out the first <paramref name="skip"/> (the event name).</summary>
+    public static JToken[] Parse(byte[] json, int start, int length, int skip, int maxDepth)
     {
         try
         {
-            using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json)))
+            using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json, start, length)))
             {
                 DateParseHandling = DateParseHandling.None,
                 FloatParseHandling = FloatParseHandling.Double,
                 MaxDepth = maxDepth,
             };
             var array = (JArray)JToken.ReadFrom(reader);
-            var args = new JToken[array.Count];
+            var args = new JToken[Math.Max(array.Count - skip, 0)];
             for (var i = 0; i < args.Length; i++)
             {
-                args[i] = array[i];
+                args[i] = array[i + skip];
             }
 
             return args;

@@ -124,11 +124,7 @@ internal static class NodeWireCodec
     public static void WriteAck(IBufferWriter<byte> output, string id)
     {
         output.Write(AckPrefix);
-        var escaped = JsonConvert.ToString(id); // quoted and escaped
-        var inner = escaped.AsSpan(1, escaped.Length - 2);
-        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(inner.Length));
-        var n = Encoding.UTF8.GetBytes(inner, span);
-        output.Advance(n);
+        FastJsonWriter.WriteEscaped(output, id);
         output.Write("\"]}"u8);
     }
 
