@@ -15,7 +15,7 @@ namespace Rx.Uhura;
 public sealed partial class Connection
 {
     private NativeStream? _native;
-    private readonly Utf8NameCache _names = new();
+    private Utf8NameCache? _namesCache;
     private JObject? _setBeforeWelcome;
     private bool _prefaceRead;
     private bool _welcomed;
@@ -27,6 +27,9 @@ public sealed partial class Connection
     private ITimer? _heartbeatTimer;
     private long _lastReadTimestamp;
     private long _lastWriteTimestamp;
+
+    /// <summary>Event names recently read on this link (made on the first event: an idle link has none).</summary>
+    private Utf8NameCache Names => _namesCache ??= new Utf8NameCache();
 
     /// <summary>The wire this link speaks (a server learns it from the client's first byte).</summary>
     public WireProtocol Wire => _wire ?? WireProtocol.Native;
@@ -53,7 +56,7 @@ public sealed partial class Connection
 
         while (!Volatile.Read(ref _closed))
         {
-            if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out var frame, out var next, _names))
+            if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out var frame, out var next, Names))
             {
                 examined.Value = buffer.End;
                 break;

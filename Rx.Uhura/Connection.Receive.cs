@@ -11,11 +11,14 @@ namespace Rx.Uhura;
 
 public sealed partial class Connection
 {
-    private readonly JsonArrayFramer _framer;
+    private JsonArrayFramer? _framerInstance;
     private string? _sentSessionId;
     private Server.ServerSession? _serverSession;
     private bool _invalidated;
     private bool _startReceived;
+
+    /// <summary>Cuts the Node wire's JSON array into elements (made once the link turns out to speak it).</summary>
+    private JsonArrayFramer Framer => _framerInstance ??= new JsonArrayFramer(_options.MaxMessageSize);
 
     private async Task ReadLoopAsync()
     {
@@ -57,7 +60,7 @@ public sealed partial class Connection
                     }
                     else
                     {
-                        while (!Volatile.Read(ref _closed) && _framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                        while (!Volatile.Read(ref _closed) && Framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
                         {
                             var pending = HandleNodeElement(element.ToArray());
                             if (!pending.IsCompletedSuccessfully)
@@ -122,7 +125,7 @@ public sealed partial class Connection
     /// </summary>
     private ValueTask HandleNodeElement(byte[] element)
     {
-        var scan = NodeElementScanner.Scan(element, _options.MaxJsonDepth, _names);
+        var scan = NodeElementScanner.Scan(element, _options.MaxJsonDepth, Names);
         if (scan.Name is not { Length: > 0 } name)
         {
             throw new ProtocolException("A message does not start with an event name.");

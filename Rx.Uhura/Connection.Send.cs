@@ -355,6 +355,8 @@ public sealed partial class Connection : ISessionSink
                 if (_pending.WrittenCount == 0 || _closed)
                 {
                     _writerActive = false;
+                    _pending.Release(); // an idle link holds no buffer
+                    _writing.Release();
                     _drained?.TrySetResult();
                     _drained = null;
                     return;

@@ -48,8 +48,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         _options = options;
         _serializer = options.CreateSerializer();
         _logger = options.LoggerFactory.CreateLogger<Connection>();
-        _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
-        _framer = new JsonArrayFramer(options.MaxMessageSize);
+        _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true, useZeroByteReads: true));
         IsServer = isServer;
         Session = session;
         _server = server;

@@ -43,12 +43,19 @@ public sealed record ConnectionOptions
     /// <summary>Where the library logs. Default: nowhere.</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 
-    internal JsonSerializer CreateSerializer()
+    /// <summary>
+    /// The serializer for these options, made once and shared by every connection using them (serializing and
+    /// deserializing with a configured <see cref="JsonSerializer"/> is safe from several threads). The caller's
+    /// <see cref="SerializerSettings"/> are copied, never changed.
+    /// </summary>
+    internal JsonSerializer CreateSerializer() => Serializers.GetValue(this, static options =>
     {
-        var settings = SerializerSettings ?? new JsonSerializerSettings();
+        var settings = options.SerializerSettings is { } custom ? new JsonSerializerSettings(custom) : new JsonSerializerSettings();
         settings.DateParseHandling = DateParseHandling.None;
         return JsonSerializer.Create(settings);
-    }
+    });
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ConnectionOptions, JsonSerializer> Serializers = new();
 
     internal void Validate()
     {

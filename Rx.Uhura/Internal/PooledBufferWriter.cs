@@ -2,7 +2,10 @@ using System.Buffers;
 
 namespace Rx.Uhura.Internal;
 
-/// <summary>A growable <see cref="IBufferWriter{T}"/> over <see cref="ArrayPool{T}"/> arrays, reused between batches.</summary>
+/// <summary>
+/// A growable <see cref="IBufferWriter{T}"/> over <see cref="ArrayPool{T}"/> arrays, reused between batches. It rents
+/// nothing until the first write, and <see cref="Release"/> gives the array back when empty, so an idle owner holds no buffer.
+/// </summary>
 internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 {
     private const int MinimumSize = 4096;
@@ -10,9 +13,9 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     private byte[] _buffer;
     private int _written;
 
-    public PooledBufferWriter(int initialCapacity = MinimumSize)
+    public PooledBufferWriter()
     {
-        _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(initialCapacity, MinimumSize));
+        _buffer = [];
     }
 
     public int WrittenCount => _written;
@@ -56,8 +59,17 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         _written = 0;
         if (_buffer.Length > RetainLimit)
         {
+            Release();
+        }
+    }
+
+    /// <summary>Gives the array back to the pool if nothing is written (the next write rents one again).</summary>
+    public void Release()
+    {
+        if (_written == 0 && _buffer.Length > 0)
+        {
             ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = ArrayPool<byte>.Shared.Rent(MinimumSize);
+            _buffer = [];
         }
     }
 
@@ -82,7 +94,7 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
             return;
         }
 
-        var size = Math.Max(_buffer.Length * 2, _written + sizeHint);
+        var size = Math.Max(Math.Max(_buffer.Length * 2, MinimumSize), _written + sizeHint);
         var next = ArrayPool<byte>.Shared.Rent(size);
         _buffer.AsSpan(0, _written).CopyTo(next);
         if (_buffer.Length > 0)

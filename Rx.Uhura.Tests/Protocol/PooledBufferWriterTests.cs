@@ -1,0 +1,50 @@
+using Newtonsoft.Json;
+using Rx.Uhura.Internal;
+
+namespace Rx.Uhura.Tests.Protocol;
+
+public class PooledBufferWriterTests
+{
+    [Fact]
+    public void Holds_no_array_until_the_first_write_and_after_release()
+    {
+        var writer = new PooledBufferWriter();
+        Assert.True(writer.GetSpan(1).Length >= 1); // rents on demand
+        writer.Reset();
+        writer.Release();
+        writer.Write("abc"u8);
+        writer.Release(); // not empty: kept
+        Assert.Equal("abc"u8.ToArray(), writer.ToArray());
+        writer.Reset();
+        writer.Release();
+        Assert.Equal(0, writer.WrittenCount);
+        writer.Write(new byte[10_000]);
+        Assert.Equal(10_000, writer.WrittenCount);
+    }
+
+    [Fact]
+    public void Grows_across_many_writes_and_keeps_every_byte()
+    {
+        var writer = new PooledBufferWriter();
+        var expected = new List<byte>();
+        for (var i = 0; i < 5_000; i++)
+        {
+            var chunk = new[] { (byte)i, (byte)(i >> 8), (byte)7 };
+            writer.Write(chunk);
+            expected.AddRange(chunk);
+        }
+
+        Assert.Equal(expected.ToArray(), writer.ToArray());
+    }
+
+    [Fact]
+    public void The_callers_serializer_settings_are_copied_never_changed()
+    {
+        var settings = new JsonSerializerSettings { DateParseHandling = DateParseHandling.DateTimeOffset };
+        var options = ConnectionOptions.Default with { SerializerSettings = settings };
+        var serializer = options.CreateSerializer();
+        Assert.Equal(DateParseHandling.DateTimeOffset, settings.DateParseHandling);
+        Assert.Equal(DateParseHandling.None, serializer.DateParseHandling);
+        Assert.Same(serializer, options.CreateSerializer()); // one per options instance, shared by its connections
+    }
+}
