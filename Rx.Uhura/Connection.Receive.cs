@@ -42,6 +42,7 @@ public sealed partial class Connection
                     }
                 }
 
+                BeginReadBatch();
                 try
                 {
                     if (_wire == WireProtocol.Native)
@@ -73,6 +74,7 @@ public sealed partial class Connection
                 finally
                 {
                     _input.AdvanceTo(consumed, examined);
+                    EndReadBatch();
                 }
 
                 if (result.IsCompleted || result.IsCanceled)

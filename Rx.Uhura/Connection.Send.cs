@@ -25,6 +25,8 @@ public sealed partial class Connection : ISessionSink
     private bool _objectMode;
     private bool _acksEnabled;
     private bool _writerActive;
+    private bool _writeOwed;
+    private int _readBatchThread;
     private bool _wroteFirst;
     private bool _closing;
     private bool _closed;
@@ -339,7 +341,41 @@ public sealed partial class Connection : ISessionSink
         }
 
         _writerActive = true;
+        if (_readBatchThread == Environment.CurrentManagedThreadId)
+        {
+            // The read loop is handling a batch (acks, replies sent by handlers): it writes them itself when the batch is
+            // done, in one syscall and without a thread hop.
+            _writeOwed = true;
+            return;
+        }
+
         ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteLoopAsync(), this, preferLocal: true);
+    }
+
+    /// <summary>The read loop starts handling a batch: writes scheduled on its thread wait for <see cref="EndReadBatch"/>.</summary>
+    private void BeginReadBatch()
+    {
+        lock (_gate)
+        {
+            _readBatchThread = Environment.CurrentManagedThreadId;
+        }
+    }
+
+    /// <summary>The read loop finished a batch: it writes what the batch produced itself, before waiting for more input.</summary>
+    private void EndReadBatch()
+    {
+        bool owed;
+        lock (_gate)
+        {
+            _readBatchThread = 0;
+            owed = _writeOwed;
+            _writeOwed = false;
+        }
+
+        if (owed)
+        {
+            _ = WriteLoopAsync();
+        }
     }
 
     /// <summary>
