@@ -40,7 +40,7 @@ public sealed partial class Connection : ISessionSink
     /// <see cref="ConnectionLostException"/>. Sends made before the handshake completes are queued and sent in order.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
-    public Task Send(string eventName, params object?[] args)
+    public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
         var message = CreateMessage(eventName, args, _serializer, out var error);
         if (message is null)
@@ -90,7 +90,7 @@ public sealed partial class Connection : ISessionSink
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
-    public bool Post(string eventName, params object?[] args)
+    public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
         var message = CreateMessage(eventName, args, _serializer, awaited: false, null, out var error) ?? throw error!;
         return Enqueue(message);
@@ -108,17 +108,17 @@ public sealed partial class Connection : ISessionSink
     }
 
     /// <summary>Validates and encodes an application event once.</summary>
-    internal static OutboundMessage? CreateMessage(string eventName, object?[]? args, JsonSerializer serializer, out Exception? error)
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, out Exception? error)
         => CreateMessage(eventName, args, serializer, awaited: true, null, out error);
 
     /// <summary>Validates and encodes an application event once; <paramref name="awaited"/> false for a posted event.</summary>
-    internal static OutboundMessage? CreateMessage(string eventName, object?[]? args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, out Exception? error)
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, out Exception? error)
     {
         ValidateEventName(eventName);
         try
         {
             error = null;
-            var payload = NodeWireCodec.EncodePayload(eventName, args ?? [], serializer, out var nameEnd);
+            var payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out var nameEnd);
             return new OutboundMessage(eventName, payload, awaited, nameEnd, failureSink);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)

@@ -182,7 +182,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// acknowledged the event and fails with a <see cref="SendException"/> when it cannot be delivered.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
-    public Task Send(string eventName, params object?[] args)
+    public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
         var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, out var error);
         if (message is null)
@@ -204,7 +204,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
-    public bool Post(string eventName, params object?[] args)
+    public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
         var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, out var error) ?? throw error!;
         Submit(message);

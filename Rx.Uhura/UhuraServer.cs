@@ -61,7 +61,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
-    public int Broadcast(string eventName, params object?[] args)
+    public int Broadcast(string eventName, params ReadOnlySpan<object?> args)
     {
         var message = Connection.CreateMessage(eventName, args, _serializer, awaited: false, null, out var error) ?? throw error!;
         var reached = 0;
