@@ -2,6 +2,7 @@ using System.Net.Sockets;
 
 namespace Rx.Uhura.Tests.Core;
 
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class UnixSocketTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("uhura-test-").FullName;
@@ -29,6 +30,38 @@ public sealed class UnixSocketTests : IDisposable
         await server.CloseAsync().For();
         Assert.False(File.Exists(SocketPath));
     }
+
+    [Fact]
+    public async Task The_socket_file_is_owner_only_by_default()
+    {
+        await using var server = new UhuraServer();
+        await server.ListenAsync("unix://" + SocketPath);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(SocketPath));
+    }
+
+    [Fact]
+    public async Task The_socket_file_mode_is_configurable()
+    {
+        var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
+        await using var server = new UhuraServer(UhuraServerOptions.Default with { Transport = new Rx.Uhura.Transport.SocketTransport { UnixSocketFileMode = mode } });
+        await server.ListenAsync("unix://" + SocketPath);
+        Assert.Equal(mode, File.GetUnixFileMode(SocketPath));
+        await using var client = await UhuraClient.ConnectAsync(server.Uri!).For();
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("  ")]
+    [InlineData("8080")]
+    public void An_empty_or_port_like_path_is_refused_before_anything_is_opened(string path)
+    {
+        Assert.Throws<ArgumentException>(() => Rx.Uhura.Transport.UhuraEndpoint.Unix(path));
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
+    [Fact]
+    public void A_relative_path_is_made_absolute()
+        => Assert.Equal(Path.GetFullPath("x.sock"), Rx.Uhura.Transport.UhuraEndpoint.Unix("x.sock").ToString());
 
     [Fact]
     public async Task A_stale_socket_file_left_by_a_dead_process_is_replaced()

@@ -6,8 +6,14 @@ namespace Rx.Uhura.Transport;
 /// <summary>TCP and Unix domain socket transport: one implementation, addressed by <see cref="EndPoint"/>.</summary>
 public sealed class SocketTransport : ITransport
 {
-    /// <summary>The shared instance.</summary>
+    /// <summary>The shared instance (Unix socket files owner-only).</summary>
     public static SocketTransport Instance { get; } = new();
+
+    /// <summary>
+    /// The permissions of a Unix socket file this transport listens on: owner read and write only by default, so other
+    /// users cannot connect. They are set between bind and listen, before any connection can be accepted.
+    /// </summary>
+    public UnixFileMode UnixSocketFileMode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <inheritdoc/>
     public async ValueTask<ITransportListener> BindAsync(EndPoint endPoint, CancellationToken cancellationToken = default)
@@ -30,6 +36,11 @@ public sealed class SocketTransport : ITransport
         try
         {
             socket.Bind(endPoint);
+            if (unixPath is not null && !OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(unixPath, UnixSocketFileMode);
+            }
+
             socket.Listen(512);
         }
         catch

@@ -23,7 +23,7 @@ public static class UhuraEndpoint
                 throw new FormatException($"'{uri}' is not a valid unix endpoint: expected unix:///absolute/path.");
             }
 
-            return new UnixDomainSocketEndPoint(path);
+            return Unix(path);
         }
 
         if (uri.StartsWith("tcp://", StringComparison.OrdinalIgnoreCase))
@@ -50,6 +50,27 @@ public static class UhuraEndpoint
         }
 
         throw new FormatException($"'{uri}' is not a supported endpoint: use tcp://HOST:PORT or unix:///PATH.");
+    }
+
+    /// <summary>
+    /// A Unix domain socket endpoint for a file path (relative paths are made absolute). An empty path, or one that
+    /// looks like a port number (all digits, as when a TCP port is passed by mistake), is refused before anything is opened.
+    /// </summary>
+    /// <exception cref="ArgumentException">The path is empty, blank or all digits.</exception>
+    public static UnixDomainSocketEndPoint Unix(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new ArgumentException("A Unix socket path cannot be empty.", nameof(path));
+        }
+
+        if (path.All(char.IsAsciiDigit))
+        {
+            throw new ArgumentException($"'{path}' looks like a port number, not a Unix socket path.", nameof(path));
+        }
+
+        return new UnixDomainSocketEndPoint(Path.GetFullPath(path));
     }
 
     /// <summary>Tries to parse an endpoint URI.</summary>
