@@ -29,6 +29,9 @@ function emitLine(obj) {
 
 function errorFields(err) {
   const out = { message: err && err.message !== undefined ? String(err.message) : String(err) };
+  // err.name is often just "Error" for subclasses; the constructor's name is the class.
+  if (err && err.name !== undefined) out.name = String(err.name);
+  if (err && err.constructor && err.constructor.name) out.class = err.constructor.name;
   if (err && err.code !== undefined) out.code = err.code;
   if (err && err.stack) out.stack = String(err.stack);
   return out;
@@ -40,9 +43,16 @@ function log(...parts) {
 
 // Installs process-wide error reporting and the stdin command loop.
 // handlers: { [cmd]: (command) => void }, onClose: () => void
-function run(handlers, onClose) {
+// options.exitOnUncaught: after reporting an uncaught exception, exit with code 1 as a plain
+// Node process would (by default the driver reports it and lives on).
+// options.acknowledge: a line that is not a known command also gets a "done" line (ok false),
+// for drivers whose handlers are wrapped with acknowledged().
+function run(handlers, onClose, options) {
+  const exitOnUncaught = Boolean(options && options.exitOnUncaught);
+  const acknowledge = Boolean(options && options.acknowledge);
   process.on('uncaughtException', (err) => {
     emitLine(Object.assign({ type: 'error', source: 'uncaughtException' }, errorFields(err)));
+    if (exitOnUncaught) process.exit(1);
   });
   process.on('unhandledRejection', (err) => {
     emitLine(Object.assign({ type: 'error', source: 'unhandledRejection' }, errorFields(err)));
@@ -60,11 +70,14 @@ function run(handlers, onClose) {
       command = JSON.parse(line);
     } catch (err) {
       emitLine({ type: 'error', source: 'command', message: 'invalid JSON command: ' + err.message, line });
+      if (acknowledge) emitLine({ type: 'done', cmd: null, ok: false });
       return;
     }
-    const handler = command && handlers[command.cmd];
+    // Own properties only: "toString" or "constructor" is not a command.
+    const handler = command && Object.prototype.hasOwnProperty.call(handlers, command.cmd) ? handlers[command.cmd] : undefined;
     if (!handler) {
       emitLine({ type: 'error', source: 'command', message: 'unknown command: ' + JSON.stringify(command && command.cmd), command });
+      if (acknowledge) emitDone(command !== null && typeof command === 'object' ? command : { cmd: null }, false);
       return;
     }
     try {
@@ -76,10 +89,38 @@ function run(handlers, onClose) {
   rl.on('close', () => onClose());
 }
 
+// Wraps command handlers so that each command, carried out or failed, is followed by
+// {"type":"done","cmd":NAME,"ok":BOOL} (plus the command's "id" when it has one). Everything the
+// handler caused synchronously (events the package emits inside the call, an error line when the
+// handler threw) is printed before that line, so a caller can wait on it.
+function acknowledged(handlers) {
+  const wrapped = {};
+  for (const name of Object.keys(handlers)) {
+    wrapped[name] = (command) => {
+      let ok = false;
+      try {
+        handlers[name](command);
+        ok = true;
+      } catch (err) {
+        emitLine(Object.assign({ type: 'error', source: 'command', command }, errorFields(err)));
+      }
+      emitDone(command, ok);
+    };
+  }
+  return wrapped;
+}
+
+// The acknowledgement line itself, for a handler that ends the process before returning.
+function emitDone(command, ok) {
+  const done = { type: 'done', cmd: command.cmd, ok };
+  if (command.id !== undefined) done.id = command.id;
+  emitLine(done);
+}
+
 // Names uhura uses for its own purposes; everything else is an application event.
 const INTERNAL = new Set(['_set', 'start', 'connect', 'disconnect', 'error', 'invalidateSession', 'newListener', 'removeListener']);
 function isApplicationEvent(name) {
   return !(INTERNAL.has(name) || (typeof name === 'string' && name.startsWith('ack::')));
 }
 
-module.exports = { emitLine, errorFields, log, run, toPlain, isApplicationEvent };
+module.exports = { acknowledged, emitDone, emitLine, errorFields, log, run, toPlain, isApplicationEvent };
