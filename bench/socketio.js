@@ -7,7 +7,7 @@
 //   node socketio.js rtt N
 //   node socketio.js fanout C M
 
-const { HOST, log, finish, fail, guard, startServer, childGuard, rttSummary, positiveInt } = require('./lib/harness');
+const { HOST, log, finish, fail, guard, startServer, childGuard, rttSummary, positiveInt, unknownMode } = require('./lib/harness');
 
 const WINDOW = 1000;          // throughput: most unacked emits in flight
 const THROUGHPUT_WARMUP = 1000;
@@ -81,8 +81,7 @@ async function main() {
   if (mode === 'throughput') return throughput(positiveInt(rest.find((a) => !a.startsWith('--')), 'N'), !rest.includes('--no-ack'));
   if (mode === 'rtt') return rtt(positiveInt(rest[0], 'N'));
   if (mode === 'fanout') return fanout(positiveInt(rest[0], 'C'), positiveInt(rest[1], 'M'));
-  process.stderr.write('usage: node socketio.js throughput N [--no-ack] | rtt N | fanout C M\n');
-  finish({ error: 'usage' }, 2);
+  unknownMode(mode, 'usage: node socketio.js throughput N [--no-ack] | rtt N | fanout C M');
 }
 
 // Emit `total` events with acks, at most WINDOW unacked; resolves when every ack arrived.

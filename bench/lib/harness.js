@@ -79,6 +79,21 @@ function childGuard() {
   });
 }
 
+// Every scenario of the comparison run. A script asked for one it does not implement answers
+// {"unsupported":"<scenario>"} with exit code 3, so the harness reports it as missing, never as zero;
+// anything else it does not know is bad usage (exit 2).
+const SCENARIOS = ['throughput', 'rtt', 'fanout', 'idle-memory', 'allocations'];
+
+function unknownMode(mode, usage) {
+  if (SCENARIOS.includes(mode)) {
+    log(mode + ': not implemented by this contender');
+    finish({ unsupported: mode }, 3);
+    return;
+  }
+  process.stderr.write(usage + '\n');
+  finish({ error: 'usage' }, 2);
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -102,4 +117,4 @@ function positiveInt(value, name) {
   return n;
 }
 
-module.exports = { HOST, log, finish, fail, guard, startServer, childGuard, rttSummary, positiveInt };
+module.exports = { HOST, log, finish, fail, guard, startServer, childGuard, rttSummary, positiveInt, unknownMode };

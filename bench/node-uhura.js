@@ -3,10 +3,10 @@
 // The original Node uhura package (npm uhura@0.1.2) as a contender: server in a forked
 // child, client in this process, loopback 127.0.0.1, port 0. See README.md.
 //
-//   node uhura.js throughput N
-//   node uhura.js rtt N
+//   node node-uhura.js throughput N [--nodelay]
+//   node node-uhura.js rtt N [--budget S] [--nodelay]
 
-const { HOST, log, finish, fail, guard, startServer, childGuard, rttSummary, positiveInt } = require('./lib/harness');
+const { HOST, log, finish, fail, guard, startServer, childGuard, rttSummary, positiveInt, unknownMode } = require('./lib/harness');
 
 const WINDOW = 1000;          // throughput: most unacked sends in flight (as for socket.io)
 const THROUGHPUT_WARMUP = 100; // small: the package slows down with the number in flight
@@ -85,8 +85,7 @@ async function main() {
   const budget = budgetAt >= 0 ? positiveInt(rest[budgetAt + 1], 'budget') : RTT_BUDGET_S;
   if (mode === 'throughput') return throughput(positiveInt(positional[0], 'N'));
   if (mode === 'rtt') return rtt(positiveInt(positional[0], 'N'), budget);
-  process.stderr.write('usage: node uhura.js throughput N [--nodelay] | rtt N [--budget S] [--nodelay]\n');
-  finish({ error: 'usage' }, 2);
+  unknownMode(mode, 'usage: node node-uhura.js throughput N [--nodelay] | rtt N [--budget S] [--nodelay]');
 }
 
 function ackedRun(client, event, total, onProgress) {
