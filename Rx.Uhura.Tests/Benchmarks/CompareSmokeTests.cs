@@ -1,12 +1,15 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Rx.Uhura.Benchmarks.Compare;
+using Rx.Uhura.Tests.Interop;
 
 namespace Rx.Uhura.Tests.Benchmarks;
 
 /// <summary>
 /// Proves the comparison harness still runs end to end (BENCHMARKS.md: a short smoke pass, nothing more). No
 /// assertion here is about speed: only that every scenario produced a positive number where it should, and a
-/// missing entry (never a zero) where the contender does not support it.
+/// missing entry (never a zero) where the contender does not support it. The Node contenders run for real: a missing
+/// node or npm fails the test, it never skips.
 /// </summary>
 [Trait("Category", "Bench")]
 public sealed class CompareSmokeTests : IDisposable
@@ -48,6 +51,73 @@ public sealed class CompareSmokeTests : IDisposable
                 AssertFigures(root, scenario, contender);
             }
         }
+    }
+
+    [Fact]
+    public async Task Node_contenders_run_for_real_at_tiny_sizes_and_fill_the_socket_io_column()
+    {
+        await NodeModules.Bench.EnsureInstalledAsync();
+        var json = Path.Combine(_dir, "node.json");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+
+        var exit = await CompareRunner.RunAsync(
+            [
+                "--size", "tiny", "--contenders", "raw,socket.io,node-uhura", "--scenarios", "throughput,rtt,fanout,idle-memory",
+                "--node-dir", NodeModules.Bench.Folder, "--json", json,
+            ],
+            stdout,
+            stderr);
+
+        Assert.True(exit == 0, $"exit {exit}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var root = doc.RootElement;
+        Assert.Empty(root.GetProperty("failures").EnumerateArray());
+        Assert.Empty(root.GetProperty("skipped").EnumerateArray());
+        foreach (var (scenario, contender) in new[]
+        {
+            ("throughput", "raw"), ("throughput", "socket.io"), ("throughput", "node-uhura"),
+            ("rtt", "raw"), ("rtt", "socket.io"), ("rtt", "node-uhura"),
+            ("fanout", "raw"), ("fanout", "socket.io"),
+            ("idle-memory", "raw"),
+        })
+        {
+            var result = AssertFigures(root, scenario, contender);
+            if (scenario != "idle-memory")
+            {
+                // socket.io has a figure in this scenario, so every row has a ratio to it (and to raw).
+                foreach (var metric in result.GetProperty("metrics").EnumerateArray())
+                {
+                    foreach (var baseline in new[] { "raw", "socket.io" })
+                    {
+                        var ratio = metric.GetProperty("ratios").GetProperty(baseline);
+                        Assert.True(ratio.ValueKind == JsonValueKind.Number && ratio.GetDouble() > 0, $"{scenario} / {contender}: ratio to {baseline} is {ratio}");
+                    }
+                }
+            }
+        }
+
+        // Unsupported scenarios are missing, with a reason, and have no figure at all.
+        var missing = root.GetProperty("missing").EnumerateArray()
+            .Select(m => (m.GetProperty("scenario").GetString(), m.GetProperty("contender").GetString(), m.GetProperty("reason").GetString()))
+            .ToList();
+        Assert.Equal(
+            new[] { "fanout / node-uhura", "idle-memory / node-uhura", "idle-memory / socket.io" },
+            missing.Select(m => $"{m.Item1} / {m.Item2}").Order(StringComparer.Ordinal));
+        Assert.All(missing, m => Assert.Equal("not supported by this contender", m.Item3));
+        Assert.False(TryResult(root, "fanout", "node-uhura", out _));
+
+        // node-uhura's round trips are capped (tiny asks for 200), and the note says so.
+        Assert.True(TryResult(root, "rtt", "node-uhura", out var rtt));
+        Assert.Contains("100 of 200 round trips", rtt.GetProperty("note").GetString(), StringComparison.Ordinal);
+
+        // The table: the /socket.io column is filled in, and a missing figure is a dash, never a zero.
+        var table = stdout.ToString().Split('\n').Select(l => l.TrimEnd()).ToList();
+        Assert.Contains(table, l => Regex.IsMatch(l, @"^throughput\s+events/s\s+raw\s+.*\s1\.00x\s+[0-9.,]+x$"));
+        Assert.Contains(table, l => Regex.IsMatch(l, @"^throughput\s+events/s\s+node-uhura\s+.*\s[0-9.,]+x\s+[0-9.,]+x$"));
+        Assert.Contains(table, l => Regex.IsMatch(l, @"^fanout\s+deliveries/s\s+node-uhura\s+-\s+-\s+-\s+deliveries/s\s+-\s+-$"));
+        Assert.Contains(table, l => Regex.IsMatch(l, @"^idle-memory\s+managed/conn\s+socket\.io\s+-\s+-\s+-\s+B/conn\s+-\s+-$"));
+        Assert.Contains("rtt / node-uhura: run 1/1", stderr.ToString(), StringComparison.Ordinal);
     }
 
     /// <summary>Asserts <paramref name="scenario"/> / <paramref name="contender"/> has positive, finite figures; returns its result.</summary>
