@@ -45,7 +45,8 @@ internal sealed class CompareReport(BenchSettings settings, string sizeName)
         }
 
         sb.AppendLine(Inv, $"Rx.Uhura comparison run, {Date:yyyy-MM-dd HH:mm} UTC, {Machine}, size {sizeName}, {settings.Repetitions} repetition(s) after a warm-up");
-        sb.AppendLine("Ratios are median / median of raw (resp. socket.io) on the same metric. Both ends of every connection run in this one process.");
+        sb.AppendLine("Ratios are median / median of raw (resp. socket.io) on the same metric. Both ends of every C# contender's connections run in this one process;");
+        sb.AppendLine("a Node contender runs its server in one Node process and its client(s) in another.");
         List<string[]> rows = [["scenario", "metric", "contender", "median", "min", "max", "unit", .. Baselines.Select(b => "/" + b)]];
         foreach (var scenario in Scenarios.All)
         {
@@ -153,7 +154,7 @@ internal sealed class CompareReport(BenchSettings settings, string sizeName)
         size = sizeName,
         settings,
         interrupted = Interrupted,
-        notes = "both ends of every connection run in the same process; allocations are GC.GetTotalAllocatedBytes(true) deltas over the whole process (send and receive sides together) divided by events; ratios are median / median of the baseline on the same scenario and metric (null: no baseline figure)",
+        notes = "both ends of every C# contender's connections run in the same process, a Node contender's server and client(s) in two Node processes; allocations are GC.GetTotalAllocatedBytes(true) deltas over the whole process (send and receive sides together) divided by events; ratios are median / median of the baseline on the same scenario and metric (null: no baseline figure)",
         contenders = Contenders,
         results = Results.Select(r => new
         {
