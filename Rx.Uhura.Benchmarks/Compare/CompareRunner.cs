@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Reflection;
 
 namespace Rx.Uhura.Benchmarks.Compare;
 
@@ -63,6 +64,11 @@ public static class CompareRunner
         {
             await Say($"--node-dir {nodeDirectory}: no such directory");
             return 2;
+        }
+
+        if (IsDebugBuild(typeof(UhuraClient).Assembly) || IsDebugBuild(typeof(CompareRunner).Assembly))
+        {
+            await Say("warning: this is a Debug build (JIT optimizations off): the figures do not represent the library; build with -c Release");
         }
 
         var settings = options.Settings;
@@ -177,6 +183,8 @@ public static class CompareRunner
 
         return list;
     }
+
+    private static bool IsDebugBuild(Assembly assembly) => assembly.GetCustomAttribute<DebuggableAttribute>()?.IsJITOptimizerDisabled == true;
 
     /// <summary>One contender on one scenario: the summary of its repetitions, or null and why there is no figure.</summary>
     private static async Task<(ScenarioSummary? Summary, string? Missing)> RunOneAsync(IContender contender, Scenario scenario, BenchSettings settings, TextWriter stderr, CancellationToken cancellationToken)
