@@ -12,6 +12,7 @@ namespace Rx.Uhura.Tests.Benchmarks;
 /// node or npm fails the test, it never skips.
 /// </summary>
 [Trait("Category", "Bench")]
+[Collection(BenchCollection.Name)]
 public sealed class CompareSmokeTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("uhura-bench-").FullName;

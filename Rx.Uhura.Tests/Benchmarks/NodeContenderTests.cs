@@ -8,6 +8,7 @@ namespace Rx.Uhura.Tests.Benchmarks;
 /// the arguments they get, how their result lines are read, and what happens when they cannot run. No Node run here.
 /// </summary>
 [Trait("Category", "Bench")]
+[Collection(BenchCollection.Name)]
 public sealed class NodeContenderTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("uhura-bench-").FullName;
