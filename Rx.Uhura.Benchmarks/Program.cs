@@ -4,7 +4,7 @@ using Rx.Uhura.Benchmarks.Micro;
 
 const string usage = """
     usage: Rx.Uhura.Benchmarks micro [BenchmarkDotNet args]     codec micro-benchmarks (encode, frame, decode)
-           Rx.Uhura.Benchmarks compare [--quick] [--json PATH]  the comparison run (see `compare --help`)
+           Rx.Uhura.Benchmarks compare [--quick] [--json PATH]  the comparison run (see `compare --help`; also `uhura bench compare`)
     """;
 
 if (args.Length == 0)

@@ -1,24 +1,33 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Reflection;
 
 namespace Rx.Uhura.Benchmarks.Compare;
 
 /// <summary>
 /// The comparison run: every contender on every scenario, one after another in this process, a warm-up then the
-/// repetitions, then a table on stdout (ratios to <c>raw</c> and <c>socket.io</c>) and optionally a JSON file.
-/// Progress goes to stderr. Nothing here asserts a speed.
+/// repetitions, then a table (ratios to <c>raw</c> and <c>socket.io</c>) and optionally a JSON file. Progress goes to
+/// stderr as it runs. Nothing here asserts a speed. Entry points: <c>Rx.Uhura.Benchmarks compare ...</c> and
+/// <c>uhura bench compare ...</c>.
 /// </summary>
 public static class CompareRunner
 {
     public const string Usage = """
         usage: compare [--quick] [--size tiny|quick|normal] [--json PATH] [--reps N]
                        [--contenders raw,rx-native,rx-uhura,socket.io,node-uhura] [--scenarios throughput,rtt,fanout,idle-memory,allocations]
-          --quick     quick sizes and 1 repetition (same as --size quick)
-          --size      tiny is only for proving the harness works (the smoke test)
-        Node contenders (socket.io, node-uhura) run only when bench/<name>.js exists in the repository.
+                       [--node-dir DIR]
+          --quick       quick sizes and 1 repetition (same as --size quick)
+          --size        tiny is only for proving the harness works (the smoke test)
+          --json PATH   also write the results as JSON to PATH ('-': JSON on stdout, the table on stderr)
+          --node-dir    the folder of the Node contender scripts (default: bench/ next to Rx.Uhura.sln, found by walking
+                        up from the current directory, then from the program's own folder)
+        The Node contenders (socket.io, node-uhura) need node on PATH and `npm ci --no-audit --no-fund` run in bench/.
         """;
 
-    /// <summary>Runs the comparison; returns the process exit code (0 ok, 1 a contender failed, 2 bad usage).</summary>
+    /// <summary>Every contender name, in the table's order.</summary>
+    public static IReadOnlyList<string> ContenderNames { get; } = ["raw", "rx-native", "rx-uhura", .. NodeScript.All.Select(s => s.Contender)];
+
+    /// <summary>Parses <paramref name="args"/> and runs the comparison; returns the exit code (0 ok, 1 a contender failed, 2 bad usage).</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken = default)
     {
         CompareOptions options;
@@ -39,64 +48,124 @@ public static class CompareRunner
             return 0;
         }
 
+        return await RunAsync(options, stdout, stderr, "compare: ", cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs the comparison; returns the exit code: 0 ok (also when <paramref name="cancellationToken"/> interrupted it:
+    /// the partial table is still written), 1 a contender failed or a requested contender cannot run here, 2 bad usage.
+    /// Messages (not progress lines) on <paramref name="stderr"/> start with <paramref name="messagePrefix"/>.
+    /// </summary>
+    public static async Task<int> RunAsync(CompareOptions options, TextWriter stdout, TextWriter stderr, string messagePrefix, CancellationToken cancellationToken = default)
+    {
+        Task Say(string message) => stderr.WriteLineAsync(messagePrefix + message);
+
+        if (options.NodeDirectory is { } nodeDirectory && !Directory.Exists(nodeDirectory))
+        {
+            await Say($"--node-dir {nodeDirectory}: no such directory");
+            return 2;
+        }
+
+        if (IsDebugBuild(typeof(UhuraClient).Assembly) || IsDebugBuild(typeof(CompareRunner).Assembly))
+        {
+            await Say("warning: this is a Debug build (JIT optimizations off): the figures do not represent the library; build with -c Release");
+        }
+
         var settings = options.Settings;
         var fdCap = Measure.MaxIdleConnections();
-        if (settings.IdleConnections > fdCap)
+        if (settings.IdleConnections > fdCap && options.Scenarios.Contains(Scenario.IdleMemory))
         {
-            await stderr.WriteLineAsync($"compare: idle-memory capped at {fdCap} connections (file descriptor limit; both ends are in this process)");
+            await Say($"idle-memory capped at {fdCap} connections (file descriptor limit; both ends are in this process)");
             settings = settings with { IdleConnections = fdCap };
         }
 
-        var contenders = AvailableContenders(AppContext.BaseDirectory, Directory.GetCurrentDirectory())
-            .Where(c => options.Contenders is null || options.Contenders.Contains(c.Name))
-            .ToList();
-        if (options.Contenders is not null)
-        {
-            foreach (var missing in options.Contenders.Where(n => contenders.All(c => c.Name != n)))
-            {
-                await stderr.WriteLineAsync($"compare: contender '{missing}' is not available (unknown, or its bench/ script is missing)");
-            }
-        }
-
+        var benchDirectory = options.NodeDirectory is { } explicitDirectory
+            ? Path.GetFullPath(explicitDirectory)
+            : new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory }.Select(ExternalNodeContender.FindBenchDirectory).FirstOrDefault(d => d is not null);
+        var requested = options.Contenders ?? ContenderNames;
+        var contenders = AvailableContenders(benchDirectory).Where(c => requested.Contains(c.Name)).ToList();
         var report = new CompareReport(settings, options.SizeName);
-        var failed = false;
-        foreach (var scenario in options.Scenarios)
+
+        // A Node contender that cannot run here is an error when asked for by name, a note otherwise.
+        foreach (var script in NodeScript.All.Where(s => requested.Contains(s.Contender)))
         {
-            foreach (var contender in contenders)
+            var contender = contenders.OfType<ExternalNodeContender>().FirstOrDefault(c => c.Script == script);
+            var problem = contender is null
+                ? (benchDirectory is null
+                    ? $"no bench/ folder found (no Rx.Uhura.sln above {Directory.GetCurrentDirectory()} or {AppContext.BaseDirectory}); pass --node-dir DIR"
+                    : $"{Path.Combine(benchDirectory, script.FileName)} not found")
+                : contender.Problem();
+            if (problem is null)
             {
-                try
+                continue;
+            }
+
+            if (options.Contenders is not null)
+            {
+                await Say($"{script.Contender} cannot run: {problem}");
+                return 1;
+            }
+
+            await Say($"{script.Contender} not run: {problem}");
+            report.Skipped.Add((script.Contender, problem));
+            contenders.RemoveAll(c => c.Name == script.Contender);
+        }
+
+        report.Contenders.AddRange(contenders.Select(c => c.Name));
+        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"[{DateTime.UtcNow:HH:mm:ss}] size {options.SizeName}, {settings.Repetitions} repetition(s); scenarios {string.Join(", ", options.Scenarios.Select(s => s.Name()))}; contenders {string.Join(", ", report.Contenders)}"));
+        var failed = false;
+        try
+        {
+            foreach (var scenario in options.Scenarios)
+            {
+                foreach (var contender in contenders)
                 {
-                    var summary = await RunOneAsync(contender, scenario, settings, stderr, cancellationToken);
-                    if (summary is null)
+                    try
                     {
-                        report.Unsupported.Add((scenario, contender.Name));
+                        var (summary, missing) = await RunOneAsync(contender, scenario, settings, stderr, cancellationToken);
+                        if (summary is not null)
+                        {
+                            report.Results.Add(summary);
+                        }
+                        else
+                        {
+                            report.Missing.Add((scenario, contender.Name, missing!));
+                        }
                     }
-                    else
+                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
                     {
-                        report.Results.Add(summary);
+                        failed = true;
+                        var error = ex.GetType().Name + ": " + ex.Message;
+                        report.Failures.Add((scenario, contender.Name, error));
+                        await Say($"{scenario.Name()} / {contender.Name} failed: {error.ReplaceLineEndings(" ")}");
                     }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-                {
-                    failed = true;
-                    report.Failures.Add((scenario, contender.Name, ex.GetType().Name + ": " + ex.Message));
-                    await stderr.WriteLineAsync($"compare: {contender.Name} {scenario.Name()} failed: {ex}");
                 }
             }
         }
-
-        await report.WriteTableAsync(stdout);
-        if (options.JsonPath is { } path)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
-            await report.WriteJsonAsync(path, cancellationToken);
-            await stderr.WriteLineAsync($"compare: results written to {path}");
+            report.Interrupted = true;
+            await Say("interrupted: the table has the results so far");
+        }
+
+        var jsonToStdout = options.JsonPath == "-";
+        await report.WriteTableAsync(jsonToStdout ? stderr : stdout);
+        if (jsonToStdout)
+        {
+            await report.WriteJsonAsync(stdout, CancellationToken.None);
+        }
+        else if (options.JsonPath is { } path)
+        {
+            await report.WriteJsonAsync(path, CancellationToken.None);
+            await Say($"results written to {path}");
         }
 
         return failed ? 1 : 0;
     }
 
-    /// <summary>The C# contenders, then the Node ones whose script exists.</summary>
-    public static IReadOnlyList<IContender> AvailableContenders(params string[] searchFrom)
+    /// <summary>The C# contenders, then the Node ones whose script is in <paramref name="benchDirectory"/>.</summary>
+    public static IReadOnlyList<IContender> AvailableContenders(string? benchDirectory)
     {
         var list = new List<IContender>
         {
@@ -104,10 +173,9 @@ public static class CompareRunner
             new UhuraContender("rx-native", WireProtocol.Native),
             new UhuraContender("rx-uhura", WireProtocol.NodeUhura),
         };
-        var bench = searchFrom.Select(ExternalNodeContender.FindBenchDirectory).FirstOrDefault(d => d is not null);
-        foreach (var (name, script) in new[] { ("socket.io", "socketio.js"), ("node-uhura", "node-uhura.js") })
+        foreach (var script in NodeScript.All)
         {
-            if (ExternalNodeContender.TryCreate(name, bench, script) is { } external)
+            if (ExternalNodeContender.TryCreate(script, benchDirectory) is { } external)
             {
                 list.Add(external);
             }
@@ -116,14 +184,26 @@ public static class CompareRunner
         return list;
     }
 
-    private static async Task<ScenarioSummary?> RunOneAsync(IContender contender, Scenario scenario, BenchSettings settings, TextWriter stderr, CancellationToken cancellationToken)
+    private static bool IsDebugBuild(Assembly assembly) => assembly.GetCustomAttribute<DebuggableAttribute>()?.IsJITOptimizerDisabled == true;
+
+    /// <summary>One contender on one scenario: the summary of its repetitions, or null and why there is no figure.</summary>
+    private static async Task<(ScenarioSummary? Summary, string? Missing)> RunOneAsync(IContender contender, Scenario scenario, BenchSettings settings, TextWriter stderr, CancellationToken cancellationToken)
     {
-        await stderr.WriteLineAsync($"[{DateTime.UtcNow:HH:mm:ss}] {scenario.Name()} / {contender.Name}: warm-up");
+        var label = $"{scenario.Name()} / {contender.Name}";
+        Task Progress(string text) => stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"[{DateTime.UtcNow:HH:mm:ss}] {label}: {text}"));
+
+        await Progress("warm-up");
         var warm = await contender.RunAsync(scenario, settings.ForWarmup(), cancellationToken);
         if (warm is null)
         {
-            await stderr.WriteLineAsync($"[{DateTime.UtcNow:HH:mm:ss}] {scenario.Name()} / {contender.Name}: not supported");
-            return null;
+            await Progress("not supported");
+            return (null, "not supported by this contender");
+        }
+
+        if (!warm.HasFigures)
+        {
+            await Progress($"no figure in the warm-up: {warm.Note}");
+            return (null, "warm-up: " + warm.Note);
         }
 
         var runs = new List<ScenarioResult>();
@@ -132,9 +212,15 @@ public static class CompareRunner
             var stopwatch = Stopwatch.StartNew();
             var result = await contender.RunAsync(scenario, settings, cancellationToken)
                 ?? throw new InvalidOperationException("the contender stopped supporting the scenario after its warm-up");
+            if (!result.HasFigures)
+            {
+                await Progress($"run {i + 1}/{settings.Repetitions}: no figure: {result.Note}");
+                return (null, $"run {i + 1}/{settings.Repetitions}: {result.Note}");
+            }
+
             runs.Add(result);
-            await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"[{DateTime.UtcNow:HH:mm:ss}] {scenario.Name()} / {contender.Name}: run {i + 1}/{settings.Repetitions}: {string.Join(", ", result.Metrics.Select(m => $"{m.Name} {m.Value:0.##} {m.Unit}"))} ({stopwatch.Elapsed.TotalSeconds:0.0} s)"));
+            await Progress(string.Create(CultureInfo.InvariantCulture,
+                $"run {i + 1}/{settings.Repetitions}: {string.Join(", ", result.Metrics.Select(m => $"{m.Name} {m.Value:0.##} {m.Unit}"))} ({stopwatch.Elapsed.TotalSeconds:0.0} s)"));
         }
 
         var metrics = runs[0].Metrics.Select((m, index) =>
@@ -143,71 +229,7 @@ public static class CompareRunner
             var median = values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
             return new MetricSummary(m.Name, m.Unit, median, values[0], values[^1], values.Count, m.HigherIsBetter);
         }).ToList();
-        return new ScenarioSummary(scenario, contender.Name, metrics, runs[0].Note);
-    }
-}
-
-/// <summary>Parsed command line of <c>compare</c>.</summary>
-internal sealed record CompareOptions
-{
-    public BenchSettings Settings { get; init; } = BenchSettings.Normal;
-
-    public string SizeName { get; init; } = "normal";
-
-    public string? JsonPath { get; init; }
-
-    public IReadOnlyList<string>? Contenders { get; init; }
-
-    public IReadOnlyList<Scenario> Scenarios { get; init; } = Compare.Scenarios.All;
-
-    public bool Help { get; init; }
-
-    public static CompareOptions Parse(string[] args)
-    {
-        var options = new CompareOptions();
-        int? reps = null;
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--quick":
-                    options = options with { Settings = BenchSettings.Quick, SizeName = "quick" };
-                    break;
-                case "--size":
-                    var size = Value();
-                    options = options with
-                    {
-                        SizeName = size,
-                        Settings = size switch
-                        {
-                            "tiny" => BenchSettings.Tiny,
-                            "quick" => BenchSettings.Quick,
-                            "normal" => BenchSettings.Normal,
-                            _ => throw new ArgumentException($"unknown size '{size}'"),
-                        },
-                    };
-                    break;
-                case "--json":
-                    options = options with { JsonPath = Value() };
-                    break;
-                case "--reps":
-                    reps = int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out var r) && r > 0 ? r : throw new ArgumentException("--reps needs a positive integer");
-                    break;
-                case "--contenders":
-                    options = options with { Contenders = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
-                    break;
-                case "--scenarios":
-                    options = options with { Scenarios = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Compare.Scenarios.Parse).ToList() };
-                    break;
-                case "-h" or "--help":
-                    options = options with { Help = true };
-                    break;
-                default:
-                    throw new ArgumentException($"unknown option '{args[i]}'");
-            }
-        }
-
-        return reps is { } n ? options with { Settings = options.Settings with { Repetitions = n } } : options;
+        var notes = runs.Select(r => r.Note).Where(n => n is not null).Distinct().ToList();
+        return (new ScenarioSummary(scenario, contender.Name, metrics, notes.Count == 0 ? null : string.Join("; ", notes)), null);
     }
 }

@@ -107,13 +107,23 @@ public sealed record BenchSettings
 /// <summary>One measured value of one repetition.</summary>
 public sealed record Metric(string Name, string Unit, double Value, bool HigherIsBetter);
 
-/// <summary>What one repetition of one scenario measured (one or more metrics, the first the headline) plus notes.</summary>
+/// <summary>
+/// What one repetition of one scenario measured (one or more metrics, the first the headline) plus notes. No metrics
+/// means the run produced no figure this time (a stalled peer, say): the note says why, and the scenario is reported
+/// as missing, never as zero.
+/// </summary>
 public sealed record ScenarioResult(IReadOnlyList<Metric> Metrics, string? Note = null)
 {
     public ScenarioResult(params Metric[] metrics)
         : this((IReadOnlyList<Metric>)metrics)
     {
     }
+
+    /// <summary>True when the run measured something.</summary>
+    public bool HasFigures => Metrics.Count > 0;
+
+    /// <summary>A run that produced no figure, and why.</summary>
+    public static ScenarioResult NoFigure(string why) => new([], why);
 }
 
 /// <summary>A metric over the repetitions.</summary>

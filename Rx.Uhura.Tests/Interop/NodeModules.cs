@@ -4,31 +4,46 @@ using System.Text;
 namespace Rx.Uhura.Tests.Interop;
 
 /// <summary>
-/// Locates the repository's <c>interop/</c> folder and makes sure its npm packages are installed
-/// (once per test run, safely across parallel test processes). A missing node or npm is an error,
-/// never a reason to skip.
+/// A folder of the repository with a package.json and a committed lock file (<c>interop/</c>: the Node uhura drivers;
+/// <c>bench/</c>: the Node benchmark contenders), and the guarantee that its npm packages are installed (once per test
+/// run, safely across parallel test processes). A missing node or npm is an error, never a reason to skip.
 /// </summary>
-public static class NodeModules
+public sealed class NodeModules
 {
-    private static readonly SemaphoreSlim Gate = new(1, 1);
     private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan LockTimeout = TimeSpan.FromMinutes(6);
     private static readonly Lazy<string> LazyRepoRoot = new(FindRepoRoot);
-    private static bool _installed;
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly string _name;
+    private readonly IReadOnlyList<string> _packages;
+    private bool _installed;
+
+    private NodeModules(string name, IReadOnlyList<string> packages)
+    {
+        _name = name;
+        _packages = packages;
+    }
+
+    /// <summary><c>interop/</c>: the Node drivers for the npm uhura package.</summary>
+    public static NodeModules Interop { get; } = new("interop", ["uhura"]);
+
+    /// <summary><c>bench/</c>: the Node contenders of the comparison run (Socket.IO and the npm uhura package).</summary>
+    public static NodeModules Bench { get; } = new("bench", ["socket.io", "socket.io-client", "uhura"]);
 
     /// <summary>The folder holding <c>Rx.Uhura.sln</c>, found by walking up from the test binaries.</summary>
     public static string RepoRoot => LazyRepoRoot.Value;
 
-    /// <summary>The <c>interop/</c> folder: the Node driver scripts and their package.json.</summary>
-    public static string InteropDirectory => Path.Combine(RepoRoot, "interop");
+    /// <summary>The folder: the Node scripts and their package.json.</summary>
+    public string Folder => Path.Combine(RepoRoot, _name);
 
     /// <summary>
-    /// Runs <c>npm ci --no-audit --no-fund</c> in <c>interop/</c> when <c>node_modules/uhura</c> is missing.
+    /// Runs <c>npm ci --no-audit --no-fund</c> in the folder when one of its packages is missing from node_modules.
     /// Throws <see cref="InvalidOperationException"/> when node or npm is not on PATH or the install fails.
     /// </summary>
-    public static async Task EnsureInstalledAsync()
+    public async Task EnsureInstalledAsync()
     {
-        await Gate.WaitAsync();
+        await _gate.WaitAsync();
         try
         {
             if (_installed)
@@ -41,8 +56,8 @@ public static class NodeModules
             {
                 var npm = FindOnPath(OperatingSystem.IsWindows() ? "npm.cmd" : "npm")
                     ?? throw new InvalidOperationException(
-                        "npm was not found on PATH. The interop tests need Node.js 20 with npm to install interop/package-lock.json.");
-                await using var fileLock = await AcquireFileLockAsync(Path.Combine(InteropDirectory, ".npm-install.lock"));
+                        $"npm was not found on PATH. These tests need Node.js 20 with npm to install {_name}/package-lock.json.");
+                await using var fileLock = await AcquireFileLockAsync(Path.Combine(Folder, ".npm-install.lock"));
                 if (!IsInstalled())
                 {
                     await RunNpmCiAsync(npm);
@@ -52,14 +67,14 @@ public static class NodeModules
             if (!IsInstalled())
             {
                 throw new InvalidOperationException(
-                    $"npm ci finished but {Path.Combine(InteropDirectory, "node_modules", "uhura")} is still missing.");
+                    $"npm ci finished but {Path.Combine(Folder, "node_modules")} still lacks one of {string.Join(", ", _packages)}.");
             }
 
             _installed = true;
         }
         finally
         {
-            Gate.Release();
+            _gate.Release();
         }
     }
 
@@ -67,17 +82,17 @@ public static class NodeModules
     public static string NodeExecutable() =>
         FindOnPath(OperatingSystem.IsWindows() ? "node.exe" : "node")
         ?? throw new InvalidOperationException(
-            "node was not found on PATH. The interop tests run the real npm uhura package and need Node.js 20; " +
+            "node was not found on PATH. The interop and benchmark tests run real Node peers and need Node.js 20; " +
             "install it (e.g. apt-get install nodejs npm) — these tests never skip.");
 
-    private static bool IsInstalled() =>
-        File.Exists(Path.Combine(InteropDirectory, "node_modules", "uhura", "package.json"));
+    private bool IsInstalled() =>
+        _packages.All(package => File.Exists(Path.Combine(Folder, "node_modules", package, "package.json")));
 
-    private static async Task RunNpmCiAsync(string npm)
+    private async Task RunNpmCiAsync(string npm)
     {
         var startInfo = new ProcessStartInfo(npm)
         {
-            WorkingDirectory = InteropDirectory,
+            WorkingDirectory = Folder,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
@@ -104,14 +119,14 @@ public static class NodeModules
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
             throw new InvalidOperationException(
-                $"npm ci in {InteropDirectory} did not finish within {InstallTimeout}.\n{await stdout}\n{await stderr}");
+                $"npm ci in {Folder} did not finish within {InstallTimeout}.\n{await stdout}\n{await stderr}");
         }
 
         output.Append(await stdout).Append(await stderr);
         if (process.ExitCode != 0)
         {
             throw new InvalidOperationException(
-                $"npm ci --no-audit --no-fund in {InteropDirectory} failed with exit code {process.ExitCode}:\n{output}");
+                $"npm ci --no-audit --no-fund in {Folder} failed with exit code {process.ExitCode}:\n{output}");
         }
     }
 
@@ -165,6 +180,6 @@ public static class NodeModules
         }
 
         throw new InvalidOperationException(
-            $"No folder containing Rx.Uhura.sln above {AppContext.BaseDirectory}; the interop tests must run from the repository.");
+            $"No folder containing Rx.Uhura.sln above {AppContext.BaseDirectory}; the Node tests must run from the repository.");
     }
 }

@@ -73,8 +73,8 @@ public sealed class NodePeer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(script);
         ArgumentNullException.ThrowIfNull(args);
-        await NodeModules.EnsureInstalledAsync();
-        var directory = NodeModules.InteropDirectory;
+        await NodeModules.Interop.EnsureInstalledAsync();
+        var directory = NodeModules.Interop.Folder;
         if (!File.Exists(Path.Combine(directory, script)))
         {
             throw new FileNotFoundException($"No driver script {script} in {directory}.", Path.Combine(directory, script));
