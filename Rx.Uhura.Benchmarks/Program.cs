@@ -5,6 +5,8 @@ using Rx.Uhura.Benchmarks.Micro;
 const string usage = """
     usage: Rx.Uhura.Benchmarks micro [BenchmarkDotNet args]     codec micro-benchmarks (encode, frame, decode)
            Rx.Uhura.Benchmarks compare [--quick] [--json PATH]  the comparison run (see `compare --help`; also `uhura bench compare`)
+           Rx.Uhura.Benchmarks idle-split [--connections N] [--protocol native|uhura]
+                                                              idle memory per connection, server and client sides measured apart
     """;
 
 if (args.Length == 0)
@@ -41,6 +43,10 @@ switch (args[0])
             return await CompareRunner.RunAsync(args[1..], Console.Out, Console.Error, cts.Token);
         }
 
+    case "idle-split":
+        return await Rx.Uhura.Benchmarks.IdleSplit.RunAsync(args[1..]);
+    case "idle-split-clients":
+        return await Rx.Uhura.Benchmarks.IdleSplit.ClientsAsync(args[1..]);
     default:
         Console.Error.WriteLine(usage);
         return 2;

@@ -34,7 +34,7 @@ internal sealed class CompareReport(BenchSettings settings, string sizeName)
     /// <summary>True when the run was cancelled: the results are the ones completed so far.</summary>
     public bool Interrupted { get; set; }
 
-    private static string Machine => $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+    private static string Machine => $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC";
 
     public async Task WriteTableAsync(TextWriter output)
     {
@@ -150,6 +150,7 @@ internal sealed class CompareReport(BenchSettings settings, string sizeName)
             dotnet = Environment.Version.ToString(),
             framework = RuntimeInformation.FrameworkDescription,
             architecture = RuntimeInformation.ProcessArchitecture.ToString(),
+            gc = System.Runtime.GCSettings.IsServerGC ? "server" : "workstation",
         },
         size = sizeName,
         settings,
