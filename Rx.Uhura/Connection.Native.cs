@@ -417,7 +417,16 @@ public sealed partial class Connection
             message.Seq = ++_native!.LastSent;
         }
 
-        NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, message.Name, message.NativeArgsLength);
+        var nameJson = message.Payload.AsSpan(2, message.NameEnd - 3); // the name as encoded in the payload, between its quotes
+        if (nameJson.IndexOf((byte)'\\') < 0)
+        {
+            NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, nameJson, message.NativeArgsLength);
+        }
+        else
+        {
+            NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, message.Name, message.NativeArgsLength); // escaped in JSON
+        }
+
         message.WriteNativeArgs(_pending);
         if (_acksEnabled)
         {

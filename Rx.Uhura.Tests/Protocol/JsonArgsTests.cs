@@ -51,4 +51,54 @@ public class JsonArgsTests
         Assert.Equal(3, (int)args[2]["three"]!);
         Assert.Equal(Newtonsoft.Json.Linq.JTokenType.Float, args[3].Type);
     }
+
+    [Theory]
+    [InlineData("[]", true)]
+    [InlineData("[ ]", true)]
+    [InlineData("[0]", true)]
+    [InlineData("[-12, \"a b\", true,false ,null]", true)]
+    [InlineData("[01]", false)]
+    [InlineData("[1.5]", false)]
+    [InlineData("[1e3]", false)]
+    [InlineData("[-]", false)]
+    [InlineData("[\"a\\\"b\"]", false)]
+    [InlineData("[\"é\"]", false)]
+    [InlineData("[1,]", false)]
+    [InlineData("[,1]", false)]
+    [InlineData("[1 2]", false)]
+    [InlineData("[truex]", false)]
+    [InlineData("[1]]", false)]
+    [InlineData("[[1]]", false)]
+    [InlineData("[\"a]", false)]
+    [InlineData("[1", false)]
+    public void The_fast_path_accepts_only_flat_simple_arrays(string json, bool expected)
+        => Assert.Equal(expected, JsonArgs.IsFlatSimpleArray(Encoding.UTF8.GetBytes(json)));
+
+    [Fact]
+    public void Whatever_the_fast_path_accepts_is_valid_json()
+    {
+        var random = new Random(42);
+        var alphabet = "[]0123456789-,. \"tfrueanlsx\\e"u8.ToArray();
+        var accepted = 0;
+        for (var i = 0; i < 200_000; i++)
+        {
+            var bytes = new byte[random.Next(1, 16)];
+            bytes[0] = (byte)'[';
+            for (var j = 1; j < bytes.Length; j++)
+            {
+                bytes[j] = alphabet[random.Next(alphabet.Length)];
+            }
+
+            if (JsonArgs.IsFlatSimpleArray(bytes))
+            {
+                accepted++;
+                var reader = new System.Text.Json.Utf8JsonReader(bytes);
+                while (reader.Read())
+                {
+                }
+            }
+        }
+
+        Assert.True(accepted > 100, $"only {accepted} random inputs took the fast path");
+    }
 }

@@ -18,6 +18,11 @@ internal static class JsonArgs
     /// <exception cref="ProtocolException">It is valid JSON but not an array.</exception>
     public static void ValidateArray(ReadOnlySpan<byte> json, int maxDepth, string what)
     {
+        if (IsFlatSimpleArray(json))
+        {
+            return; // the common case, checked without the general reader
+        }
+
         if (!Utf8.IsValid(json))
         {
             throw new DecodeException($"The {what} are not valid UTF-8.", Sample(json));
@@ -46,6 +51,126 @@ internal static class JsonArgs
         {
             throw new DecodeException($"The {what} are not valid JSON: {ex.Message}", Sample(json), ex);
         }
+    }
+
+    /// <summary>
+    /// True for an array of integers, <c>true</c>, <c>false</c>, <c>null</c> and printable-ASCII strings without escapes,
+    /// separated by commas and spaces: well-formed by construction. False means "not sure": the general reader decides.
+    /// </summary>
+    internal static bool IsFlatSimpleArray(ReadOnlySpan<byte> json)
+    {
+        var i = 0;
+        if (json.Length < 2 || json[0] != (byte)'[')
+        {
+            return false;
+        }
+
+        i = SkipSpaces(json, 1);
+        if (i < json.Length && json[i] == (byte)']')
+        {
+            return SkipSpaces(json, i + 1) == json.Length;
+        }
+
+        while (i < json.Length)
+        {
+            i = SimpleValueEnd(json, i);
+            if (i < 0)
+            {
+                return false;
+            }
+
+            i = SkipSpaces(json, i);
+            if (i >= json.Length)
+            {
+                return false;
+            }
+
+            if (json[i] == (byte)']')
+            {
+                return SkipSpaces(json, i + 1) == json.Length;
+            }
+
+            if (json[i] != (byte)',')
+            {
+                return false;
+            }
+
+            i = SkipSpaces(json, i + 1);
+        }
+
+        return false;
+    }
+
+    private static int SkipSpaces(ReadOnlySpan<byte> json, int i)
+    {
+        while (i < json.Length && json[i] == (byte)' ')
+        {
+            i++;
+        }
+
+        return i;
+    }
+
+    /// <summary>The index after the simple value at <paramref name="i"/>, or -1 when it is not one.</summary>
+    private static int SimpleValueEnd(ReadOnlySpan<byte> json, int i)
+    {
+        if (i >= json.Length)
+        {
+            return -1;
+        }
+
+        var rest = json[i..];
+        switch (rest[0])
+        {
+            case (byte)'"':
+                for (var j = 1; j < rest.Length; j++)
+                {
+                    var b = rest[j];
+                    if (b == (byte)'"')
+                    {
+                        return i + j + 1;
+                    }
+
+                    if (b is < 0x20 or > 0x7E or (byte)'\\')
+                    {
+                        return -1;
+                    }
+                }
+
+                return -1;
+            case (byte)'t':
+                return rest.StartsWith("true"u8) ? i + 4 : -1;
+            case (byte)'f':
+                return rest.StartsWith("false"u8) ? i + 5 : -1;
+            case (byte)'n':
+                return rest.StartsWith("null"u8) ? i + 4 : -1;
+        }
+
+        // An integer: -?(0|[1-9][0-9]*), not followed by a fraction or an exponent (those go to the general reader).
+        var k = 0;
+        if (rest[k] == (byte)'-')
+        {
+            k++;
+        }
+
+        if (k >= rest.Length || !char.IsAsciiDigit((char)rest[k]))
+        {
+            return -1;
+        }
+
+        if (rest[k] == (byte)'0')
+        {
+            k++;
+        }
+        else
+        {
+            while (k < rest.Length && char.IsAsciiDigit((char)rest[k]))
+            {
+                k++;
+            }
+        }
+
+        return k < rest.Length && rest[k] is (byte)'.' or (byte)'e' or (byte)'E' || (k < rest.Length && char.IsAsciiDigit((char)rest[k])) ? -1 : i + k;
     }
 
     /// <summary>Parses an array checked by <see cref="ValidateArray"/> into its elements.</summary>

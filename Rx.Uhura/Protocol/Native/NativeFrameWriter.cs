@@ -72,6 +72,23 @@ internal static class NativeFrameWriter
         output.Advance(Prefix + fixedSize);
     }
 
+    /// <summary>Writes an Event frame without its args, the name given as UTF-8 bytes (already valid: taken from an encoded payload).</summary>
+    public static void WriteEventHeader(IBufferWriter<byte> output, ulong seq, ReadOnlySpan<byte> nameUtf8, int argsLength)
+    {
+        if (nameUtf8.Length > ushort.MaxValue)
+        {
+            throw new ArgumentException($"The name is {nameUtf8.Length} bytes of UTF-8; native frames carry at most {ushort.MaxValue}.", nameof(nameUtf8));
+        }
+
+        RequireJson(argsLength, nameof(argsLength));
+        var fixedSize = 8 + 2 + nameUtf8.Length;
+        var span = Begin(output, NativeFrameType.Event, fixedSize, argsLength);
+        BinaryPrimitives.WriteUInt64BigEndian(span, seq);
+        BinaryPrimitives.WriteUInt16BigEndian(span[8..], (ushort)nameUtf8.Length);
+        nameUtf8.CopyTo(span[10..]);
+        output.Advance(Prefix + fixedSize);
+    }
+
     /// <summary>Writes a Set frame: sequence number and <paramref name="changesJson"/> (a JSON object as UTF-8).</summary>
     public static void WriteSet(IBufferWriter<byte> output, ulong seq, ReadOnlySpan<byte> changesJson)
     {
