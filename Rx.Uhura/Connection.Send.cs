@@ -349,7 +349,7 @@ public sealed partial class Connection : ISessionSink
             return;
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteLoopAsync(), this, preferLocal: true);
+        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteLoopAsync(), this, preferLocal: false);
     }
 
     /// <summary>The read loop starts handling a batch: writes scheduled on its thread wait for <see cref="EndReadBatch"/>.</summary>
