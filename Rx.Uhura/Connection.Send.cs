@@ -349,8 +349,15 @@ public sealed partial class Connection : ISessionSink
             return;
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteLoopAsync(), this, preferLocal: false);
+        // A lone sender's writer goes to the global queue, where an idle worker takes it at once (in the sender's local
+        // queue it would wait to be stolen). A broadcast's writers go to the broadcasting thread's local queue: other
+        // workers steal them while it goes on, and those it still holds when done carry more events per write.
+        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteLoopAsync(), this, preferLocal: t_broadcasting);
     }
+
+    /// <summary>True on a thread inside <see cref="UhuraServer.Broadcast"/>.</summary>
+    [ThreadStatic]
+    internal static bool t_broadcasting;
 
     /// <summary>The read loop starts handling a batch: writes scheduled on its thread wait for <see cref="EndReadBatch"/>.</summary>
     private void BeginReadBatch()

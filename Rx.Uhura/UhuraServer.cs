@@ -65,12 +65,20 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     {
         var message = Connection.CreateMessage(eventName, args, _serializer, awaited: false, null, out var error) ?? throw error!;
         var reached = 0;
-        foreach (var (connection, _) in _active)
+        Connection.t_broadcasting = true;
+        try
         {
-            if (connection.IsConnected && connection.Enqueue(message.ForRecipient()))
+            foreach (var (connection, _) in _active)
             {
-                reached++;
+                if (connection.IsConnected && connection.Enqueue(message.ForRecipient()))
+                {
+                    reached++;
+                }
             }
+        }
+        finally
+        {
+            Connection.t_broadcasting = false;
         }
 
         return reached;
