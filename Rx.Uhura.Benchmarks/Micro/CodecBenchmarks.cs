@@ -9,8 +9,9 @@ using Rx.Uhura.Protocol.Native;
 namespace Rx.Uhura.Benchmarks.Micro;
 
 /// <summary>
-/// The hot path of one small event (<c>["ping", 42]</c>): encoding its payload, framing it for each wire, and cutting
-/// and decoding it on the receiving side. Allocation figures come from <see cref="MemoryDiagnoserAttribute"/>.
+/// The hot path of one small event (<c>["ping", 42]</c>): encoding its payload, framing it for each wire, cutting and
+/// routing it on the receiving side, and parsing its arguments when an application reads them. Allocation figures
+/// come from <see cref="MemoryDiagnoserAttribute"/>.
 /// </summary>
 [MemoryDiagnoser]
 public class CodecBenchmarks
@@ -24,6 +25,7 @@ public class CodecBenchmarks
     private ReadOnlySequence<byte> _nodeElement;
     private ReadOnlySequence<byte> _nativeFrame;
     private JsonArrayFramer _framer = new(UhuraDefaults.MaxMessageSize);
+    private readonly Utf8NameCache _names = new();
 
     [GlobalSetup]
     public void Setup()
@@ -75,7 +77,10 @@ public class CodecBenchmarks
         return _output.WrittenCount;
     }
 
-    /// <summary>Cuts one Node-wire element out of the stream and parses it to a JToken.</summary>
+    /// <summary>
+    /// Cuts one Node-wire element out of the stream and routes it as the read loop does: a scan for the name and id,
+    /// the element's bytes kept for the arguments (no JToken).
+    /// </summary>
     [Benchmark]
     public int DecodeNodeWire()
     {
@@ -85,20 +90,26 @@ public class CodecBenchmarks
             throw new InvalidOperationException("no element");
         }
 
-        return NodeWireCodec.Parse(element, UhuraDefaults.MaxJsonDepth).Type == Newtonsoft.Json.Linq.JTokenType.Object ? 1 : 0;
+        var scan = NodeElementScanner.Scan(element.ToArray(), UhuraDefaults.MaxJsonDepth, _names);
+        return scan.ArrayLength;
     }
 
-    /// <summary>Reads and decodes one native Event frame.</summary>
+    /// <summary>Reads and decodes one native Event frame and validates its arguments, as the read loop does.</summary>
     [Benchmark]
     public int DecodeNative()
     {
-        if (!NativeFrameReader.TryRead(_nativeFrame, UhuraDefaults.MaxMessageSize, out var frame, out _))
+        if (!NativeFrameReader.TryRead(_nativeFrame, UhuraDefaults.MaxMessageSize, out var frame, out _, _names))
         {
             throw new InvalidOperationException("no frame");
         }
 
+        JsonArgs.ValidateArray(frame.Args.Span, UhuraDefaults.MaxJsonDepth, "arguments");
         return frame.Args.Length;
     }
+
+    /// <summary>What reading <c>UhuraEvent.Args</c> costs the first time: the arguments parsed into JTokens.</summary>
+    [Benchmark]
+    public int MaterializeArgs() => JsonArgs.Parse(_argsJson, UhuraDefaults.MaxJsonDepth).Length;
 
     internal static string Describe() => Encoding.UTF8.GetString(NodeWireCodec.EncodePayload("ping", [42], JsonSerializer.CreateDefault()));
 }

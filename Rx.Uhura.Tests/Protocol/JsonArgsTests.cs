@@ -101,4 +101,55 @@ public class JsonArgsTests
 
         Assert.True(accepted > 100, $"only {accepted} random inputs took the fast path");
     }
+
+    [Fact]
+    public void Flat_arrays_are_parsed_into_the_tokens_Newtonsoft_builds()
+    {
+        var random = new Random(7);
+        for (var i = 0; i < 5_000; i++)
+        {
+            var parts = new List<string>();
+            for (var j = random.Next(0, 6); j > 0; j--)
+            {
+                parts.Add(random.Next(6) switch
+                {
+                    0 => random.NextInt64(long.MinValue, long.MaxValue).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    1 => random.Next(-10, 10).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    2 => "\"" + new string((char)random.Next(0x20, 0x7F) is var c && c is '"' or '\\' ? 'x' : c, random.Next(0, 5)) + "\"",
+                    3 => "true",
+                    4 => "false",
+                    _ => "null",
+                });
+            }
+
+            var json = "[" + string.Join(random.Next(2) == 0 ? "," : " , ", parts) + "]";
+            var bytes = Encoding.UTF8.GetBytes(json);
+            Assert.True(JsonArgs.IsFlatSimpleArray(bytes), json);
+            var expected = Newtonsoft.Json.Linq.JArray.Parse(json);
+            var actual = JsonArgs.Parse(bytes, 64);
+            Assert.Equal(expected.Count, actual.Length);
+            for (var k = 0; k < actual.Length; k++)
+            {
+                Assert.Equal(expected[k].Type, actual[k].Type);
+                Assert.True(Newtonsoft.Json.Linq.JToken.DeepEquals(expected[k], actual[k]), json);
+            }
+        }
+    }
+
+    [Fact]
+    public void An_integer_beyond_long_is_parsed_as_Newtonsoft_does()
+    {
+        var args = JsonArgs.Parse(Encoding.UTF8.GetBytes("[123456789012345678901234567890, 1]"), 64);
+        Assert.Equal(Newtonsoft.Json.Linq.JTokenType.Integer, args[0].Type);
+        Assert.Equal(System.Numerics.BigInteger.Parse("123456789012345678901234567890", System.Globalization.CultureInfo.InvariantCulture), args[0].ToObject<System.Numerics.BigInteger>());
+        Assert.Equal(1, (int)args[1]);
+    }
+
+    [Fact]
+    public void The_event_name_is_skipped_from_the_Node_wire_array()
+    {
+        var bytes = Encoding.UTF8.GetBytes("xx[\"ping\",1,\"a\"]yy");
+        var args = JsonArgs.Parse(bytes, 2, bytes.Length - 4, 1, 64);
+        Assert.Equal([1L, "a"], args.Select(a => ((Newtonsoft.Json.Linq.JValue)a).Value));
+    }
 }

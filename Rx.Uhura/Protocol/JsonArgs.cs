@@ -101,6 +101,54 @@ internal static class JsonArgs
         return false;
     }
 
+    /// <summary>
+    /// The elements of an array <see cref="IsFlatSimpleArray"/> accepted, built directly (the values Newtonsoft would
+    /// build: integers as <see cref="long"/>, strings, booleans, null). False for an integer beyond <see cref="long"/>.
+    /// </summary>
+    private static bool TryParseFlat(ReadOnlySpan<byte> json, int skip, out JToken[] args)
+    {
+        var values = new List<JToken>(4);
+        var i = SkipSpaces(json, 1);
+        while (i < json.Length && json[i] != (byte)']')
+        {
+            var end = SimpleValueEnd(json, i);
+            var token = json[i..end];
+            switch (token[0])
+            {
+                case (byte)'"':
+                    values.Add(new JValue(Encoding.ASCII.GetString(token[1..^1])));
+                    break;
+                case (byte)'t':
+                    values.Add(new JValue(true));
+                    break;
+                case (byte)'f':
+                    values.Add(new JValue(false));
+                    break;
+                case (byte)'n':
+                    values.Add(JValue.CreateNull());
+                    break;
+                default:
+                    if (!long.TryParse(token, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var number))
+                    {
+                        args = [];
+                        return false;
+                    }
+
+                    values.Add(new JValue(number));
+                    break;
+            }
+
+            i = SkipSpaces(json, end);
+            if (json[i] == (byte)',')
+            {
+                i = SkipSpaces(json, i + 1);
+            }
+        }
+
+        args = skip >= values.Count ? [] : values.GetRange(skip, values.Count - skip).ToArray();
+        return true;
+    }
+
     private static int SkipSpaces(ReadOnlySpan<byte> json, int i)
     {
         while (i < json.Length && json[i] == (byte)' ')
@@ -179,6 +227,12 @@ internal static class JsonArgs
     /// <summary>Parses the validated array at <paramref name="start"/> into its elements, leaving out the first <paramref name="skip"/> (the event name).</summary>
     public static JToken[] Parse(byte[] json, int start, int length, int skip, int maxDepth)
     {
+        var span = json.AsSpan(start, length);
+        if (IsFlatSimpleArray(span) && TryParseFlat(span, skip, out var flat))
+        {
+            return flat;
+        }
+
         try
         {
             using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json, start, length)))
