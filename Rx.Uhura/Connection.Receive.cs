@@ -45,7 +45,11 @@ public sealed partial class Connection
                 BeginReadBatch();
                 try
                 {
-                    if (_wire == WireProtocol.Native)
+                    if (_wire == WireProtocol.SocketIpc)
+                    {
+                        ReadSocketIpc(buffer, ref consumed, ref examined);
+                    }
+                    else if (_wire == WireProtocol.Native)
                     {
                         var c = new Ref<SequencePosition>(consumed);
                         var e = new Ref<SequencePosition>(examined);
@@ -222,6 +226,41 @@ public sealed partial class Connection
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// socket-ipc: cuts the frames ended by two NULs, delivers each as an event named by its topic with the message as
+    /// its one argument (none when the frame has no message). No acks, no dedupe: the wire has neither.
+    /// </summary>
+    private void ReadSocketIpc(in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
+    {
+        var reader = new SequenceReader<byte>(buffer.Slice(consumed));
+        while (!Volatile.Read(ref _closed) && reader.TryReadTo(out ReadOnlySequence<byte> frame, SocketIpcCodec.Delimiter, advancePastDelimiter: true))
+        {
+            if (frame.Length > _options.MaxMessageSize)
+            {
+                throw new FrameTooLargeException(_options.MaxMessageSize);
+            }
+
+            consumed = reader.Position;
+            examined = consumed;
+            var bytes = frame.ToArray();
+            var scan = SocketIpcCodec.Scan(bytes, _options.MaxJsonDepth, Names);
+            var e = scan.MessageStart < 0
+                ? new UhuraEvent(scan.Topic, [], null, this)
+                : new UhuraEvent(scan.Topic, bytes, scan.MessageStart, scan.MessageLength, skip: -1, _options.MaxJsonDepth, 0, null, this);
+            if (!Volatile.Read(ref _closed))
+            {
+                Deliver(e);
+            }
+        }
+
+        if (reader.Remaining > _options.MaxMessageSize + SocketIpcCodec.Delimiter.Length)
+        {
+            throw new FrameTooLargeException(_options.MaxMessageSize);
+        }
+
+        examined = buffer.End;
+    }
+
     /// <summary>Delivers an application event once (per session, for ids this server numbered or saw) and acknowledges it after delivery.</summary>
     private void ReceiveApplicationEvent(UhuraEvent e)
     {
@@ -368,7 +407,7 @@ public sealed partial class Connection
         // handler precedes 'connect' on the wire.
         _server.OnReady(this);
         var config2 = new JObject { ["objectMode"] = objectMode, ["enableAcks"] = acks };
-        var connect = new Internal.OutboundMessage("connect", Protocol.NodeWireCodec.EncodePayload("connect", [config2], _serializer), awaited: false);
+        var connect = new Internal.OutboundMessage("connect", Protocol.NodeWireCodec.EncodePayload("connect", [config2], _serializer, out var connectNameEnd), awaited: false, connectNameEnd);
         lock (_gate)
         {
             WriteMessageLocked(connect);
@@ -449,7 +488,7 @@ public sealed partial class Connection
             await _server!.SessionStore.DestroyAsync(sessionId).ConfigureAwait(false);
         }
 
-        var notice = new Internal.OutboundMessage("invalidateSession", NodeWireCodec.EncodePayload("invalidateSession", [], _serializer), awaited: false);
+        var notice = new Internal.OutboundMessage("invalidateSession", NodeWireCodec.EncodePayload("invalidateSession", [], _serializer, out var noticeNameEnd), awaited: false, noticeNameEnd);
         lock (_gate)
         {
             if (_closed)

@@ -42,7 +42,7 @@ public sealed partial class Connection : ISessionSink
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = CreateMessage(eventName, args, _serializer, out var error);
+        var message = CreateMessage(eventName, args, _serializer, _wire, out var error);
         if (message is null)
         {
             return Task.FromException(error!);
@@ -92,7 +92,7 @@ public sealed partial class Connection : ISessionSink
     /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, out var error) ?? throw error!;
+        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _wire, out var error) ?? throw error!;
         return Enqueue(message);
     }
 
@@ -107,14 +107,30 @@ public sealed partial class Connection : ISessionSink
         return !message.IsFailed;
     }
 
-    /// <summary>Validates and encodes an application event once.</summary>
-    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, out Exception? error)
-        => CreateMessage(eventName, args, serializer, awaited: true, null, out error);
+    /// <summary>Validates and encodes an application event once (awaited: a <see cref="Send"/>).</summary>
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, WireProtocol? wire, out Exception? error)
+        => CreateMessage(eventName, args, serializer, awaited: true, null, wire, out error);
 
-    /// <summary>Validates and encodes an application event once; <paramref name="awaited"/> false for a posted event.</summary>
-    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, out Exception? error)
+    /// <summary>
+    /// Validates and encodes an application event once; <paramref name="awaited"/> false for a posted event. The name
+    /// rules and the number of arguments depend on the <paramref name="wire"/> (null = either uhura wire).
+    /// </summary>
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, WireProtocol? wire, out Exception? error)
     {
-        ValidateEventName(eventName);
+        if (wire == WireProtocol.SocketIpc)
+        {
+            ArgumentNullException.ThrowIfNull(eventName); // any topic, even empty: socket-ipc reserves none
+            if (args.Length > 1)
+            {
+                error = new EncodeException(eventName, $"socket-ipc carries one message per topic, not {args.Length}: send one array or object.");
+                return null;
+            }
+        }
+        else
+        {
+            ValidateEventName(eventName);
+        }
+
         try
         {
             error = null;
@@ -190,6 +206,11 @@ public sealed partial class Connection : ISessionSink
 
     void ISessionSink.SendSet(string key, JToken value)
     {
+        if (_wire == WireProtocol.SocketIpc)
+        {
+            return; // socket-ipc has no session: it stays on this side
+        }
+
         if (_wire == WireProtocol.Native)
         {
             WriteNativeSet(new JObject { [key] = value });
@@ -202,6 +223,11 @@ public sealed partial class Connection : ISessionSink
 
     void ISessionSink.SendSetMany(JObject values)
     {
+        if (_wire == WireProtocol.SocketIpc)
+        {
+            return;
+        }
+
         if (_wire == WireProtocol.Native)
         {
             WriteNativeSet(values);
@@ -264,6 +290,14 @@ public sealed partial class Connection : ISessionSink
             return;
         }
 
+        if (_wire == WireProtocol.SocketIpc)
+        {
+            SocketIpcCodec.Write(_pending, message);
+            _pendingWaiters.Add(message); // no acks: done once written
+            ScheduleWriteLocked();
+            return;
+        }
+
         WriteSeparatorLocked();
         if (!_objectMode)
         {
@@ -307,6 +341,13 @@ public sealed partial class Connection : ISessionSink
     {
         if (_outputEnded)
         {
+            return;
+        }
+
+        if (_wire == WireProtocol.SocketIpc)
+        {
+            _outputEnded = true; // nothing marks the end: the half-close does
+            ScheduleWriteLocked();
             return;
         }
 

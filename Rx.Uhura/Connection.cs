@@ -52,10 +52,15 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         IsServer = isServer;
         Session = session;
         _server = server;
-        Id = "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        // A server's connections are known by a client id (a UUID, as socket-ipc makes them); a client's links by a short counter.
+        Id = isServer ? Guid.NewGuid().ToString("D") : "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    /// <summary>An id for this link, unique in the process (used in logs and by the <c>uhura</c> command).</summary>
+    /// <summary>
+    /// An id for this link. On a server it is the client id (a random UUID, as socket-ipc's), which
+    /// <see cref="UhuraServer.SendTo"/> takes; on a client, an id unique in the process. Used in logs and by the
+    /// <c>uhura</c> command.
+    /// </summary>
     public string Id { get; }
 
     /// <summary>True for a connection accepted by a server, false for a client's link.</summary>
@@ -126,7 +131,15 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     {
         var session = new UhuraSession(options.CreateSerializer());
         var connection = new Connection(stream, isServer: true, session, options, server, MessageIds.NewPrefix());
-        session.AttachSink(connection);
+        if (server.OnlyWire == WireProtocol.SocketIpc)
+        {
+            connection._wire = WireProtocol.SocketIpc; // no first byte to wait for; no session to sync
+        }
+        else
+        {
+            session.AttachSink(connection);
+        }
+
         return connection;
     }
 
@@ -147,7 +160,22 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             throw new InvalidOperationException("The connection was already started.");
         }
 
-        if (!IsServer)
+        if (_wire == WireProtocol.SocketIpc)
+        {
+            // No handshake: the link is ready at once (a server publishes it before reading anything).
+            lock (_gate)
+            {
+                _handshakeDone = true;
+                while (_preReady.TryDequeue(out var queued))
+                {
+                    WriteMessageLocked(queued); // handed over by a client before the link started
+                }
+            }
+
+            _ready.TrySetResult(true);
+            _server?.OnReady(this);
+        }
+        else if (!IsServer)
         {
             if (_wire == WireProtocol.Native)
             {
@@ -314,6 +342,9 @@ internal interface IServerContext
 
     /// <summary>Whether this server accepts the wire a client turned out to speak.</summary>
     bool Accepts(WireProtocol wire);
+
+    /// <summary>The one wire the server speaks, when it is set (socket-ipc must be); null = told by the first byte.</summary>
+    WireProtocol? OnlyWire { get; }
 
     Server.ServerSessions Sessions { get; }
 

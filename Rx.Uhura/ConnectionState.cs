@@ -7,6 +7,9 @@ public sealed record ConnectionState(ConnectionStatus Status)
     /// <summary>For <see cref="ConnectionStatus.Connected"/>: whether the server resumed the existing session.</summary>
     public bool Resumed { get; init; }
 
+    /// <summary>For <see cref="ConnectionStatus.Connected"/>: true when this is not the client's first connection (socket-ipc's <c>reconnect</c>).</summary>
+    public bool IsReconnect { get; init; }
+
     /// <summary>For <see cref="ConnectionStatus.Disconnected"/> and <see cref="ConnectionStatus.Closed"/>: how the link ended, when one existed.</summary>
     public DisconnectInfo? Disconnect { get; init; }
 

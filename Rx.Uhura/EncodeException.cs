@@ -6,4 +6,8 @@ public sealed class EncodeException : SendException
     /// <summary>Creates the error.</summary>
     public EncodeException(string eventName, Exception innerException)
         : base(eventName, $"The arguments of '{eventName}' cannot be encoded: {innerException.Message}", innerException) { }
+
+    /// <summary>Creates the error for arguments the wire cannot carry (<paramref name="detail"/> says why).</summary>
+    public EncodeException(string eventName, string detail)
+        : base(eventName, $"The arguments of '{eventName}' cannot be encoded: {detail}") { }
 }

@@ -14,4 +14,10 @@ public class SendException : UhuraException
 
     /// <summary>The name of the event (or topic) that was not delivered.</summary>
     public string EventName { get; }
+
+    /// <summary>
+    /// The arguments that were being sent, as their JSON array (socket-ipc's <c>sentMessage</c> is its one element);
+    /// null when they were never encoded (an <see cref="EncodeException"/>).
+    /// </summary>
+    public string? ArgumentsJson { get; internal set; }
 }

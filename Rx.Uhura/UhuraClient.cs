@@ -43,6 +43,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly string _idPrefix = MessageIds.NewPrefix();
     private readonly NativeStream _nativeStream = new();
     private long _nextSeq;
+    private int _connectedBefore;
     private long _generation;
     private int _lastAttempt;
     private ReconnectOptions? _reconnect;
@@ -184,7 +185,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, out var error);
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, out var error);
         if (message is null)
         {
             return Task.FromException(error!);
@@ -206,7 +207,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, out var error) ?? throw error!;
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, _options.Protocol, out var error) ?? throw error!;
         Submit(message);
         return !message.IsFailed;
     }
@@ -236,7 +237,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                     return;
                 }
 
-                if (!QueueLocked(message, out dropped))
+                if (!_options.QueuesWhileDisconnected)
+                {
+                    refused = new NoServerException(message.Name);
+                }
+                else if (!QueueLocked(message, out dropped))
                 {
                     refused = new OutboundBufferFullException(message.Name, $"{_queue.Count} sends already wait for a connection.");
                 }
@@ -355,7 +360,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
 
         lock (_gate)
         {
-            if (!_closing)
+            if (!_closing && _options.QueuesWhileDisconnected)
             {
                 var waiting = _queue.ToArray();
                 _queue.Clear();
@@ -419,7 +424,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         var link = await OpenLinkAsync(cancellationToken).ConfigureAwait(false);
         using var abort = cancellationToken.Register(link.Dispose);
         observer.OnNext(link);
-        SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed });
+        SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed, IsReconnect = Interlocked.Exchange(ref _connectedBefore, 1) != 0 });
 
         var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(false);
         Detach(link);

@@ -12,8 +12,9 @@ public sealed record UhuraClientOptions
     public ConnectionOptions Connection { get; init; } = ConnectionOptions.Default;
 
     /// <summary>
-    /// The wire to speak: <see cref="WireProtocol.Native"/> (the default: Rx.Uhura servers accept it) or
-    /// <see cref="WireProtocol.NodeUhura"/> to talk to a Node <c>uhura</c> server.
+    /// The wire to speak: <see cref="WireProtocol.Native"/> (the default: Rx.Uhura servers accept it),
+    /// <see cref="WireProtocol.NodeUhura"/> to talk to a Node <c>uhura</c> server, or <see cref="WireProtocol.SocketIpc"/>
+    /// to talk to a socket-ipc server.
     /// </summary>
     public WireProtocol Protocol { get; init; } = WireProtocol.Native;
 
@@ -31,6 +32,18 @@ public sealed record UhuraClientOptions
     /// <see cref="QueueFullPolicy.Reject"/>.
     /// </summary>
     public QueueFullPolicy QueueFullPolicy { get; init; } = QueueFullPolicy.Reject;
+
+    /// <summary>
+    /// Whether sends made while no link is up are queued for the next one (and unacknowledged ones resent), or refused
+    /// with <see cref="NoServerException"/> as socket-ipc does. Null (the default) = the protocol's own way: queued for
+    /// <see cref="WireProtocol.Native"/> and <see cref="WireProtocol.NodeUhura"/>, refused for
+    /// <see cref="WireProtocol.SocketIpc"/> (which has no acks: an event written just before a link drops may be lost
+    /// either way; only the queue spares events sent while disconnected).
+    /// </summary>
+    public bool? QueueWhileDisconnected { get; init; }
+
+    /// <summary>Whether sends wait for a link, after <see cref="QueueWhileDisconnected"/> and the protocol's default.</summary>
+    internal bool QueuesWhileDisconnected => QueueWhileDisconnected ?? Protocol != WireProtocol.SocketIpc;
 
     /// <summary>
     /// The session to start with, for example one saved by an earlier process (<c>client.Session.Get()</c>). When it

@@ -28,6 +28,8 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     private readonly Subject<UhuraException> _errors = new();
     private readonly Lock _publishGate = new();
     private readonly ConcurrentDictionary<Connection, byte> _active = new();
+    private readonly ConcurrentDictionary<string, Connection> _ready = new(StringComparer.Ordinal); // by client id, handshake done
+    private readonly List<Connection> _readyOrder = []; // under _publishGate: the ready ones, for late subscribers of Events
     private readonly CancellationTokenSource _stopping = new();
     private readonly Newtonsoft.Json.JsonSerializer _serializer;
     private ITransportListener? _listener;
@@ -61,9 +63,15 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    /// <exception cref="SendAfterCloseException">The server is closing or closed.</exception>
     public int Broadcast(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Connection.CreateMessage(eventName, args, _serializer, awaited: false, null, out var error) ?? throw error!;
+        var message = Connection.CreateMessage(eventName, args, _serializer, awaited: false, null, _options.Protocol, out var error) ?? throw error!;
+        if (Volatile.Read(ref _closeTask) is not null)
+        {
+            throw new SendAfterCloseException(eventName) { ArgumentsJson = message.ArgumentsJson };
+        }
+
         var reached = 0;
         Connection.t_broadcasting = true;
         try
@@ -82,6 +90,76 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
         }
 
         return reached;
+    }
+
+    /// <summary>
+    /// Sends an event to one client, by the id its connection carries (<see cref="Connection.Id"/>; socket-ipc's
+    /// <c>send(topic, message, clientId)</c>). The task completes as <see cref="Connection.Send"/>'s does, and fails with
+    /// <see cref="BadClientException"/> when no connected client has that id, <see cref="SendAfterCloseException"/> once
+    /// the server is closing, or any error of <see cref="Connection.Send"/>.
+    /// </summary>
+    public Task SendTo(string clientId, string eventName, params ReadOnlySpan<object?> args)
+    {
+        ArgumentNullException.ThrowIfNull(clientId);
+        var message = Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, out var error);
+        if (message is null)
+        {
+            return Task.FromException(error!);
+        }
+
+        if (Volatile.Read(ref _closeTask) is not null)
+        {
+            message.Fail(new SendAfterCloseException(eventName));
+        }
+        else if (!_ready.TryGetValue(clientId, out var connection) || !connection.IsConnected)
+        {
+            message.Fail(new BadClientException(eventName, clientId));
+        }
+        else if (!connection.Enqueue(message) && !message.IsFailed)
+        {
+            message.Fail(new SendAfterCloseException(eventName) { ConnectionId = clientId });
+        }
+
+        return message.Completion!.Task;
+    }
+
+    /// <summary>The connected client with id <paramref name="clientId"/> (handshake done, not yet closed), if any.</summary>
+    public bool TryGetConnection(string clientId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Connection? connection)
+        => _ready.TryGetValue(clientId, out connection);
+
+    /// <summary>
+    /// Every application event of every connection, as one stream (socket-ipc's <c>message</c> event): each
+    /// <see cref="UhuraEvent.Connection"/> says which client sent it (its <c>Id</c> is the client id). Connected clients
+    /// and those that connect later are all included. Completes when the server closes. Events of one connection keep
+    /// their order; the stream is serialized, so a subscriber is never called concurrently.
+    /// </summary>
+    public IObservable<UhuraEvent> Events => Observable.Create<UhuraEvent>(observer =>
+    {
+        var gate = new object();
+        var safe = System.Reactive.Observer.Synchronize(observer, gate);
+        var subscriptions = new System.Reactive.Disposables.CompositeDisposable();
+        lock (_publishGate)
+        {
+            foreach (var connection in _readyOrder)
+            {
+                subscriptions.Add(connection.Events.Subscribe(safe.OnNext));
+            }
+
+            // Under the same lock as OnReady's publication: no connection is missed or counted twice.
+            subscriptions.Add(_connections.Subscribe(
+                connection => subscriptions.Add(connection.Events.Subscribe(safe.OnNext)),
+                safe.OnError,
+                safe.OnCompleted));
+        }
+
+        return subscriptions;
+    });
+
+    /// <summary>The events named <paramref name="eventName"/> (a topic) from every client (socket-ipc's <c>message.TOPIC</c>).</summary>
+    public IObservable<UhuraEvent> Event(string eventName)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
     }
 
     /// <summary>The session store in use.</summary>
@@ -175,7 +253,11 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
     ISessionStore IServerContext.SessionStore => SessionStore;
 
-    bool IServerContext.Accepts(WireProtocol wire) => wire == WireProtocol.Native ? _options.AcceptNative : _options.AcceptNodeUhura;
+    bool IServerContext.Accepts(WireProtocol wire) => _options.Protocol is { } only
+        ? wire == only
+        : wire == WireProtocol.Native ? _options.AcceptNative : wire == WireProtocol.NodeUhura && _options.AcceptNodeUhura;
+
+    WireProtocol? IServerContext.OnlyWire => _options.Protocol;
 
     Server.ServerSessions IServerContext.Sessions => Sessions;
 
@@ -183,6 +265,8 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     {
         lock (_publishGate)
         {
+            _ready[connection.Id] = connection;
+            _readyOrder.Add(connection);
             try
             {
                 _connections.OnNext(connection);
@@ -197,6 +281,12 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     void IServerContext.OnClosed(Connection connection, DisconnectInfo info)
     {
         _active.TryRemove(connection, out _);
+        lock (_publishGate)
+        {
+            _ready.TryRemove(new KeyValuePair<string, Connection>(connection.Id, connection));
+            _readyOrder.Remove(connection);
+        }
+
         if (connection.Session.Id is { } sessionId)
         {
             Sessions.Detach(sessionId, connection);

@@ -27,6 +27,13 @@ public sealed record UhuraServerOptions
     /// <summary>Whether to accept clients speaking the Node uhura wire. Default true.</summary>
     public bool AcceptNodeUhura { get; init; } = true;
 
+    /// <summary>
+    /// The one wire this server speaks, or null (the default) to tell native and Node uhura clients apart by their first
+    /// byte (within <see cref="AcceptNative"/> and <see cref="AcceptNodeUhura"/>). <see cref="WireProtocol.SocketIpc"/>
+    /// must be set here: it has no handshake, so a client that never writes could not be recognized.
+    /// </summary>
+    public WireProtocol? Protocol { get; init; }
+
     /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
     public ITransport Transport { get; init; } = SocketTransport.Instance;
 

@@ -97,6 +97,37 @@ public class RetryWithPolicyTests : ReactiveTest
     }
 
     [Fact]
+    public void A_fixed_delay_waits_the_same_time_before_every_attempt()
+    {
+        var (scheduler, retries, pipeline) = Setup(ReconnectOptions.Fixed(TimeSpan.FromMilliseconds(250)));
+        var xs = scheduler.CreateColdObservable(OnError<int>(10 * Ms, Boom));
+        scheduler.Start(() => xs.RetryWith(pipeline), created: Created, subscribed: S, disposed: S + 1200 * Ms);
+
+        xs.Subscriptions.Take(4).AssertEqual(
+            Subscribe(S, S + 10 * Ms),
+            Subscribe(S + 260 * Ms, S + 270 * Ms),
+            Subscribe(S + 520 * Ms, S + 530 * Ms),
+            Subscribe(S + 780 * Ms, S + 790 * Ms));
+        Assert.All(retries, r => Assert.Equal(TimeSpan.FromMilliseconds(250), r.Delay));
+    }
+
+    [Fact]
+    public void A_random_delay_is_drawn_between_min_and_max_from_the_randomizer()
+    {
+        var draws = new Queue<double>([0.0, 0.5, 0.999]);
+        var options = ReconnectOptions.RandomBetween(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(40)) with { Randomizer = () => draws.Dequeue() };
+        var (scheduler, retries, pipeline) = Setup(options);
+        var xs = scheduler.CreateColdObservable(OnError<int>(10 * Ms, Boom));
+        scheduler.Start(() => xs.RetryWith(pipeline), created: Created, subscribed: S, disposed: S + 100 * Ms);
+
+        Assert.Equal([20.0, 30.0, 39.98], retries.Take(3).Select(r => Math.Round(r.Delay.TotalMilliseconds, 2)));
+        xs.Subscriptions.Take(3).AssertEqual(
+            Subscribe(S, S + 10 * Ms),
+            Subscribe(S + 30 * Ms, S + 40 * Ms),
+            Subscribe(S + 70 * Ms, S + 80 * Ms));
+    }
+
+    [Fact]
     public void An_attempt_limit_ends_the_sequence_with_the_last_error()
     {
         var (scheduler, retries, pipeline) = Setup(NoJitter with { MaxAttempts = 3 });

@@ -66,11 +66,27 @@ internal sealed class OutboundMessage
 
     public void Succeed() => Completion?.TrySetResult();
 
+    /// <summary>The arguments as a JSON array, for an error about this send.</summary>
+    public string ArgumentsJson => NameEnd < 0
+        ? System.Text.Encoding.UTF8.GetString(Payload)
+        : Payload[NameEnd] == (byte)','
+            ? "[" + System.Text.Encoding.UTF8.GetString(Payload, NameEnd + 1, Payload.Length - NameEnd - 1)
+            : "[]";
+
+    private void Describe(Exception error)
+    {
+        if (error is SendException send && send.ArgumentsJson is null)
+        {
+            send.ArgumentsJson = ArgumentsJson;
+        }
+    }
+
     /// <summary>Fails a message that was never accepted: its sender learns it from the return value, not from the failure sink.</summary>
     public void Refuse(Exception error)
     {
         if (Interlocked.Exchange(ref _failed, 1) == 0)
         {
+            Describe(error);
             Completion?.TrySetException(error);
         }
     }
@@ -82,6 +98,7 @@ internal sealed class OutboundMessage
             return;
         }
 
+        Describe(error);
         if (Completion is { } completion)
         {
             completion.TrySetException(error);

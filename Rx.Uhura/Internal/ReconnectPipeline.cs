@@ -27,6 +27,20 @@ internal static class ReconnectPipeline
             retry.Randomizer = randomizer;
         }
 
+        switch (options.Backoff)
+        {
+            case ReconnectBackoff.Constant:
+                retry.BackoffType = DelayBackoffType.Constant;
+                retry.UseJitter = false;
+                break;
+            case ReconnectBackoff.Random:
+                retry.UseJitter = false; // the delay is drawn below, once per attempt
+                var random = options.Randomizer ?? System.Random.Shared.NextDouble;
+                var (min, max) = (options.FirstDelay, options.MaxDelay);
+                retry.DelayGenerator = _ => ValueTask.FromResult<TimeSpan?>(min + ((max - min) * random()));
+                break;
+        }
+
         return new ResiliencePipelineBuilder { TimeProvider = timeProvider }.AddRetry(retry).Build();
     }
 }

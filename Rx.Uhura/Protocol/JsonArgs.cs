@@ -149,6 +149,24 @@ internal static class JsonArgs
         return true;
     }
 
+    private static JToken ParseValue(byte[] json, int start, int length, int maxDepth)
+    {
+        try
+        {
+            using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json, start, length)))
+            {
+                DateParseHandling = DateParseHandling.None,
+                FloatParseHandling = FloatParseHandling.Double,
+                MaxDepth = maxDepth,
+            };
+            return JToken.ReadFrom(reader);
+        }
+        catch (JsonException ex)
+        {
+            throw new DecodeException($"The message cannot be read: {ex.Message}", Sample(json.AsSpan(start, length)), ex);
+        }
+    }
+
     private static int SkipSpaces(ReadOnlySpan<byte> json, int i)
     {
         while (i < json.Length && json[i] == (byte)' ')
@@ -225,8 +243,14 @@ internal static class JsonArgs
     public static JToken[] Parse(byte[] json, int maxDepth) => Parse(json, 0, json.Length, 0, maxDepth);
 
     /// <summary>Parses the validated array at <paramref name="start"/> into its elements, leaving out the first <paramref name="skip"/> (the event name).</summary>
+    /// <remarks>A negative <paramref name="skip"/> means the bytes are one JSON value, the only argument (socket-ipc's message).</remarks>
     public static JToken[] Parse(byte[] json, int start, int length, int skip, int maxDepth)
     {
+        if (skip < 0)
+        {
+            return [ParseValue(json, start, length, maxDepth)];
+        }
+
         var span = json.AsSpan(start, length);
         if (IsFlatSimpleArray(span) && TryParseFlat(span, skip, out var flat))
         {
