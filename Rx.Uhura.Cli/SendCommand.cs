@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
 
 namespace Rx.Uhura.Cli;
@@ -113,7 +114,7 @@ internal static class SendCommand
             QueueWhileDisconnected = true,
         });
         var done = wire == WireProtocol.SocketIpc ? "written" : "acknowledged";
-        var progress = new ConnectProgress();
+        var progress = new ConnectProgress(logging.CreateLogger("uhura.send"));
         using var states = client.State.Subscribe(progress.OnState);
         var sends = new SendTracker(settings.Count ?? 1);
         var graceful = false;
@@ -185,8 +186,11 @@ internal static class SendCommand
         }
     }
 
-    /// <summary>Remembers whether the client ever connected and why the last attempt failed, for the timeout message.</summary>
-    private sealed class ConnectProgress
+    /// <summary>
+    /// Remembers whether the client ever connected and why the last attempt failed, for the timeout message; logs each
+    /// state (debug level: on stderr with <c>--verbose</c>).
+    /// </summary>
+    private sealed class ConnectProgress(ILogger logger)
     {
         private volatile ConnectionState? _current;
         private volatile bool _connected;
@@ -194,6 +198,7 @@ internal static class SendCommand
 
         public void OnState(ConnectionState state)
         {
+            logger.LogDebug("Connection state: {State}", state);
             _current = state;
             if (state.Status == ConnectionStatus.Connected)
             {

@@ -18,6 +18,7 @@ internal sealed class CliProcess : IDisposable
 
     private readonly Process _process;
     private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
+    private readonly Channel<string> _stderrLines = Channel.CreateUnbounded<string>();
     private readonly StringBuilder _stderr = new();
     private readonly List<string> _stdout = [];
 
@@ -88,13 +89,18 @@ internal sealed class CliProcess : IDisposable
         };
         process.ErrorDataReceived += (_, e) =>
         {
-            if (e.Data is not null)
+            if (e.Data is null)
             {
-                lock (cli._stderr)
-                {
-                    cli._stderr.AppendLine(e.Data);
-                }
+                cli._stderrLines.Writer.TryComplete();
+                return;
             }
+
+            lock (cli._stderr)
+            {
+                cli._stderr.AppendLine(e.Data);
+            }
+
+            cli._stderrLines.Writer.TryWrite(e.Data);
         };
         process.Start();
         process.BeginOutputReadLine();
@@ -141,6 +147,31 @@ internal sealed class CliProcess : IDisposable
             {
                 return line;
             }
+        }
+    }
+
+    /// <summary>Reads stderr lines until one contains <paramref name="text"/> (e.g. a <c>--verbose</c> log); fails after the timeout.</summary>
+    public async Task<string> WaitForStderrAsync(string text)
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        try
+        {
+            while (true)
+            {
+                var line = await _stderrLines.Reader.ReadAsync(timeout.Token);
+                if (line.Contains(text, StringComparison.Ordinal))
+                {
+                    return line;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"No stderr line with '{text}' within {Timeout}. stdout:\n{Stdout}\nstderr:\n{Stderr}");
+        }
+        catch (ChannelClosedException)
+        {
+            throw new InvalidOperationException($"stderr ended without a line with '{text}'. stdout:\n{Stdout}\nstderr:\n{Stderr}");
         }
     }
 
