@@ -31,7 +31,7 @@ internal static class Common
     /// <summary><c>--verbose</c>: library logs (debug level) on stderr. Declared once on the root command, recursive.</summary>
     public static Option<bool> Verbose { get; } = new("--verbose", "-v")
     {
-        Description = "Write the library's debug logs to stderr.",
+        Description = "Write debug logs to stderr: the library's, and the connection states of send.",
         Recursive = true,
     };
 
