@@ -10,7 +10,7 @@ namespace Rx.Uhura.Tests.Cli;
 /// </summary>
 [Trait("Category", "Cli")]
 [Trait("Category", "Interop")]
-public sealed class SocketIpcCliNodeTests : IAsyncDisposable
+public sealed class SocketIpcCliNodeTests : IAsyncLifetime
 {
     // A short name: a unix socket path must fit in 108 bytes.
     private readonly string _socketFile = Path.Combine(Path.GetTempPath(), $"cli-{Guid.NewGuid():N}"[..16] + ".sock");
@@ -18,7 +18,10 @@ public sealed class SocketIpcCliNodeTests : IAsyncDisposable
 
     private string Uri => "unix://" + _socketFile;
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xUnit v2 calls only the former on a test class.
+    public async Task DisposeAsync()
     {
         foreach (var node in _nodes)
         {

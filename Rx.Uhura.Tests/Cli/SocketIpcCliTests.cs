@@ -11,7 +11,7 @@ namespace Rx.Uhura.Tests.Cli;
 /// its one argument), the commands run as real processes over temp Unix socket paths, with each other and with .NET servers.
 /// </summary>
 [Trait("Category", "Cli")]
-public sealed class SocketIpcCliTests : IAsyncDisposable
+public sealed class SocketIpcCliTests : IDisposable
 {
     private static readonly UhuraServerOptions ServerOptions = UhuraServerOptions.Default with { Protocol = WireProtocol.SocketIpc };
 
@@ -20,11 +20,7 @@ public sealed class SocketIpcCliTests : IAsyncDisposable
 
     private string Uri => "unix://" + _socketFile;
 
-    public ValueTask DisposeAsync()
-    {
-        File.Delete(_socketFile);
-        return ValueTask.CompletedTask;
-    }
+    public void Dispose() => File.Delete(_socketFile);
 
     [Fact]
     public async Task Serve_prints_client_ids_without_a_session_and_each_topic_with_its_message_as_the_one_argument()
