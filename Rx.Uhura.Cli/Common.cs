@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Newtonsoft.Json;
@@ -11,7 +12,7 @@ namespace Rx.Uhura.Cli;
 /// <summary>Options, checks and helpers shared by the commands.</summary>
 internal static class Common
 {
-    /// <summary>The protocols this build speaks.</summary>
+    /// <summary>The Node uhura wire's name on the command line.</summary>
     public const string UhuraProtocol = "uhura";
 
     /// <summary>
@@ -30,42 +31,55 @@ internal static class Common
     /// <summary><c>--verbose</c>: library logs (debug level) on stderr. Declared once on the root command, recursive.</summary>
     public static Option<bool> Verbose { get; } = new("--verbose", "-v")
     {
-        Description = "Write the library's debug logs to stderr.",
+        Description = "Write debug logs to stderr: the library's, and the connection states of send.",
         Recursive = true,
     };
 
     /// <summary>The native protocol's name on the command line.</summary>
     public const string NativeProtocol = "native";
 
-    /// <summary>For <c>serve</c>: accept both wires on the endpoint.</summary>
+    /// <summary>The socket-ipc wire (npm <c>@crussell52/socket-ipc</c>) on the command line: Unix sockets only.</summary>
+    public const string SocketIpcProtocol = "socket-ipc";
+
+    /// <summary>For <c>serve</c>: accept both uhura wires (native and Node uhura) on the endpoint.</summary>
     public const string AutoProtocol = "auto";
 
     /// <summary>A <c>--protocol</c> option (each command has its own instance): <c>native</c> by default for clients, <c>auto</c> for <c>serve</c>.</summary>
     public static Option<string> ProtocolOption(bool server = false) => new("--protocol")
     {
         Description = server
-            ? "The wire protocols to accept: auto (both, told apart by the first byte; the default), native, or uhura (the Node uhura wire)."
-            : "The wire protocol: native (Rx.Uhura's own; the default) or uhura (the Node uhura wire, to talk to Node uhura servers).",
+            ? "The wire protocols to accept: auto (native and uhura, told apart by the first byte; the default), native, uhura (the Node uhura wire), or socket-ipc (the Node @crussell52/socket-ipc wire: unix:// only, never auto-detected)."
+            : "The wire protocol: native (Rx.Uhura's own; the default), uhura (the Node uhura wire, to talk to Node uhura servers), or socket-ipc (the Node @crussell52/socket-ipc wire; unix:// only).",
         HelpName = "P",
         DefaultValueFactory = _ => server ? AutoProtocol : NativeProtocol,
     };
 
-    /// <summary>The wire a client speaks; anything but native or uhura is bad usage.</summary>
+    /// <summary>The wire a client speaks; anything but native, uhura or socket-ipc is bad usage.</summary>
     public static WireProtocol ParseClientProtocol(string? protocol) => protocol switch
     {
         NativeProtocol => WireProtocol.Native,
         UhuraProtocol => WireProtocol.NodeUhura,
-        _ => throw new UsageException($"protocol '{protocol}' is not supported (supported: {NativeProtocol}, {UhuraProtocol})."),
+        SocketIpcProtocol => WireProtocol.SocketIpc,
+        _ => throw new UsageException($"protocol '{protocol}' is not supported (supported: {NativeProtocol}, {UhuraProtocol}, {SocketIpcProtocol})."),
     };
 
-    /// <summary>The wires a server accepts; anything but auto, native or uhura is bad usage.</summary>
-    public static (bool Native, bool NodeUhura) ParseServerProtocol(string? protocol) => protocol switch
+    /// <summary>The wires a server accepts; anything but auto, native, uhura or socket-ipc is bad usage.</summary>
+    public static ServerWires ParseServerProtocol(string? protocol) => protocol switch
     {
-        AutoProtocol => (true, true),
-        NativeProtocol => (true, false),
-        UhuraProtocol => (false, true),
-        _ => throw new UsageException($"protocol '{protocol}' is not supported (supported: {AutoProtocol}, {NativeProtocol}, {UhuraProtocol})."),
+        AutoProtocol => new(AcceptNative: true, AcceptNodeUhura: true, Only: null),
+        NativeProtocol => new(AcceptNative: true, AcceptNodeUhura: false, Only: null),
+        UhuraProtocol => new(AcceptNative: false, AcceptNodeUhura: true, Only: null),
+
+        // socket-ipc has no handshake, so the server must speak it alone (UhuraServerOptions.Protocol).
+        SocketIpcProtocol => new(AcceptNative: true, AcceptNodeUhura: true, Only: WireProtocol.SocketIpc),
+        _ => throw new UsageException($"protocol '{protocol}' is not supported (supported: {AutoProtocol}, {NativeProtocol}, {UhuraProtocol}, {SocketIpcProtocol})."),
     };
+
+    /// <summary>The wires of <c>serve --protocol</c>: the uhura wires told apart by their first byte, or one wire alone.</summary>
+    /// <param name="AcceptNative">Whether native clients are accepted (when <paramref name="Only"/> is null).</param>
+    /// <param name="AcceptNodeUhura">Whether Node uhura clients are accepted (when <paramref name="Only"/> is null).</param>
+    /// <param name="Only">The one wire spoken, for socket-ipc; null to detect the uhura wires.</param>
+    internal sealed record ServerWires(bool AcceptNative, bool AcceptNodeUhura, WireProtocol? Only);
 
     /// <summary>A required endpoint URI option (<c>--listen</c>, <c>--connect</c>).</summary>
     public static Option<string> EndpointOption(string name, string description) => new(name)
@@ -75,17 +89,25 @@ internal static class Common
         Required = true,
     };
 
-    /// <summary>Parses an endpoint URI; a bad one is bad usage.</summary>
-    public static EndPoint ParseEndpoint(string? uri)
+    /// <summary>Parses an endpoint URI for a wire; a bad one, or socket-ipc on anything but a Unix socket, is bad usage.</summary>
+    public static EndPoint ParseEndpoint(string? uri, WireProtocol? wire)
     {
+        EndPoint endPoint;
         try
         {
-            return UhuraEndpoint.Parse(uri ?? string.Empty);
+            endPoint = UhuraEndpoint.Parse(uri ?? string.Empty);
         }
         catch (FormatException ex)
         {
             throw new UsageException(ex.Message);
         }
+
+        if (wire == WireProtocol.SocketIpc && endPoint is not UnixDomainSocketEndPoint)
+        {
+            throw new UsageException($"protocol {SocketIpcProtocol} runs over Unix sockets only: use unix:///ABSOLUTE/PATH, not '{uri}'.");
+        }
+
+        return endPoint;
     }
 
     /// <summary>Parses one ARG_JSON value (exactly one JSON value, no date conversion); malformed JSON is bad usage.</summary>

@@ -12,6 +12,8 @@ namespace Rx.Uhura.Cli;
 /// <remarks>
 /// <c>--reconnect</c> is the library's reconnection (<see cref="Common.Reconnect"/>): one client for the whole run,
 /// a lost link (or a failed attempt, the first connect included) retried with backoff, the session resumed.
+/// socket-ipc has no session (<c>"resumed"</c> is always false); an event is its topic with the message as the one
+/// argument.
 /// </remarks>
 internal static class ListenCommand
 {
@@ -46,7 +48,7 @@ internal static class ListenCommand
     private static async Task<int> RunAsync(string? uri, string? protocol, bool reconnect, string[] eventNames, bool verbose, CancellationToken stop)
     {
         var wire = Common.ParseClientProtocol(protocol);
-        var endPoint = Common.ParseEndpoint(uri);
+        var endPoint = Common.ParseEndpoint(uri, wire);
         if (eventNames.FirstOrDefault(n => n.StartsWith("--", StringComparison.Ordinal)) is { } unknown)
         {
             throw new UsageException($"unrecognized option '{unknown}'.");

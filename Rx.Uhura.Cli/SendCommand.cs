@@ -1,18 +1,30 @@
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
 
 namespace Rx.Uhura.Cli;
 
 /// <summary>
 /// <c>uhura send --connect URI [--protocol P] EVENT [ARG_JSON ...] [--count N] [--wait-reply] [--timeout SECONDS]</c>:
-/// sends events and exits 0 only when the peer acknowledged every one (then, with <c>--wait-reply</c>, prints the first
-/// event the peer sent).
+/// sends events and exits 0 only when the peer acknowledged every one (socket-ipc, which has no acks: when every one was
+/// written and flushed), then, with <c>--wait-reply</c>, prints the first event the peer sent.
 /// </summary>
 /// <remarks>
+/// <para>
 /// The client reconnects with backoff (the library's reconnection, <see cref="Common.Reconnect"/>) until
 /// <c>--timeout</c>, whether the first connect fails or a link drops mid-run: unacknowledged events are resent on the
 /// next link and the server drops duplicates, so no event is lost or delivered twice.
+/// </para>
+/// <para>
+/// socket-ipc: EVENT is the topic and the one ARG_JSON, if any, the message (two or more are bad usage: the wire carries
+/// one message per topic). With <c>--count N</c> the message of event n is n without an ARG_JSON, <c>[n, ARG]</c> with
+/// one: the arguments the other wires would send, the sequence number first, packed into the one message when there
+/// are two. Sends made while no link is up wait for the next one (<see cref="UhuraClientOptions.QueueWhileDisconnected"/>),
+/// and events whose write had not completed when a link drops are written again on the next. The wire has no acks, so
+/// an event written just before a drop can still be lost (the peer never read it) or, from a write that failed
+/// half-way, arrive twice.
+/// </para>
 /// </remarks>
 internal static class SendCommand
 {
@@ -26,17 +38,17 @@ internal static class SendCommand
         var eventName = new Argument<string>("EVENT") { Description = "The event name." };
         var args = new Argument<string[]>("ARG_JSON")
         {
-            Description = "The event's arguments, each parsed as JSON (a string is '\"text\"').",
+            Description = "The event's arguments, each parsed as JSON (a string is '\"text\"'). socket-ipc: at most one, the message (EVENT is the topic).",
             Arity = ArgumentArity.ZeroOrMore,
         };
         var count = new Option<int?>("--count")
         {
-            Description = "Send N events whose first argument is the sequence number 0..N-1, followed by the given arguments.",
+            Description = "Send N events whose first argument is the sequence number 0..N-1, followed by the given arguments. socket-ipc: the message is n, or [n, ARG] with an ARG_JSON.",
             HelpName = "N",
         };
         var waitReply = new Option<bool>("--wait-reply")
         {
-            Description = "After every event was acknowledged, wait for one event from the peer and print it.",
+            Description = "After every event was acknowledged (socket-ipc: written), wait for one event from the peer and print it.",
         };
         var timeout = new Option<double>("--timeout")
         {
@@ -45,7 +57,7 @@ internal static class SendCommand
             DefaultValueFactory = _ => 30,
         };
 
-        var command = new Command("send", "Send an event (or N numbered events) and wait until the peer acknowledged them.")
+        var command = new Command("send", "Send an event (or N numbered events) and wait until the peer acknowledged them (socket-ipc, which has no acks: until they were written).")
         {
             connect, protocol, eventName, args, count, waitReply, timeout,
         };
@@ -69,8 +81,12 @@ internal static class SendCommand
     private static async Task<int> RunAsync(Settings settings, CancellationToken stop)
     {
         var wire = Common.ParseClientProtocol(settings.Protocol);
-        var endPoint = Common.ParseEndpoint(settings.Uri);
+        var endPoint = Common.ParseEndpoint(settings.Uri, wire);
         var args = settings.Args.Select(Common.ParseJsonArgument).ToArray();
+        if (wire == WireProtocol.SocketIpc && args.Length > 1)
+        {
+            throw new UsageException($"{Common.SocketIpcProtocol} carries one message per topic: give at most one ARG_JSON (an array or object for more), not {args.Length}.");
+        }
         if (settings.Count is < 1)
         {
             throw new UsageException($"--count must be at least 1 (got {settings.Count}).");
@@ -88,14 +104,17 @@ internal static class SendCommand
 
         // The library reconnects (the first connect included) with backoff until the deadline; unacknowledged sends are
         // resent on the next link and the server drops duplicates, so each send completes when the server has it.
+        // socket-ipc has no acks and by default refuses sends while disconnected: queue them for the next link instead.
         var client = UhuraClient.Connect(endPoint, new UhuraClientOptions
         {
             Connection = ConnectionOptions.Default with { LoggerFactory = logging },
             ConnectTimeout = timeout < Common.AttemptTimeout ? timeout : Common.AttemptTimeout,
             Reconnect = Common.Reconnect,
             Protocol = wire,
+            QueueWhileDisconnected = true,
         });
-        var progress = new ConnectProgress();
+        var done = wire == WireProtocol.SocketIpc ? "written" : "acknowledged";
+        var progress = new ConnectProgress(logging.CreateLogger("uhura.send"));
         using var states = client.State.Subscribe(progress.OnState);
         var sends = new SendTracker(settings.Count ?? 1);
         var graceful = false;
@@ -115,7 +134,7 @@ internal static class SendCommand
                 Task send;
                 try
                 {
-                    send = client.Send(settings.EventName, ArgsFor(i, settings.Count, args));
+                    send = client.Send(settings.EventName, ArgsFor(i, settings.Count, args, wire));
                 }
                 catch (ArgumentException ex) when (i == 0)
                 {
@@ -128,7 +147,7 @@ internal static class SendCommand
             await sends.WhenAllAsync(deadline.Token).ConfigureAwait(false);
             if (sends.FirstError is { } error)
             {
-                throw new CliFailureException($"sending '{settings.EventName}' failed ({sends.Acknowledged} of {sends.Total} events acknowledged): {Common.Describe(error)}", error);
+                throw new CliFailureException($"sending '{settings.EventName}' failed ({sends.Acknowledged} of {sends.Total} events {done}): {Common.Describe(error)}", error);
             }
 
             if (settings.WaitReply)
@@ -148,7 +167,7 @@ internal static class SendCommand
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             var seconds = settings.TimeoutSeconds.ToString(CultureInfo.InvariantCulture);
-            var acknowledged = $"{sends.Acknowledged} of {sends.Total} events acknowledged";
+            var acknowledged = $"{sends.Acknowledged} of {sends.Total} events {done}";
             var why = progress.Describe(settings.Uri, handshaking: client.Connection is not null);
             throw new CliFailureException(sends.Acknowledged == sends.Total
                 ? $"timed out after {seconds} s waiting for a reply ({acknowledged})."
@@ -167,8 +186,11 @@ internal static class SendCommand
         }
     }
 
-    /// <summary>Remembers whether the client ever connected and why the last attempt failed, for the timeout message.</summary>
-    private sealed class ConnectProgress
+    /// <summary>
+    /// Remembers whether the client ever connected and why the last attempt failed, for the timeout message; logs each
+    /// state (debug level: on stderr with <c>--verbose</c>).
+    /// </summary>
+    private sealed class ConnectProgress(ILogger logger)
     {
         private volatile ConnectionState? _current;
         private volatile bool _connected;
@@ -176,6 +198,7 @@ internal static class SendCommand
 
         public void OnState(ConnectionState state)
         {
+            logger.LogDebug("Connection state: {State}", state);
             _current = state;
             if (state.Status == ConnectionStatus.Connected)
             {
@@ -204,9 +227,18 @@ internal static class SendCommand
         }
     }
 
-    private static object?[] ArgsFor(int index, int? count, JToken[] args)
+    /// <summary>
+    /// The arguments of event <paramref name="index"/>: the sequence number first with <c>--count</c>, then the given
+    /// ones. socket-ipc sends one message, so a sequence number and an ARG_JSON go as the array <c>[n, ARG]</c>.
+    /// </summary>
+    private static object?[] ArgsFor(int index, int? count, JToken[] args, WireProtocol wire)
     {
         var withSequence = count is null ? args : [new JValue(index), .. args];
+        if (wire == WireProtocol.SocketIpc && withSequence.Length > 1)
+        {
+            return [new JArray(withSequence.Select(a => a.DeepClone()))];
+        }
+
         return [.. withSequence.Select(a => (object?)a.DeepClone())];
     }
 

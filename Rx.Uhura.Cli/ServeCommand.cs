@@ -21,7 +21,7 @@ internal static class ServeCommand
         var protocol = Common.ProtocolOption(server: true);
         var echo = new Option<bool>("--echo")
         {
-            Description = "Answer every application event with the same event name and arguments on the same connection.",
+            Description = "Answer every application event with the same event name and arguments on the same connection (socket-ipc: the same topic and message).",
         };
         var store = new Option<string>("--store")
         {
@@ -46,20 +46,21 @@ internal static class ServeCommand
 
     private static async Task<int> RunAsync(string? uri, string? protocol, bool echo, string? store, bool verbose, CancellationToken stop)
     {
-        var (acceptNative, acceptNodeUhura) = Common.ParseServerProtocol(protocol);
+        var wires = Common.ParseServerProtocol(protocol);
         if (!string.Equals(store, MemoryStore, StringComparison.Ordinal))
         {
             throw new UsageException($"store '{store}' is not supported yet (supported: {MemoryStore}).");
         }
 
-        var endPoint = Common.ParseEndpoint(uri);
+        var endPoint = Common.ParseEndpoint(uri, wires.Only);
         var output = JsonLines.Stdout;
         using var logging = Common.CreateLoggerFactory(verbose);
         var server = new UhuraServer(new UhuraServerOptions
         {
             Connection = ConnectionOptions.Default with { LoggerFactory = logging },
-            AcceptNative = acceptNative,
-            AcceptNodeUhura = acceptNodeUhura,
+            AcceptNative = wires.AcceptNative,
+            AcceptNodeUhura = wires.AcceptNodeUhura,
+            Protocol = wires.Only,
         });
 
         // "listening" is the first line: a connection accepted before it was written waits for it.
@@ -109,7 +110,11 @@ internal static class ServeCommand
         }
     }
 
-    /// <summary>Runs on the connection's read loop before it reads on, so nothing it receives is missed.</summary>
+    /// <summary>
+    /// Runs on the connection's read loop before it reads on, so nothing it receives is missed. A socket-ipc connection's
+    /// id is the client id (a UUID); it has no session (<c>"session":null,"resumed":false</c>), and each event is its topic
+    /// with the message as the one argument (none when the frame had no message).
+    /// </summary>
     private static void OnConnection(Connection connection, bool echo, JsonLines output)
     {
         output.Write(

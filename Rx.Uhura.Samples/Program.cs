@@ -1,7 +1,20 @@
-// The README's ping/pong, in one process: a server answers "ping" with "pong"; a client sends "ping" and waits.
+// Without arguments: the README's ping/pong, in one process: a server answers "ping" with "pong"; a client sends "ping"
+// and waits. With "socket-ipc": the socket-ipc package's conversation example (SocketIpcConversation.cs).
 using System.Reactive.Linq;
 using System.Reactive.Threading.Tasks;
 using Rx.Uhura;
+using Rx.Uhura.Samples;
+
+if (args is [SocketIpcConversation.Name])
+{
+    return await SocketIpcConversation.RunAsync(Console.Out);
+}
+
+if (args.Length > 0)
+{
+    Console.Error.WriteLine($"usage: Rx.Uhura.Samples [{SocketIpcConversation.Name}]");
+    return 2;
+}
 
 await using var server = new UhuraServer();
 server.Connections.Subscribe(connection =>
@@ -14,3 +27,4 @@ await client.Send("ping");
 
 await pong.WaitAsync(TimeSpan.FromSeconds(10));
 Console.WriteLine("pong received");
+return 0;

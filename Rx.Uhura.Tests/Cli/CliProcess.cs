@@ -14,10 +14,11 @@ internal sealed class CliProcess : IDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
 
-    private static readonly Lazy<string> s_dll = new(FindDll);
+    private static readonly Lazy<string> s_dll = new(() => BuiltDll("Rx.Uhura.Cli", "uhura"));
 
     private readonly Process _process;
     private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
+    private readonly Channel<string> _stderrLines = Channel.CreateUnbounded<string>();
     private readonly StringBuilder _stderr = new();
     private readonly List<string> _stdout = [];
 
@@ -88,13 +89,18 @@ internal sealed class CliProcess : IDisposable
         };
         process.ErrorDataReceived += (_, e) =>
         {
-            if (e.Data is not null)
+            if (e.Data is null)
             {
-                lock (cli._stderr)
-                {
-                    cli._stderr.AppendLine(e.Data);
-                }
+                cli._stderrLines.Writer.TryComplete();
+                return;
             }
+
+            lock (cli._stderr)
+            {
+                cli._stderr.AppendLine(e.Data);
+            }
+
+            cli._stderrLines.Writer.TryWrite(e.Data);
         };
         process.Start();
         process.BeginOutputReadLine();
@@ -141,6 +147,31 @@ internal sealed class CliProcess : IDisposable
             {
                 return line;
             }
+        }
+    }
+
+    /// <summary>Reads stderr lines until one contains <paramref name="text"/> (e.g. a <c>--verbose</c> log); fails after the timeout.</summary>
+    public async Task<string> WaitForStderrAsync(string text)
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        try
+        {
+            while (true)
+            {
+                var line = await _stderrLines.Reader.ReadAsync(timeout.Token);
+                if (line.Contains(text, StringComparison.Ordinal))
+                {
+                    return line;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"No stderr line with '{text}' within {Timeout}. stdout:\n{Stdout}\nstderr:\n{Stderr}");
+        }
+        catch (ChannelClosedException)
+        {
+            throw new InvalidOperationException($"stderr ended without a line with '{text}'. stdout:\n{Stdout}\nstderr:\n{Stderr}");
         }
     }
 
@@ -205,8 +236,11 @@ internal sealed class CliProcess : IDisposable
         _process.Dispose();
     }
 
-    /// <summary><c>&lt;repo&gt;/Rx.Uhura.Cli/bin/&lt;Configuration of these tests&gt;/net10.0/uhura.dll</c>.</summary>
-    private static string FindDll()
+    /// <summary>
+    /// <c>&lt;repo&gt;/PROJECT/bin/&lt;Configuration of these tests&gt;/net10.0/ASSEMBLY.dll</c>: a program of the solution
+    /// that the test project builds (a ProjectReference without its output assembly).
+    /// </summary>
+    internal static string BuiltDll(string project, string assembly)
     {
         var baseDirectory = AppContext.BaseDirectory;
         var root = new DirectoryInfo(baseDirectory);
@@ -223,10 +257,10 @@ internal sealed class CliProcess : IDisposable
         var segments = baseDirectory.Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
         var bin = Array.LastIndexOf(segments, "bin");
         var configuration = bin >= 0 && bin + 1 < segments.Length ? segments[bin + 1] : "Debug";
-        var dll = Path.Combine(root.FullName, "Rx.Uhura.Cli", "bin", configuration, "net10.0", "uhura.dll");
+        var dll = Path.Combine(root.FullName, project, "bin", configuration, "net10.0", assembly + ".dll");
         if (!File.Exists(dll))
         {
-            throw new InvalidOperationException($"The uhura command is not built: {dll} is missing.");
+            throw new InvalidOperationException($"{project} is not built: {dll} is missing.");
         }
 
         return dll;

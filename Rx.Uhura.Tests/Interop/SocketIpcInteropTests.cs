@@ -11,7 +11,7 @@ namespace Rx.Uhura.Tests.Interop;
 /// server (topics both ways, broadcast, send to a client id, a malformed client) and a .NET client with a Node server.
 /// </summary>
 [Trait("Category", "Interop")]
-public sealed class SocketIpcInteropTests : IAsyncDisposable
+public sealed class SocketIpcInteropTests : IAsyncLifetime
 {
     private static readonly UhuraServerOptions ServerOptions = UhuraServerOptions.Default with { Protocol = WireProtocol.SocketIpc };
     private static readonly UhuraClientOptions ClientOptions = new() { Protocol = WireProtocol.SocketIpc, Reconnect = ReconnectOptions.Fixed(TimeSpan.FromMilliseconds(20)) };
@@ -20,7 +20,10 @@ public sealed class SocketIpcInteropTests : IAsyncDisposable
     private readonly string _socketFile = Path.Combine(Path.GetTempPath(), $"ipc-{Guid.NewGuid():N}"[..16] + ".sock");
     private readonly List<IAsyncDisposable> _owned = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xUnit v2 calls only the former on a test class.
+    public async Task DisposeAsync()
     {
         for (var i = _owned.Count - 1; i >= 0; i--)
         {

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Tests.Cli;
+
+namespace Rx.Uhura.Tests.Samples;
+
+/// <summary>The samples (<c>Rx.Uhura.Samples</c>) run as a process, as <c>dotnet run --project Rx.Uhura.Samples</c> does.</summary>
+[Trait("Category", "Sample")]
+public sealed partial class SampleTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private static readonly Lazy<string> Dll = new(() => CliProcess.BuiltDll("Rx.Uhura.Samples", "Rx.Uhura.Samples"));
+
+    [Fact]
+    public async Task Without_arguments_the_sample_prints_pong_received_and_exits_zero()
+    {
+        var (exitCode, stdout, stderr) = await RunAsync();
+        Assert.True(exitCode == 0, stderr);
+        Assert.Equal(["pong received"], stdout);
+    }
+
+    [Fact]
+    public async Task The_socket_ipc_conversation_ends_by_itself_and_only_charlie_hears_helloagain()
+    {
+        var (exitCode, stdout, stderr) = await RunAsync("socket-ipc");
+        var all = string.Join('\n', stdout);
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{all}\n{stderr}");
+        Assert.StartsWith("server listening on unix:///", stdout[0], StringComparison.Ordinal);
+        Assert.Contains(stdout, line => line.StartsWith("conversation over", StringComparison.Ordinal));
+
+        // Client (<id>) -> Server: [helloback] {"clientName":"bob","original":1}, once per client, each from its own id.
+        var helloBacks = stdout.Select(line => ToServer().Match(line)).Where(m => m.Success)
+            .Select(m => (ClientId: m.Groups[1].Value, Topic: m.Groups[2].Value, Message: JToken.Parse(m.Groups[3].Value)))
+            .ToList();
+        Assert.All(helloBacks, h => Assert.Equal("helloback", h.Topic));
+        Assert.Equal(["alice", "bob", "charlie"], helloBacks.Select(h => (string)h.Message["clientName"]!).Order());
+        Assert.Equal(3, helloBacks.Select(h => h.ClientId).Distinct().Count());
+        Assert.All(helloBacks, h => Assert.True(Guid.TryParse(h.ClientId, out _), h.ClientId));
+
+        // Server -> Client (<name>): [<topic>] <message>: every client heard hello; only charlie heard helloagain,
+        // once, repeating the hello it answered.
+        var toClients = stdout.Select(line => ToClient().Match(line)).Where(m => m.Success)
+            .Select(m => (Name: m.Groups[1].Value, Topic: m.Groups[2].Value, Message: m.Groups[3].Value))
+            .ToList();
+        foreach (var name in new[] { "alice", "bob", "charlie" })
+        {
+            Assert.Contains(toClients, c => c.Name == name && c.Topic == "hello");
+        }
+
+        var again = Assert.Single(toClients, c => c.Topic == "helloagain");
+        Assert.Equal("charlie", again.Name);
+        var charlie = helloBacks.Single(h => (string?)h.Message["clientName"] == "charlie");
+        Assert.True(JToken.DeepEquals(charlie.Message["original"], JToken.Parse(again.Message)), all);
+    }
+
+    [Fact]
+    public async Task An_unknown_sample_exits_two_with_a_usage_line()
+    {
+        var (exitCode, stdout, stderr) = await RunAsync("no-such-sample");
+        Assert.Equal(2, exitCode);
+        Assert.Empty(stdout);
+        Assert.StartsWith("usage:", stderr, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int ExitCode, string[] Stdout, string Stderr)> RunAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(Dll.Value);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the samples.");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(Timeout);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"The sample did not end within {Timeout}.\n{await stdout}\n{await stderr}");
+        }
+
+        return (process.ExitCode, (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries), await stderr);
+    }
+
+    [GeneratedRegex(@"^Client \(([^)]+)\) -> Server: \[([^\]]*)\] (.*)$")]
+    private static partial Regex ToServer();
+
+    [GeneratedRegex(@"^Server -> Client \(([^)]+)\): \[([^\]]*)\] (.*)$")]
+    private static partial Regex ToClient();
+}
