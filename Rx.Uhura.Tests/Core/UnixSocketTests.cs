@@ -60,6 +60,14 @@ public sealed class UnixSocketTests : IDisposable
     }
 
     [Fact]
+    public async Task Connecting_to_a_missing_socket_file_says_so()
+    {
+        var client = UhuraClient.Connect("unix://" + SocketPath);
+        var closed = await Wait.First(client.State, s => s.Status == ConnectionStatus.Closed);
+        Assert.Contains($"No socket file at '{SocketPath}'", closed.Error!.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_relative_path_is_made_absolute()
         => Assert.Equal(Path.GetFullPath("x.sock"), Rx.Uhura.Transport.UhuraEndpoint.Unix("x.sock").ToString());
 

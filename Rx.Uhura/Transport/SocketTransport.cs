@@ -62,6 +62,17 @@ public sealed class SocketTransport : ITransport
             await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
             return new NetworkStream(socket, ownsSocket: true);
         }
+        catch (SocketException ex) when (endPoint is UnixDomainSocketEndPoint unix)
+        {
+            socket.Dispose();
+            // .NET reports a missing socket file as "Cannot assign requested address": say what it is.
+            var path = unix.ToString();
+            throw !File.Exists(path)
+                ? new IOException($"No socket file at '{path}'.", ex)
+                : ex.SocketErrorCode == SocketError.ConnectionRefused
+                    ? new IOException($"Nothing listens on '{path}' (a socket file left by a stopped server?).", ex)
+                    : new IOException($"Cannot connect to '{path}': {ex.Message}", ex);
+        }
         catch
         {
             socket.Dispose();
