@@ -232,6 +232,12 @@ public sealed partial class Connection
     /// </summary>
     private void ReadSocketIpc(in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
     {
+        if (_options.SocketIpcTranscoder is { } transcoder && transcoder is not JsonSocketIpcTranscoder)
+        {
+            ReadSocketIpcWith(transcoder, buffer, ref consumed, ref examined);
+            return;
+        }
+
         var reader = new SequenceReader<byte>(buffer.Slice(consumed));
         while (!Volatile.Read(ref _closed) && reader.TryReadTo(out ReadOnlySequence<byte> frame, SocketIpcCodec.Delimiter, advancePastDelimiter: true))
         {
@@ -256,6 +262,40 @@ public sealed partial class Connection
         if (reader.Remaining > _options.MaxMessageSize + SocketIpcCodec.Delimiter.Length)
         {
             throw new FrameTooLargeException(_options.MaxMessageSize);
+        }
+
+        examined = buffer.End;
+    }
+
+    /// <summary>socket-ipc through a custom transcoder: its message JSON is validated here, as the default path's is.</summary>
+    private void ReadSocketIpcWith(ISocketIpcTranscoder transcoder, in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
+    {
+        var remaining = buffer.Slice(consumed);
+        while (!Volatile.Read(ref _closed) && transcoder.TryDecode(ref remaining, _options.MaxMessageSize, out var message))
+        {
+            consumed = remaining.Start;
+            examined = consumed;
+            if (message.Topic is null)
+            {
+                throw new DecodeException("The socket-ipc transcoder decoded a message without a topic.");
+            }
+
+            UhuraEvent e;
+            if (message.MessageJson is { } json)
+            {
+                var bytes = json.ToArray();
+                JsonArgs.ValidateValue(bytes, _options.MaxJsonDepth, "message");
+                e = new UhuraEvent(message.Topic, bytes, 0, bytes.Length, skip: -1, _options.MaxJsonDepth, 0, null, this);
+            }
+            else
+            {
+                e = new UhuraEvent(message.Topic, [], null, this);
+            }
+
+            if (!Volatile.Read(ref _closed))
+            {
+                Deliver(e);
+            }
         }
 
         examined = buffer.End;

@@ -292,7 +292,17 @@ public sealed partial class Connection : ISessionSink
 
         if (_wire == WireProtocol.SocketIpc)
         {
-            SocketIpcCodec.Write(_pending, message);
+            if (_options.SocketIpcTranscoder is { } transcoder && transcoder is not JsonSocketIpcTranscoder)
+            {
+                var payload = message.Payload.AsSpan();
+                var hasMessage = payload[message.NameEnd] == (byte)',';
+                transcoder.Encode(message.Name, hasMessage ? payload[(message.NameEnd + 1)..^1] : default, hasMessage, _pending);
+            }
+            else
+            {
+                SocketIpcCodec.Write(_pending, message);
+            }
+
             _pendingWaiters.Add(message); // no acks: done once written
             ScheduleWriteLocked();
             return;

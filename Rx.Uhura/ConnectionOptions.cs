@@ -31,6 +31,12 @@ public sealed record ConnectionOptions
     /// </summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How socket-ipc messages are framed; null (the default) = the package's own JSON frames, on the library's fast
+    /// path. Both sides must use the same.
+    /// </summary>
+    public Protocol.ISocketIpcTranscoder? SocketIpcTranscoder { get; init; }
+
     /// <summary>How long a graceful close waits for queued sends and acknowledgements before aborting. Default 5 s.</summary>
     public TimeSpan CloseTimeout { get; init; } = UhuraDefaults.CloseTimeout;
 

@@ -245,3 +245,96 @@ public sealed class SocketIpcTests : IAsyncLifetime
         Assert.Equal([1, 2, 3], retries.Select(s => s.Attempt));
     }
 }
+
+/// <summary>A transcoder of its own: <c>topic TAB message-json LF</c>, to show the transcoder is pluggable.</summary>
+internal sealed class TabLineTranscoder : Rx.Uhura.Protocol.ISocketIpcTranscoder
+{
+    public void Encode(string topic, ReadOnlySpan<byte> messageJson, bool hasMessage, System.Buffers.IBufferWriter<byte> output)
+    {
+        System.Buffers.BuffersExtensions.Write(output, Encoding.UTF8.GetBytes(topic + "\t"));
+        if (hasMessage)
+        {
+            System.Buffers.BuffersExtensions.Write(output, messageJson);
+        }
+
+        System.Buffers.BuffersExtensions.Write(output, "\n"u8);
+    }
+
+    public bool TryDecode(ref System.Buffers.ReadOnlySequence<byte> buffer, long maxFrameSize, out Rx.Uhura.Protocol.SocketIpcMessage message)
+    {
+        var reader = new System.Buffers.SequenceReader<byte>(buffer);
+        if (!reader.TryReadTo(out System.Buffers.ReadOnlySequence<byte> line, (byte)'\n'))
+        {
+            message = default;
+            return false;
+        }
+
+        var text = Encoding.UTF8.GetString(System.Buffers.BuffersExtensions.ToArray(line));
+        var tab = text.IndexOf('\t', StringComparison.Ordinal);
+        if (tab < 0)
+        {
+            throw new DecodeException("no tab", text);
+        }
+
+        var json = text[(tab + 1)..];
+        message = new Rx.Uhura.Protocol.SocketIpcMessage(text[..tab], json.Length == 0 ? null : (ReadOnlyMemory<byte>?)Encoding.UTF8.GetBytes(json));
+        buffer = buffer.Slice(reader.Position);
+        return true;
+    }
+}
+
+public sealed class SocketIpcTranscoderTests : IAsyncLifetime
+{
+    private static readonly ConnectionOptions Tabs = ConnectionOptions.Default with { SocketIpcTranscoder = new TabLineTranscoder() };
+    private readonly string _dir = Directory.CreateTempSubdirectory("uhura-tc-").FullName;
+    private UhuraServer _server = null!;
+
+    private string SocketPath => Path.Combine(_dir, "t.sock");
+
+    public async Task InitializeAsync()
+    {
+        _server = new UhuraServer(UhuraServerOptions.Default with { Protocol = WireProtocol.SocketIpc, Connection = Tabs });
+        await _server.ListenAsync("unix://" + SocketPath);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.CloseAsync().For();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Both_sides_speak_a_custom_transcoder()
+    {
+        await using var client = UhuraClient.Connect("unix://" + SocketPath, new UhuraClientOptions { Protocol = WireProtocol.SocketIpc, Connection = Tabs });
+        await client.WhenConnectedAsync().For();
+        var got = Wait.First(_server.Event("t1"));
+        var bare = Wait.First(_server.Event("bare"));
+        await client.Send("t1", new JObject { ["a"] = new JArray(1, 2) }).For();
+        await client.Send("bare").For();
+        Assert.Equal(2, (int)(await got).Args[0]["a"]![1]!);
+        Assert.Empty((await bare).Args);
+
+        var back = Wait.First(client.Event("back"));
+        Assert.Equal(1, _server.Broadcast("back", "é"));
+        Assert.Equal("é", (await back).Arg<string>(0));
+    }
+
+    [Fact]
+    public async Task The_wire_is_the_transcoders_and_its_errors_close_only_that_client()
+    {
+        await using var raw = await RawPeer.ConnectAsync(Rx.Uhura.Transport.UhuraEndpoint.Unix(SocketPath));
+        var got = Wait.First(_server.Event("hi"));
+        await raw.WriteAsync("hi\t[1,{\"b\":true}]\n");
+        Assert.True((bool)(await got).Args[0][1]!["b"]!);
+
+        var error = Wait.First(_server.Errors);
+        await raw.WriteAsync("no tab here\n");
+        Assert.Equal("no tab", (await error).Message);
+
+        await using var other = await RawPeer.ConnectAsync(Rx.Uhura.Transport.UhuraEndpoint.Unix(SocketPath));
+        var invalid = Wait.First(_server.Errors);
+        await other.WriteAsync("x\t{bad\n"); // the message JSON is still checked by the library
+        Assert.IsAssignableFrom<DecodeException>(await invalid);
+    }
+}

@@ -53,6 +53,35 @@ internal static class JsonArgs
         }
     }
 
+    /// <summary>Checks that <paramref name="json"/> is one well-formed JSON value of at most <paramref name="maxDepth"/> levels, in valid UTF-8.</summary>
+    /// <exception cref="DecodeException">It is not.</exception>
+    public static void ValidateValue(ReadOnlySpan<byte> json, int maxDepth, string what)
+    {
+        if (!Utf8.IsValid(json))
+        {
+            throw new DecodeException($"The {what} is not valid UTF-8.", Sample(json));
+        }
+
+        var reader = new System.Text.Json.Utf8JsonReader(json, new System.Text.Json.JsonReaderOptions { MaxDepth = maxDepth });
+        try
+        {
+            if (!reader.Read())
+            {
+                throw new DecodeException($"The {what} is empty.", Sample(json));
+            }
+
+            reader.Skip();
+            if (reader.Read())
+            {
+                throw new DecodeException($"The {what} has data after its value.", Sample(json));
+            }
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new DecodeException($"The {what} is not valid JSON: {ex.Message}", Sample(json), ex);
+        }
+    }
+
     /// <summary>
     /// True for an array of integers, <c>true</c>, <c>false</c>, <c>null</c> and printable-ASCII strings without escapes,
     /// separated by commas and spaces: well-formed by construction. False means "not sure": the general reader decides.
