@@ -132,6 +132,7 @@ internal static class ListenCommand
         {
             case ConnectionStatus.Connected:
                 line["resumed"] = state.Resumed;
+                line["reconnect"] = state.IsReconnect;
                 break;
             case ConnectionStatus.Disconnected:
                 line["reason"] = state.Disconnect is { } info ? Common.Format(info.Reason) : null;

@@ -447,6 +447,7 @@ public sealed class CliTests
         var connected = await listen.NextLineAsync();
         Assert.Equal("connected", (string?)connected["state"]);
         Assert.False((bool)connected["resumed"]!);
+        Assert.False((bool)connected["reconnect"]!);
 
         var first = await connections.FirstAsync().ToTask().WaitAsync(CliProcess.Timeout);
         first.Dispose(); // the server drops the link
@@ -461,6 +462,7 @@ public sealed class CliTests
         Assert.InRange((long)reconnecting["delay"]!, 0, 5000);
         var reconnected = await listen.WaitForLineAsync("state", l => (string?)l["state"] == "connected");
         Assert.True((bool)reconnected["resumed"]!, reconnected.ToString());
+        Assert.True((bool)reconnected["reconnect"]!, reconnected.ToString());
 
         var second = await connections.Skip(1).FirstAsync().ToTask().WaitAsync(CliProcess.Timeout);
         Assert.True(second.Resumed);
