@@ -90,7 +90,8 @@ function run(handlers, onClose, options) {
 }
 
 // Wraps command handlers so that each command, carried out or failed, is followed by
-// {"type":"done","cmd":NAME,"ok":BOOL} (plus the command's "id" when it has one). Everything the
+// {"type":"done","cmd":NAME,"ok":BOOL} (plus the command's "id" when it has one, plus the fields of
+// an object the handler returns, e.g. {result: ...}). Everything the
 // handler caused synchronously (events the package emits inside the call, an error line when the
 // handler threw) is printed before that line, so a caller can wait on it.
 function acknowledged(handlers) {
@@ -98,22 +99,27 @@ function acknowledged(handlers) {
   for (const name of Object.keys(handlers)) {
     wrapped[name] = (command) => {
       let ok = false;
+      let extra;
       try {
-        handlers[name](command);
+        extra = handlers[name](command);
         ok = true;
       } catch (err) {
         emitLine(Object.assign({ type: 'error', source: 'command', command }, errorFields(err)));
       }
-      emitDone(command, ok);
+      emitDone(command, ok, extra !== null && typeof extra === 'object' ? extra : undefined);
     };
   }
   return wrapped;
 }
 
 // The acknowledgement line itself, for a handler that ends the process before returning.
-function emitDone(command, ok) {
+// extra: further fields for the line (e.g. a call's return value), never overriding type/cmd/ok/id.
+function emitDone(command, ok, extra) {
   const done = { type: 'done', cmd: command.cmd, ok };
   if (command.id !== undefined) done.id = command.id;
+  for (const key of Object.keys(extra || {})) {
+    if (!Object.prototype.hasOwnProperty.call(done, key)) done[key] = extra[key];
+  }
   emitLine(done);
 }
 
