@@ -26,6 +26,24 @@ internal sealed class Utf8NameCache
         return null;
     }
 
+    /// <summary>The string token <paramref name="reader"/> is on, from the cache when it was seen recently (unescaped names only).</summary>
+    public string Read(ref System.Text.Json.Utf8JsonReader reader)
+    {
+        if (reader.ValueIsEscaped)
+        {
+            return reader.GetString()!;
+        }
+
+        if (TryGet(reader.ValueSpan) is { } known)
+        {
+            return known;
+        }
+
+        var value = reader.GetString()!;
+        Add(reader.ValueSpan, value);
+        return value;
+    }
+
     /// <summary>Remembers a decoded name (long names are not kept), replacing the oldest entry.</summary>
     public void Add(ReadOnlySpan<byte> utf8, string value)
     {

@@ -71,7 +71,7 @@ internal static class NodeElementScanner
         string? name = null;
         if (reader.TokenType == JsonTokenType.String)
         {
-            name = !reader.ValueIsEscaped && names.TryGet(reader.ValueSpan) is { } known ? known : Remember(ref reader, names);
+            name = names.Read(ref reader);
         }
 
         while (!(reader.TokenType == JsonTokenType.EndArray && reader.CurrentDepth == depth))
@@ -85,17 +85,6 @@ internal static class NodeElementScanner
         }
 
         return name;
-    }
-
-    private static string Remember(ref Utf8JsonReader reader, Utf8NameCache names)
-    {
-        var value = reader.GetString()!;
-        if (!reader.ValueIsEscaped)
-        {
-            names.Add(reader.ValueSpan, value);
-        }
-
-        return value;
     }
 
     /// <summary>The object form: <c>args</c> (the last one, as a JSON object keeps) and a truthy <c>id</c>; other keys are skipped.</summary>

@@ -52,9 +52,7 @@ internal static class SocketIpcCodec
                 if (reader.ValueTextEquals("topic"u8))
                 {
                     reader.Read();
-                    topic = reader.TokenType == JsonTokenType.String
-                        ? !reader.ValueIsEscaped && names.TryGet(reader.ValueSpan) is { } known ? known : Remember(ref reader, names)
-                        : null;
+                    topic = reader.TokenType == JsonTokenType.String ? names.Read(ref reader) : null;
                     reader.Skip();
                 }
                 else if (reader.ValueTextEquals("message"u8))
@@ -104,17 +102,6 @@ internal static class SocketIpcCodec
 
         output.Write("}"u8);
         output.Write(Delimiter);
-    }
-
-    private static string Remember(ref Utf8JsonReader reader, Utf8NameCache names)
-    {
-        var value = reader.GetString()!;
-        if (!reader.ValueIsEscaped)
-        {
-            names.Add(reader.ValueSpan, value);
-        }
-
-        return value;
     }
 
     private static string Sample(byte[] frame) => Encoding.UTF8.GetString(frame, 0, Math.Min(frame.Length, SampleBytes));
