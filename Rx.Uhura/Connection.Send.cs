@@ -294,9 +294,7 @@ public sealed partial class Connection : ISessionSink
         {
             if (_options.SocketIpcTranscoder is { } transcoder && transcoder is not JsonSocketIpcTranscoder)
             {
-                var payload = message.Payload.AsSpan();
-                var hasMessage = payload[message.NameEnd] == (byte)',';
-                transcoder.Encode(message.Name, hasMessage ? payload[(message.NameEnd + 1)..^1] : default, hasMessage, _pending);
+                transcoder.Encode(message.Name, message.ArgumentsBody, message.HasArguments, _pending);
             }
             else
             {

@@ -27,13 +27,19 @@ internal sealed class OutboundMessage
     /// <summary>Where the name ends in <see cref="Payload"/> (after its closing quote): what follows is <c>,args...]</c> or <c>]</c>.</summary>
     public int NameEnd { get; }
 
+    /// <summary>Whether the event has arguments: the payload goes on after the name with a comma.</summary>
+    public bool HasArguments => Payload[NameEnd] == (byte)',';
+
+    /// <summary>The arguments' JSON without the array's brackets (<c>a,b</c> of <c>["name",a,b]</c>); empty without arguments.</summary>
+    public ReadOnlySpan<byte> ArgumentsBody => HasArguments ? Payload.AsSpan(NameEnd + 1, Payload.Length - NameEnd - 2) : default;
+
     /// <summary>The arguments as a JSON array, as the native protocol carries them: <c>[</c> followed by the payload after the name's comma.</summary>
-    public int NativeArgsLength => Payload[NameEnd] == (byte)',' ? Payload.Length - NameEnd : 2;
+    public int NativeArgsLength => HasArguments ? Payload.Length - NameEnd : 2;
 
     /// <summary>Writes the arguments array (<see cref="NativeArgsLength"/> bytes) without copying the payload twice.</summary>
     public void WriteNativeArgs(IBufferWriter<byte> output)
     {
-        if (Payload[NameEnd] == (byte)',')
+        if (HasArguments)
         {
             var span = output.GetSpan(1);
             span[0] = (byte)'[';
@@ -69,9 +75,7 @@ internal sealed class OutboundMessage
     /// <summary>The arguments as a JSON array, for an error about this send.</summary>
     public string ArgumentsJson => NameEnd < 0
         ? System.Text.Encoding.UTF8.GetString(Payload)
-        : Payload[NameEnd] == (byte)','
-            ? "[" + System.Text.Encoding.UTF8.GetString(Payload, NameEnd + 1, Payload.Length - NameEnd - 1)
-            : "[]";
+        : "[" + System.Text.Encoding.UTF8.GetString(ArgumentsBody) + "]";
 
     private void Describe(Exception error)
     {

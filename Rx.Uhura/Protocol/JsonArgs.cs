@@ -178,7 +178,8 @@ internal static class JsonArgs
         return true;
     }
 
-    private static JToken ParseValue(byte[] json, int start, int length, int maxDepth)
+    /// <summary>Reads validated JSON into a token with Newtonsoft (dates left as strings, floats as doubles, depth bounded).</summary>
+    private static JToken ReadToken(byte[] json, int start, int length, int maxDepth, string what)
     {
         try
         {
@@ -192,7 +193,7 @@ internal static class JsonArgs
         }
         catch (JsonException ex)
         {
-            throw new DecodeException($"The message cannot be read: {ex.Message}", Sample(json.AsSpan(start, length)), ex);
+            throw new DecodeException($"The {what} cannot be read: {ex.Message}", Sample(json.AsSpan(start, length)), ex);
         }
     }
 
@@ -277,7 +278,7 @@ internal static class JsonArgs
     {
         if (skip < 0)
         {
-            return [ParseValue(json, start, length, maxDepth)];
+            return [ReadToken(json, start, length, maxDepth, "message")];
         }
 
         var span = json.AsSpan(start, length);
@@ -286,27 +287,14 @@ internal static class JsonArgs
             return flat;
         }
 
-        try
+        var array = (JArray)ReadToken(json, start, length, maxDepth, "arguments");
+        var args = new JToken[Math.Max(array.Count - skip, 0)];
+        for (var i = 0; i < args.Length; i++)
         {
-            using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json, start, length)))
-            {
-                DateParseHandling = DateParseHandling.None,
-                FloatParseHandling = FloatParseHandling.Double,
-                MaxDepth = maxDepth,
-            };
-            var array = (JArray)JToken.ReadFrom(reader);
-            var args = new JToken[Math.Max(array.Count - skip, 0)];
-            for (var i = 0; i < args.Length; i++)
-            {
-                args[i] = array[i + skip];
-            }
+            args[i] = array[i + skip];
+        }
 
-            return args;
-        }
-        catch (JsonException ex)
-        {
-            throw new DecodeException($"The arguments cannot be read: {ex.Message}", Sample(json), ex);
-        }
+        return args;
     }
 
     private static string Sample(ReadOnlySpan<byte> json)

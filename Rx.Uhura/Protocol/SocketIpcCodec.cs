@@ -94,10 +94,10 @@ internal static class SocketIpcCodec
         var payload = message.Payload.AsSpan();
         output.Write(TopicPrefix);
         output.Write(payload[1..message.NameEnd]);
-        if (payload[message.NameEnd] == (byte)',')
+        if (message.HasArguments)
         {
             output.Write(MessagePrefix);
-            output.Write(payload[(message.NameEnd + 1)..^1]);
+            output.Write(message.ArgumentsBody);
         }
 
         output.Write("}"u8);
