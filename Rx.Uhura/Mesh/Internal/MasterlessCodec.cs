@@ -1,0 +1,79 @@
+using System.Buffers;
+using System.Text;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+
+namespace Rx.Uhura.Mesh.Internal;
+
+/// <summary>The masterless framing: one JSON value followed by <c>\r\n</c>. A received JSON <c>null</c> ends the stream.</summary>
+internal static class MasterlessCodec
+{
+    private static ReadOnlySpan<byte> CrLf => "\r\n"u8;
+
+    /// <summary>Reads one packet; false while no <c>\r\n</c> is buffered.</summary>
+    /// <exception cref="FrameTooLargeException">More than <paramref name="maxPacket"/> bytes without a <c>\r\n</c>.</exception>
+    /// <exception cref="DecodeException">The packet is not one JSON value.</exception>
+    public static bool TryRead(ref ReadOnlySequence<byte> buffer, long maxPacket, int maxDepth, out JToken packet)
+    {
+        packet = null!;
+        var reader = new SequenceReader<byte>(buffer);
+        if (!reader.TryReadTo(out ReadOnlySequence<byte> chunk, CrLf, advancePastDelimiter: true))
+        {
+            if (buffer.Length > maxPacket + 2)
+            {
+                throw new FrameTooLargeException(maxPacket);
+            }
+
+            return false;
+        }
+
+        if (chunk.Length > maxPacket)
+        {
+            throw new FrameTooLargeException(maxPacket);
+        }
+
+        buffer = buffer.Slice(reader.Position);
+        packet = NativeMeshCodec.Parse(chunk, maxDepth, type: null);
+        return true;
+    }
+
+    /// <summary>Reads a last packet left without its <c>\r\n</c> when the stream ended (the Node reader delivers it too).</summary>
+    public static bool TryReadTail(in ReadOnlySequence<byte> buffer, int maxDepth, out JToken packet)
+    {
+        packet = null!;
+        if (buffer.IsEmpty || IsBlank(buffer))
+        {
+            return false;
+        }
+
+        packet = NativeMeshCodec.Parse(buffer, maxDepth, type: null);
+        return true;
+    }
+
+    /// <summary>The bytes of one packet: its JSON text and <c>\r\n</c>.</summary>
+    public static byte[] Encode(JToken value)
+    {
+        var text = value.ToString(Formatting.None);
+        var bytes = new byte[Encoding.UTF8.GetByteCount(text) + 2];
+        var written = Encoding.UTF8.GetBytes(text, bytes);
+        bytes[written] = (byte)'\r';
+        bytes[written + 1] = (byte)'\n';
+        return bytes;
+    }
+
+    private static bool IsBlank(in ReadOnlySequence<byte> buffer)
+    {
+        foreach (var segment in buffer)
+        {
+            foreach (var b in segment.Span)
+            {
+                if (b is not ((byte)' ' or (byte)'\r' or (byte)'\n' or (byte)'\t'))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,364 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using Newtonsoft.Json.Linq;
+
+namespace Rx.Uhura.Mesh.Internal;
+
+/// <summary>Where a link is in its life.</summary>
+internal enum LinkPhase
+{
+    Handshaking,
+    Stable,
+    Closed,
+}
+
+/// <summary>
+/// One socket between two nodes: a read loop that decodes frames (native) or packets (masterless) and hands them to
+/// the node, and a write loop that drains a queue of <see cref="OutFrame"/>s into the socket. The handshake state
+/// lives here; the decisions that involve other links are the node's, under its lock.
+/// </summary>
+internal sealed class MeshLink
+{
+    private static long s_nextNumber;
+
+    private readonly UhuraNode _node;
+    private readonly Stream _stream;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly Channel<OutFrame> _queue = Channel.CreateUnbounded<OutFrame>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _cancel = new();
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _queuedBytes;
+    private int _closing;
+
+    public MeshLink(UhuraNode node, Stream stream, bool outgoing, string? dialedUri, string? expectedId)
+    {
+        _node = node;
+        _stream = stream;
+        Outgoing = outgoing;
+        DialedUri = dialedUri;
+        ExpectedId = expectedId;
+        Number = Interlocked.Increment(ref s_nextNumber);
+        _input = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true, useZeroByteReads: true));
+        _output = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
+        var now = node.Time.GetTimestamp();
+        StartedAt = now;
+        LastRead = now;
+        LastWrite = now;
+    }
+
+    /// <summary>A process-wide number for logs.</summary>
+    public long Number { get; }
+
+    /// <summary>True when this node dialled.</summary>
+    public bool Outgoing { get; }
+
+    /// <summary>The URI dialled (outgoing links).</summary>
+    public string? DialedUri { get; }
+
+    /// <summary>The node id a reconnection expects to find (outgoing links), or null.</summary>
+    public string? ExpectedId { get; }
+
+    // Handshake and link state: written under the node's lock.
+    public LinkPhase Phase { get; set; } = LinkPhase.Handshaking;
+
+    public string? RemoteId { get; set; }
+
+    public string? RemoteInfo { get; set; }
+
+    public string? RemoteIncarnation { get; set; }
+
+    public int HandshakeStep { get; set; }
+
+    /// <summary>Masterless: this side's priority on an outgoing link (-1 before it is sent).</summary>
+    public double Priority { get; set; } = -1;
+
+    /// <summary>Native: the id the arbiter gave the link at confirmation.</summary>
+    public ulong LinkId { get; set; }
+
+    /// <summary>Event bus: the peer's Sync arrived and the buffer was resent; bus frames flow.</summary>
+    public bool BusInitialized { get; set; }
+
+    /// <summary>Whether the dialler asked to keep the peer (set before the handshake ends).</summary>
+    public bool KeepIntent { get; init; }
+
+    /// <summary>Whether the link replaced an earlier link to the same peer.</summary>
+    public bool IsReconnect { get; set; }
+
+    /// <summary>Set when the link is replaced by another link to the same peer: its end is not a loss.</summary>
+    public bool Superseded { get; set; }
+
+    public long StartedAt { get; }
+
+    public long LastRead { get; private set; }
+
+    public long LastWrite { get; private set; }
+
+    /// <summary>Why the link ended (null: closed on purpose).</summary>
+    public Exception? CloseReason { get; private set; }
+
+    /// <summary>Completes with the remote's node id when the handshake makes this THE link, or fails.</summary>
+    public TaskCompletionSource<string> Handshake { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when both loops have ended and the socket is closed.</summary>
+    public Task Closed => _closed.Task;
+
+    public bool IsClosing => Volatile.Read(ref _closing) != 0;
+
+    public void Start()
+    {
+        var writing = WriteLoopAsync();
+        var reading = ReadLoopAsync();
+        _ = FinishAsync(reading, writing);
+    }
+
+    /// <summary>Queues bytes; false when the link is closing. Past the outbound limit the link is dropped (slow consumer).</summary>
+    public bool Enqueue(OutFrame frame)
+    {
+        if (IsClosing)
+        {
+            return false;
+        }
+
+        var queued = Interlocked.Add(ref _queuedBytes, frame.Length);
+        if (queued > _node.Options.MaxOutboundBufferBytes)
+        {
+            Abort(new PeerLostException($"More than {_node.Options.MaxOutboundBufferBytes} bytes wait to be written to peer {RemoteId ?? "(unidentified)"}; the link is dropped as a slow consumer.", RemoteId));
+            return false;
+        }
+
+        LastWrite = _node.Time.GetTimestamp();
+        return _queue.Writer.TryWrite(frame);
+    }
+
+    public bool Enqueue(byte[] frame) => Enqueue(new OutFrame(null, frame));
+
+    /// <summary>Writes what is queued (and <paramref name="last"/>), then closes the socket. <paramref name="reason"/> null = on purpose.</summary>
+    public void CloseAfter(byte[]? last, Exception? reason)
+    {
+        if (last is not null)
+        {
+            Enqueue(last);
+        }
+
+        if (Interlocked.Exchange(ref _closing, 1) == 0)
+        {
+            CloseReason = reason;
+            _queue.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>Closes at once, dropping whatever is queued.</summary>
+    public void Abort(Exception? reason)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) == 0)
+        {
+            CloseReason = reason;
+            _queue.Writer.TryComplete();
+        }
+
+        _cancel.Cancel();
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        await Task.Yield();
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(_cancel.Token).ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var frame))
+                {
+                    if (frame.Head is { } head)
+                    {
+                        _output.Write(head);
+                    }
+
+                    _output.Write(frame.Body.Span);
+                    Interlocked.Add(ref _queuedBytes, -frame.Length);
+                }
+
+                var flushed = await _output.FlushAsync(_cancel.Token).ConfigureAwait(false);
+                if (flushed.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
+            Abort(ex is IOException ? ex : new IOException(ex.Message, ex));
+        }
+        finally
+        {
+            // Everything asked for was written (or the link was aborted): half-close so the peer sees the end.
+            try
+            {
+                if (!_cancel.IsCancellationRequested && _stream is System.Net.Sockets.NetworkStream network)
+                {
+                    network.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+                }
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        await Task.Yield();
+        var masterless = _node.Options.Protocol == MeshProtocol.Masterless;
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(_cancel.Token).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (!buffer.IsEmpty)
+                {
+                    LastRead = _node.Time.GetTimestamp();
+                }
+
+                var ended = false;
+                try
+                {
+                    ended = masterless ? ReadPackets(ref buffer) : ReadFrames(ref buffer);
+                    if (!ended && result.IsCompleted && masterless && MasterlessCodec.TryReadTail(buffer, _node.Options.MaxJsonDepth, out var tail))
+                    {
+                        // The Node reader parses an unterminated last chunk at the end of the stream: so do we.
+                        buffer = buffer.Slice(buffer.End);
+                        ended = !_node.OnMasterlessPacket(this, tail);
+                    }
+                }
+                finally
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                if (ended)
+                {
+                    break;
+                }
+
+                if (result.IsCompleted)
+                {
+                    if (!buffer.IsEmpty && !masterless)
+                    {
+                        Abort(new DecodeException($"The peer closed the link in the middle of a frame ({buffer.Length} bytes left)."));
+                    }
+                    else
+                    {
+                        // The peer closed: anything we still have queued cannot matter to it.
+                        Abort(IsClosing ? CloseReason : new PeerLostException("The peer closed the connection.", RemoteId));
+                    }
+
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (UhuraException ex)
+        {
+            Abort(ex);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
+            Abort(new PeerLostException("The connection to the peer was lost: " + ex.Message, RemoteId, ex));
+        }
+    }
+
+    /// <summary>Decodes and dispatches whole frames; true when the node ended the link.</summary>
+    private bool ReadFrames(ref ReadOnlySequence<byte> buffer)
+    {
+        var max = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize + 64;
+        while (NativeMeshCodec.TryRead(ref buffer, max, _node.Options.MaxJsonDepth, out var frame))
+        {
+            if (!_node.OnNativeFrame(this, frame) || IsClosing)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool ReadPackets(ref ReadOnlySequence<byte> buffer)
+    {
+        var max = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize;
+        while (MasterlessCodec.TryRead(ref buffer, max, _node.Options.MaxJsonDepth, out var packet))
+        {
+            if (!_node.OnMasterlessPacket(this, packet) || IsClosing)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private async Task FinishAsync(Task reading, Task writing)
+    {
+        await reading.ConfigureAwait(false);
+        // The reader ended: let queued frames (a refusal, a goodbye) go out unless the link was aborted.
+        if (Interlocked.Exchange(ref _closing, 1) == 0)
+        {
+            _queue.Writer.TryComplete();
+        }
+
+        try
+        {
+            await writing.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _cancel.Cancel();
+        }
+
+        await writing.ConfigureAwait(false);
+        if (!_cancel.IsCancellationRequested)
+        {
+            await DrainAsync().ConfigureAwait(false);
+        }
+
+        await _input.CompleteAsync().ConfigureAwait(false);
+        await _output.CompleteAsync().ConfigureAwait(false);
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        _cancel.Dispose();
+        _node.OnLinkClosed(this);
+        _closed.TrySetResult();
+    }
+
+    /// <summary>
+    /// After a graceful half-close, reads and discards until the peer closes too (briefly): closing a socket with unread
+    /// bytes sends a reset, which could destroy the last frames (a refusal) before the peer reads them.
+    /// </summary>
+    private async Task DrainAsync()
+    {
+        using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(linger.Token).ConfigureAwait(false);
+                _input.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException)
+        {
+        }
+    }
+
+    public override string ToString() => $"link#{Number} {(Outgoing ? "to" : "from")} {RemoteId ?? DialedUri ?? "?"} ({Phase})";
+}

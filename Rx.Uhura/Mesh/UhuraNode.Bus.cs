@@ -1,0 +1,300 @@
+using System.Text;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Mesh.Internal;
+
+namespace Rx.Uhura.Mesh;
+
+/// <summary>The event bus (verbose's semantics) over native links.</summary>
+public sealed partial class UhuraNode
+{
+    /// <summary>Most out-of-order bus events remembered per origin for de-duplication.</summary>
+    private const int OriginWindowCapacity = 65_536;
+
+    private readonly Dictionary<string, OriginWindow> _seen = new(StringComparer.Ordinal);
+    private ulong _busSeq;
+
+    /// <summary>
+    /// Emits an event on the bus: every other node of the graph receives it exactly once on its <see cref="Events"/>,
+    /// whatever the topology. It is buffered per peer until acknowledged (up to <see cref="UhuraNodeOptions.BufferMax"/>
+    /// events and <see cref="UhuraNodeOptions.BufferTimeout"/>), so a peer that is down receives it when it is back.
+    /// </summary>
+    /// <param name="eventName">The event name.</param>
+    /// <param name="args">The arguments (anything the serializer can write).</param>
+    /// <exception cref="NotSupportedException">The node speaks <see cref="MeshProtocol.Masterless"/>, which has no bus.</exception>
+    public void Emit(string eventName, params ReadOnlySpan<object?> args)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        if (Protocol != MeshProtocol.Native)
+        {
+            throw new NotSupportedException("The masterless wire has no event bus: use MeshProtocol.Native to Emit.");
+        }
+
+        var array = new JArray();
+        foreach (var arg in args)
+        {
+            array.Add(arg is null ? JValue.CreateNull() : arg as JToken ?? JToken.FromObject(arg, _serializer));
+        }
+
+        NodeEvent[] raised;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_closed, this);
+            var body = BusBody(Id, _incarnation, ++_busSeq, [Id], eventName, array);
+            foreach (var peer in _peers.Values)
+            {
+                BusSendLocked(peer, body);
+            }
+
+            raised = TakePendingRaise();
+        }
+
+        Raise(raised);
+    }
+
+    private static byte[] BusBody(string origin, string incarnation, ulong seq, IEnumerable<string> path, string name, JArray args)
+    {
+        var json = new JObject
+        {
+            ["o"] = origin,
+            ["n"] = incarnation,
+            ["s"] = seq,
+            ["p"] = new JArray(path),
+            ["e"] = name,
+            ["a"] = args,
+        };
+        return Encoding.UTF8.GetBytes(json.ToString(Formatting.None));
+    }
+
+    /// <summary>Buffers an event for a peer and writes it when the peer's link is synchronized. Caller holds the lock.</summary>
+    private void BusSendLocked(MeshPeer peer, byte[] body)
+    {
+        var bus = peer.Bus;
+        var now = Time.GetTimestamp();
+        if (bus.Buffer.Count >= Options.BufferMax)
+        {
+            var dropped = bus.Buffer.Dequeue();
+            _pendingRaise.Add(new NodeEvent(NodeEventKind.BufferOverflow) { PeerId = peer.Id, Sequence = dropped.Seq, Count = 1 });
+        }
+
+        var entry = new BusEntry(++bus.LastSent, body, now);
+        bus.Buffer.Enqueue(entry);
+        if (peer.Link is { Phase: LinkPhase.Stable, BusInitialized: true } link)
+        {
+            link.Enqueue(new OutFrame(NativeMeshCodec.BusHead(entry.Seq, body.Length), body));
+            if (bus.AckWaitStart == 0)
+            {
+                bus.AckWaitStart = now;
+            }
+        }
+    }
+
+    /// <summary>The peer says which of our events it has: resend the rest, then events flow on this link.</summary>
+    private void OnSync(MeshLink link, ulong lastReceived, bool reconnect)
+    {
+        NodeEvent[] raised;
+        lock (_gate)
+        {
+            if (link.BusInitialized || !_peers.TryGetValue(link.RemoteId!, out var peer) || peer.Link != link)
+            {
+                throw new ProtocolException("A second Sync on a mesh link.");
+            }
+
+            var bus = peer.Bus;
+            if (lastReceived > bus.LastSent)
+            {
+                throw new ProtocolException($"The peer claims bus event {lastReceived}; only {bus.LastSent} were sent.");
+            }
+
+            while (bus.Buffer.TryPeek(out var acked) && acked.Seq <= lastReceived)
+            {
+                bus.Buffer.Dequeue();
+            }
+
+            foreach (var entry in bus.Buffer)
+            {
+                link.Enqueue(new OutFrame(NativeMeshCodec.BusHead(entry.Seq, entry.Body.Length), entry.Body));
+            }
+
+            bus.AckWaitStart = bus.Buffer.Count > 0 ? Time.GetTimestamp() : 0;
+            link.BusInitialized = true;
+            raised = link.IsReconnect
+                ? [new NodeEvent(NodeEventKind.Initialized) { PeerId = peer.Id, Info = peer.Address, IsReconnect = true }, new NodeEvent(NodeEventKind.Reconnect) { PeerId = peer.Id, Info = peer.Address }]
+                : [new NodeEvent(NodeEventKind.Initialized) { PeerId = peer.Id, Info = peer.Address }];
+            _ = reconnect; // the peer's view; ours is link.IsReconnect
+        }
+
+        Raise(raised);
+    }
+
+    private void OnBus(MeshLink link, ulong seq, JObject body)
+    {
+        BusEvent? delivered = null;
+        NodeEvent[] raised;
+        lock (_gate)
+        {
+            if (!_peers.TryGetValue(link.RemoteId!, out var peer) || peer.Link != link)
+            {
+                return;
+            }
+
+            if (seq <= peer.Bus.LastReceived)
+            {
+                return; // a retransmission of something already received
+            }
+
+            peer.Bus.LastReceived = seq;
+            var origin = BusString(body, "o");
+            var incarnation = BusString(body, "n");
+            var name = BusString(body, "e");
+            var originSeq = body["s"] is { Type: JTokenType.Integer } s ? s.ToObject<ulong>() : throw new ProtocolException("A bus event needs an integer \"s\".");
+            if (body["p"] is not JArray pathArray || body["a"] is not JArray args || pathArray.Any(static p => p.Type != JTokenType.String))
+            {
+                throw new ProtocolException("A bus event needs a \"p\" array of node ids and an \"a\" array of arguments.");
+            }
+
+            var path = pathArray.Select(static p => (string)p!).ToArray();
+            if (origin == Id || path.Contains(Id, StringComparer.Ordinal))
+            {
+                return; // it went round a loop back to us
+            }
+
+            if (!_seen.TryGetValue(origin, out var window) || window.Incarnation != incarnation)
+            {
+                window = new OriginWindow(incarnation, OriginWindowCapacity);
+                _seen[origin] = window;
+            }
+
+            if (window.FirstTime(originSeq))
+            {
+                delivered = new BusEvent(origin, name, args, path, _serializer);
+                var forward = BusBody(origin, incarnation, originSeq, path.Append(Id), name, args);
+                foreach (var other in _peers.Values)
+                {
+                    if (other != peer && !path.Contains(other.Id, StringComparer.Ordinal))
+                    {
+                        BusSendLocked(other, forward);
+                    }
+                }
+            }
+
+            raised = TakePendingRaise();
+        }
+
+        Raise(raised);
+        if (delivered is not null)
+        {
+            Deliver(delivered);
+        }
+    }
+
+    private void OnAck(MeshLink link, ulong seq)
+    {
+        NodeEvent? raised = null;
+        lock (_gate)
+        {
+            if (!_peers.TryGetValue(link.RemoteId!, out var peer) || peer.Link != link)
+            {
+                return;
+            }
+
+            var bus = peer.Bus;
+            if (seq > bus.LastSent)
+            {
+                throw new ProtocolException($"The peer acknowledged bus event {seq}; only {bus.LastSent} were sent.");
+            }
+
+            while (bus.Buffer.TryPeek(out var acked) && acked.Seq <= seq)
+            {
+                bus.Buffer.Dequeue();
+            }
+
+            bus.AckWaitStart = bus.Buffer.Count > 0 ? Time.GetTimestamp() : 0;
+            raised = new NodeEvent(NodeEventKind.Acknowledge) { PeerId = peer.Id, Sequence = seq };
+        }
+
+        Raise(raised);
+    }
+
+    /// <summary>Every <see cref="UhuraNodeOptions.AcknowledgeInterval"/>: acknowledgements out, expired events dropped, stuck links and abandoned peers ended.</summary>
+    private void OnBusTick()
+    {
+        NodeEvent[] raised;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            var now = Time.GetTimestamp();
+            List<MeshPeer>? abandoned = null;
+            foreach (var peer in _peers.Values)
+            {
+                var bus = peer.Bus;
+                var link = peer.Link is { Phase: LinkPhase.Stable } stable ? stable : null;
+                if (link is not null && bus.LastReceived > bus.LastAckSent)
+                {
+                    link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Ack, bus.LastReceived));
+                    bus.LastAckSent = bus.LastReceived;
+                }
+
+                var expired = 0;
+                ulong last = 0;
+                while (bus.Buffer.TryPeek(out var oldest) && Time.GetElapsedTime(oldest.QueuedAt, now) >= Options.BufferTimeout)
+                {
+                    bus.Buffer.Dequeue();
+                    expired++;
+                    last = oldest.Seq;
+                }
+
+                if (expired > 0)
+                {
+                    _pendingRaise.Add(new NodeEvent(NodeEventKind.BufferExpired) { PeerId = peer.Id, Sequence = last, Count = expired });
+                    if (bus.Buffer.Count == 0)
+                    {
+                        bus.AckWaitStart = 0;
+                    }
+                }
+
+                if (link is { BusInitialized: true } && bus.AckWaitStart != 0 && Options.InactivityTimeout != Timeout.InfiniteTimeSpan
+                    && Time.GetElapsedTime(bus.AckWaitStart, now) >= Options.InactivityTimeout)
+                {
+                    link.Abort(new PeerLostException($"Peer {peer.Id} acknowledged nothing for {Options.InactivityTimeout.TotalSeconds:0.###} s.", peer.Id));
+                }
+
+                if (peer.Link is null && peer.Reconnecting is null && Time.GetElapsedTime(peer.LostAt, now) >= Options.BufferTimeout)
+                {
+                    (abandoned ??= []).Add(peer);
+                }
+            }
+
+            foreach (var peer in abandoned ?? [])
+            {
+                _pendingRaise.AddRange(ForgetLocked(peer, new PeerLostException($"Peer {peer.Id} did not come back within {Options.BufferTimeout.TotalMinutes:0.###} min.", peer.Id)));
+            }
+
+            raised = TakePendingRaise();
+        }
+
+        Raise(raised);
+    }
+
+    /// <summary>Events produced under the lock by helpers with no list of their own; raised by the caller after it.</summary>
+    private readonly List<NodeEvent> _pendingRaise = [];
+
+    private NodeEvent[] TakePendingRaise()
+    {
+        if (_pendingRaise.Count == 0)
+        {
+            return [];
+        }
+
+        NodeEvent[] taken = [.. _pendingRaise];
+        _pendingRaise.Clear();
+        return taken;
+    }
+
+    private static string BusString(JObject body, string name)
+        => body[name] is { Type: JTokenType.String } value ? (string)value! : throw new ProtocolException($"A bus event needs a string \"{name}\".");
+}
