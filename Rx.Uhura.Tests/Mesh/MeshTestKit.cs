@@ -18,9 +18,14 @@ internal sealed class MeshTestKit : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var node in _nodes)
+        var closing = _nodes.Select(node => node.CloseAsync()).ToArray();
+        var all = Task.WhenAll(closing);
+        if (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(15))) != all)
         {
-            await node.CloseAsync().WaitAsync(TimeSpan.FromSeconds(15));
+            var stuck = _nodes.Where((_, i) => !closing[i].IsCompleted).Select(n => n.Id + " " + n.DebugLinks());
+            throw new TimeoutException("Nodes did not close: " + string.Join("; ", stuck));
         }
+
+        await all;
     }
 }

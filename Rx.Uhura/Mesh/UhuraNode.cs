@@ -33,6 +33,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
     private readonly ISubject<MeshMessage> _messages = Subject.Synchronize(new Subject<MeshMessage>());
     private readonly ISubject<BusEvent> _busEvents = Subject.Synchronize(new Subject<BusEvent>());
     private readonly BehaviorSubject<string?> _listening = new(null);
+    private readonly BehaviorSubject<int> _openLinks = new(0);
     private readonly JsonSerializer _serializer;
     private readonly ILogger _logger;
     private readonly string _incarnation = Guid.NewGuid().ToString("N");
@@ -97,6 +98,17 @@ public sealed partial class UhuraNode : IAsyncDisposable
             {
                 return [.. _peers.Values.Where(static p => p.Link is { Phase: LinkPhase.Stable }).Select(static p => p.Id)];
             }
+        }
+    }
+
+    /// <summary>The number of sockets open, handshaking or not, now and on every change (for tests of de-duplication).</summary>
+    internal IObservable<int> OpenLinks => _openLinks.AsObservable();
+
+    internal string DebugLinks()
+    {
+        lock (_gate)
+        {
+            return string.Join(", ", _links.Select(static l => l.ToString() + (l.IsClosing ? " closing" : string.Empty)));
         }
     }
 
@@ -181,26 +193,55 @@ public sealed partial class UhuraNode : IAsyncDisposable
             throw new InvalidOperationException("A masterless node announces its address in the handshake: call ListenAsync before ConnectAsync.");
         }
 
-        var link = await DialAsync(uri, expectedId: null, keep, cancellationToken).ConfigureAwait(false);
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            return await link.Handshake.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (link.RemoteId is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
-        {
-            // De-duplication kept another connection between the two nodes: the peer is (or is about to be) connected.
-            await WhenConnectedAsync(id, cancellationToken).ConfigureAwait(false);
-            if (keep)
+            if (ConnectedAt(uri) is { } known)
             {
-                Keep(id, true);
+                // Already connected to the node at that address (it dialled us, or an earlier call did).
+                if (keep)
+                {
+                    Keep(known, true);
+                }
+
+                return known;
             }
 
-            return id;
+            var link = await DialAsync(uri, expectedId: null, keep, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await link.Handshake.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (link.RemoteId is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
+            {
+                // De-duplication kept another connection between the two nodes: the peer is (or is about to be) connected.
+                await WhenConnectedAsync(id, cancellationToken).ConfigureAwait(false);
+                if (keep)
+                {
+                    Keep(id, true);
+                }
+
+                return id;
+            }
+            catch (PeerLostException) when (link.RemoteId is null && attempt < 3 && !cancellationToken.IsCancellationRequested)
+            {
+                // A masterless node closes a second connection from a node it is already connecting to before saying
+                // who it is: the other connection is on its way. Look again shortly.
+                await Task.Delay(Options.Reconnect.FirstDelay, Time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                link.Abort(null);
+                throw;
+            }
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+    }
+
+    /// <summary>The id of a connected peer whose address is <paramref name="uri"/>, if any.</summary>
+    private string? ConnectedAt(string uri)
+    {
+        lock (_gate)
         {
-            link.Abort(null);
-            throw;
+            return _peers.Values.FirstOrDefault(p => p.Link is { Phase: LinkPhase.Stable } && string.Equals(p.Address, uri, StringComparison.OrdinalIgnoreCase))?.Id;
         }
     }
 
@@ -337,7 +378,10 @@ public sealed partial class UhuraNode : IAsyncDisposable
             listener = _listener;
             foreach (var peer in _peers.Values)
             {
-                peer.Reconnecting?.Cancel();
+                if (peer.Reconnecting is { } reconnecting)
+                {
+                    MeshLink.CancelSoon(reconnecting);
+                }
             }
         }
 
@@ -355,12 +399,22 @@ public sealed partial class UhuraNode : IAsyncDisposable
             link.CloseAfter(Protocol == MeshProtocol.Native ? NativeMeshCodec.Frame(MeshFrameType.Close, "node closed"u8) : null, null);
         }
 
-        await Task.WhenAll(links.Select(static l => l.Closed)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        var closed = Task.WhenAll(links.Select(static l => l.Closed));
+        if (await Task.WhenAny(closed, Task.Delay(Options.HandshakeTimeout, Time)).ConfigureAwait(false) != closed)
+        {
+            foreach (var link in links)
+            {
+                link.Abort(null); // the peer did not close its side in time
+            }
+        }
+
+        await closed.ConfigureAwait(false);
         _logger.LogInformation("Node {NodeId} closed", Id);
         _nodeEvents.OnCompleted();
         _messages.OnCompleted();
         _busEvents.OnCompleted();
         _listening.OnCompleted();
+        _openLinks.OnCompleted();
         _closing.Dispose();
     }
 
@@ -399,6 +453,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
                 }
 
                 _links.Add(link);
+                _openLinks.OnNext(_links.Count);
             }
 
             Raise(new NodeEvent(NodeEventKind.Connect));
@@ -433,6 +488,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
             }
 
             _links.Add(link);
+            _openLinks.OnNext(_links.Count);
         }
 
         Raise(new NodeEvent(NodeEventKind.Connect) { PeerId = expectedId });
@@ -505,6 +561,16 @@ public sealed partial class UhuraNode : IAsyncDisposable
 
         if (peer.Link is { } old && old != link)
         {
+            if (Protocol == MeshProtocol.Masterless && old.Phase == LinkPhase.Stable && !old.IsClosing && DialerOf(link).CompareTo(DialerOf(old), StringComparison.Ordinal) > 0)
+            {
+                // Masterless's priorities can confirm both of two simultaneous connections (its own race). Both .NET
+                // ends then keep the connection dialled by the node with the smaller id, and close the other.
+                link.Superseded = true;
+                link.Handshake.TrySetResult(id);
+                link.CloseAfter(null, null);
+                return raised;
+            }
+
             old.Superseded = true;
             old.Abort(null);
         }
@@ -528,17 +594,6 @@ public sealed partial class UhuraNode : IAsyncDisposable
         var isReconnect = peer.EverConnected;
         peer.EverConnected = true;
         link.IsReconnect = isReconnect;
-        if (peer.Reconnecting is { } reconnecting)
-        {
-            peer.Reconnecting = null;
-            reconnecting.Cancel();
-        }
-
-        while (peer.Pending.TryDequeue(out var pending))
-        {
-            link.Enqueue(pending);
-        }
-
         if (Protocol == MeshProtocol.Native)
         {
             if (peer.RemoteIncarnation != link.RemoteIncarnation)
@@ -549,11 +604,14 @@ public sealed partial class UhuraNode : IAsyncDisposable
                 peer.Bus.LastAckSent = 0;
             }
 
+            // Keep and Sync first, so the peer knows the link is ready before any packet arrives on it.
             link.Enqueue(KeepFrame(peer.KeepLocal));
             link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Sync, peer.Bus.LastReceived, isReconnect));
+            FlushPending(peer, link);
         }
         else
         {
+            FlushPending(peer, link); // masterless: queued packets, then connect, then the keep flag
             raised.Add(new NodeEvent(NodeEventKind.Initialized) { PeerId = id, Info = peer.Address, IsReconnect = isReconnect });
             if (isReconnect)
             {
@@ -565,14 +623,35 @@ public sealed partial class UhuraNode : IAsyncDisposable
 
         _logger.LogDebug("Node {NodeId}: {Link} established", Id, link);
         link.Handshake.TrySetResult(id);
+        if (peer.Reconnecting is { } reconnecting)
+        {
+            // The outage is over (by our dial or by the peer's): the reconnection loop stops.
+            peer.Reconnecting = null;
+            MeshLink.CancelSoon(reconnecting);
+        }
+
         return raised;
     }
+
+    private static void FlushPending(MeshPeer peer, MeshLink link)
+    {
+        while (peer.Pending.TryDequeue(out var pending))
+        {
+            link.Enqueue(pending);
+        }
+    }
+
+    private string DialerOf(MeshLink link) => link.Outgoing ? Id : link.RemoteId!;
 
     /// <summary>Removes a peer for good: closes its link, stops reconnecting, drops what waited for it. Caller holds the lock.</summary>
     private NodeEvent[] ForgetLocked(MeshPeer peer, Exception? reason)
     {
         _peers.Remove(peer.Id);
-        peer.Reconnecting?.Cancel();
+        if (peer.Reconnecting is { } reconnecting)
+        {
+            MeshLink.CancelSoon(reconnecting);
+        }
+
         peer.Reconnecting = null;
         var dropped = peer.Bus.Buffer.Count + peer.Pending.Count;
         peer.Bus.Buffer.Clear();
@@ -598,6 +677,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
         lock (_gate)
         {
             _links.Remove(link);
+            _openLinks.OnNext(_links.Count);
             var wasStable = link.Phase == LinkPhase.Stable;
             link.Phase = LinkPhase.Closed;
             link.Handshake.TrySetException(link.CloseReason ?? new PeerLostException("The connection closed during the handshake.", link.RemoteId));
@@ -681,6 +761,10 @@ public sealed partial class UhuraNode : IAsyncDisposable
                         await WhenConnectedAsync(peer.Id, token).ConfigureAwait(false);
                         return null;
                     }
+                    catch (OperationCanceledException) when (link.Handshake.Task.IsCompletedSuccessfully)
+                    {
+                        return null; // this very link ended the outage (which cancels the loop)
+                    }
                     catch (OperationCanceledException)
                     {
                         link.Abort(null);
@@ -729,6 +813,12 @@ public sealed partial class UhuraNode : IAsyncDisposable
             {
                 if (link.IsClosing)
                 {
+                    // A graceful close waits for the peer to close its side too, but not forever.
+                    if (link.ClosingSince != 0 && Time.GetElapsedTime(link.ClosingSince, now) >= Options.HandshakeTimeout)
+                    {
+                        link.Abort(link.CloseReason);
+                    }
+
                     continue;
                 }
 

@@ -145,9 +145,13 @@ internal sealed class MeshLink
         if (Interlocked.Exchange(ref _closing, 1) == 0)
         {
             CloseReason = reason;
+            ClosingSince = _node.Time.GetTimestamp();
             _queue.Writer.TryComplete();
         }
     }
+
+    /// <summary>When a graceful close began (a timestamp of the node's clock).</summary>
+    public long ClosingSince { get; private set; }
 
     /// <summary>Closes at once, dropping whatever is queued.</summary>
     public void Abort(Exception? reason)
@@ -158,8 +162,24 @@ internal sealed class MeshLink
             _queue.Writer.TryComplete();
         }
 
-        _cancel.Cancel();
+        // Callers may hold the node's lock: cancelling socket operations runs callbacks that may need it.
+        CancelSoon(_cancel);
     }
+
+    /// <summary>Cancels on the thread pool, never inline (a disposed source means there is nothing left to cancel).</summary>
+    internal static void CancelSoon(CancellationTokenSource source) => ThreadPool.UnsafeQueueUserWorkItem(
+        static s =>
+        {
+            try
+            {
+                s.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        },
+        source,
+        preferLocal: false);
 
     private async Task WriteLoopAsync()
     {
@@ -192,7 +212,7 @@ internal sealed class MeshLink
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
-            Abort(ex is IOException ? ex : new IOException(ex.Message, ex));
+            Abort(new PeerLostException("The connection to the peer was lost: " + ex.Message, RemoteId, ex));
         }
         finally
         {
@@ -323,14 +343,24 @@ internal sealed class MeshLink
         }
 
         await writing.ConfigureAwait(false);
-        if (!_cancel.IsCancellationRequested)
+        var graceful = !_cancel.IsCancellationRequested;
+        if (graceful)
         {
             await DrainAsync().ConfigureAwait(false);
         }
 
-        await _input.CompleteAsync().ConfigureAwait(false);
-        await _output.CompleteAsync().ConfigureAwait(false);
+        // The socket goes first: completing a pipe writer flushes what it still holds, which would wait forever on a
+        // peer that stopped reading; on a closed stream it fails at once instead.
         await _stream.DisposeAsync().ConfigureAwait(false);
+        await _input.CompleteAsync().ConfigureAwait(false);
+        try
+        {
+            await _output.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException)
+        {
+        }
+
         _cancel.Dispose();
         _node.OnLinkClosed(this);
         _closed.TrySetResult();
