@@ -135,11 +135,11 @@ internal static class NodeCommand
                 logger.LogDebug("Node event: {Event}", e);
                 peers.On(e);
             }),
-            node.Messages.Subscribe(m => output.Write(Line(
+            node.Messages.Subscribe(m => output.Write(JsonLines.Line(
                 "message",
                 ("from", m.SenderId),
                 ("data", m.Packet.DeepClone())))),
-            node.Events.Subscribe(e => output.Write(Line(
+            node.Events.Subscribe(e => output.Write(JsonLines.Line(
                 "event",
                 ("origin", e.OriginId),
                 ("event", e.Name),
@@ -162,7 +162,7 @@ internal static class NodeCommand
                 throw new CliFailureException($"cannot listen on {settings.Listen}: {ex.Message}", ex);
             }
 
-            output.Open(Line("listening", ("id", node.Id), ("endpoint", info), ("protocol", settings.Protocol)));
+            output.Open(JsonLines.Line("listening", ("id", node.Id), ("endpoint", info), ("protocol", settings.Protocol)));
 
             foreach (var uri in settings.Connect)
             {
@@ -343,30 +343,13 @@ internal static class NodeCommand
     {
         try
         {
-            using var reader = new JsonTextReader(new StringReader(line)) { DateParseHandling = DateParseHandling.None };
-            var token = JToken.ReadFrom(reader);
-            if (reader.Read())
-            {
-                throw new JsonReaderException("Additional text after the JSON value.");
-            }
-
+            var token = Common.ReadJson(line);
             return token as JObject ?? throw new CommandException($"expected a JSON object, not {token.Type.ToString().ToLowerInvariant()}.");
         }
         catch (JsonReaderException ex)
         {
             throw new CommandException($"not valid JSON: {ex.Message}");
         }
-    }
-
-    private static JObject Line(string type, params (string Name, JToken? Value)[] fields)
-    {
-        var line = new JObject { ["type"] = type };
-        foreach (var (name, value) in fields)
-        {
-            line[name] = value ?? JValue.CreateNull();
-        }
-
-        return line;
     }
 
     /// <summary>A stdin line that cannot be carried out: reported, and the node runs on.</summary>
@@ -441,11 +424,11 @@ internal static class NodeCommand
             {
                 if (e.Kind == NodeEventKind.Initialized && _up.Add(peer))
                 {
-                    output.Write(Line("peer-connect", ("peer", peer), ("reconnect", e.IsReconnect)));
+                    output.Write(JsonLines.Line("peer-connect", ("peer", peer), ("reconnect", e.IsReconnect)));
                 }
                 else if (e.Kind == NodeEventKind.Disconnect && _up.Remove(peer))
                 {
-                    output.Write(Line("peer-disconnect", ("peer", peer), ("error", e.Error is { } error ? Common.Describe(error) : null)));
+                    output.Write(JsonLines.Line("peer-disconnect", ("peer", peer), ("error", e.Error is { } error ? Common.Describe(error) : null)));
                 }
             }
         }

@@ -222,13 +222,12 @@ public sealed class NodeCliTests : IDisposable
         var refused = await a.WaitForStderrAsync("stdin line 1: cannot connect");
         Assert.Contains("channel", refused, StringComparison.OrdinalIgnoreCase);
 
-        var (b, bUri) = await StartNodeAsync("b");
+        var (_, bUri) = await StartNodeAsync("b");
         await a.WriteLineAsync($$"""{"connect":"{{bUri}}"}""");
         Assert.Equal("b", (string?)(await a.WaitForLineAsync("peer-connect"))["peer"]);
         await other.TerminateAsync();
         Assert.Equal(0, await other.WaitForExitAsync());
         Assert.DoesNotContain(await other.RemainingLinesAsync(), l => (string?)l["type"] == "peer-connect");
-        _ = b;
     }
 
     [Fact]
@@ -268,7 +267,7 @@ public sealed class NodeCliTests : IDisposable
         var message = Wait.First(dotnet.Messages);
         var busEvent = Wait.First(dotnet.Event("from-cli"));
 
-        var (cli, cliUri) = await StartNodeAsync("cli", "--connect", info);
+        var (cli, _) = await StartNodeAsync("cli", "--connect", info);
         Assert.Equal("cli", await connected);
         Assert.Equal("dotnet", (string?)(await cli.WaitForLineAsync("peer-connect"))["peer"]);
         Assert.Equal(["cli"], dotnet.Peers);
@@ -299,7 +298,6 @@ public sealed class NodeCliTests : IDisposable
         await cli.TerminateAsync();
         Assert.Equal(0, await cli.WaitForExitAsync());
         await gone;
-        _ = cliUri;
     }
 
     [Fact]
