@@ -31,7 +31,7 @@ internal static class Common
     /// <summary><c>--verbose</c>: library logs (debug level) on stderr. Declared once on the root command, recursive.</summary>
     public static Option<bool> Verbose { get; } = new("--verbose", "-v")
     {
-        Description = "Write debug logs to stderr: the library's, and the connection states of send.",
+        Description = "Write debug logs to stderr: the library's, the connection states of send and the node events of node.",
         Recursive = true,
     };
 
@@ -120,14 +120,7 @@ internal static class Common
 
         try
         {
-            using var reader = new JsonTextReader(new StringReader(text)) { DateParseHandling = DateParseHandling.None };
-            var token = JToken.ReadFrom(reader);
-            if (reader.Read())
-            {
-                throw new JsonReaderException("Additional text after the JSON value.");
-            }
-
-            return token;
+            return ReadJson(text);
         }
         catch (JsonReaderException) when (text.StartsWith('-') && !(text.Length > 1 && char.IsAsciiDigit(text[1])))
         {
@@ -137,6 +130,19 @@ internal static class Common
         {
             throw new UsageException($"argument '{Shorten(text)}' is not valid JSON: {ex.Message}");
         }
+    }
+
+    /// <summary>Reads exactly one JSON value (no date conversion); <see cref="JsonReaderException"/> when the text is not that.</summary>
+    public static JToken ReadJson(string text)
+    {
+        using var reader = new JsonTextReader(new StringReader(text)) { DateParseHandling = DateParseHandling.None };
+        var token = JToken.ReadFrom(reader);
+        if (reader.Read())
+        {
+            throw new JsonReaderException("Additional text after the JSON value.");
+        }
+
+        return token;
     }
 
     /// <summary>Library logs go to stderr only: errors by default, everything with <c>--verbose</c>.</summary>

@@ -23,7 +23,10 @@ internal sealed class JsonLines
     public static JsonLines Stdout { get; } = new(new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 4096) { AutoFlush = false, NewLine = "\n" });
 
     /// <summary>Writes one line: <c>{"type":TYPE, ...fields}</c>.</summary>
-    public void Write(string type, params (string Name, JToken? Value)[] fields)
+    public void Write(string type, params (string Name, JToken? Value)[] fields) => Write(Line(type, fields));
+
+    /// <summary>One line, not written yet: <c>{"type":TYPE, ...fields}</c>.</summary>
+    public static JObject Line(string type, params (string Name, JToken? Value)[] fields)
     {
         var line = new JObject { ["type"] = type };
         foreach (var (name, value) in fields)
@@ -31,7 +34,7 @@ internal sealed class JsonLines
             line[name] = value ?? JValue.CreateNull();
         }
 
-        Write(line);
+        return line;
     }
 
     /// <summary>An <c>event</c> line: <c>{"type":"event","conn":ID,"event":NAME,"args":[...]}</c>.</summary>

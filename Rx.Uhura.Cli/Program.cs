@@ -4,12 +4,13 @@ using Rx.Uhura.Cli;
 
 // The `uhura` command: see CLI.md for the contract (JSON lines on stdout, one-line diagnostics on stderr, exit codes
 // 0 success / 1 runtime failure / 2 bad usage, graceful close and exit 0 on SIGINT / SIGTERM).
-var root = new RootCommand("Rx.Uhura command line: serve, send to and listen to uhura and socket-ipc endpoints (tcp://HOST:PORT, unix:///PATH); run the benchmarks.")
+var root = new RootCommand("Rx.Uhura command line: serve, send to and listen to uhura and socket-ipc endpoints (tcp://HOST:PORT, unix:///PATH); run a mesh node (native or masterless); run the benchmarks.")
 {
     Common.Verbose,
     ServeCommand.Create(),
     SendCommand.Create(),
     ListenCommand.Create(),
+    NodeCommand.Create(),
     BenchCommand.Create(),
 };
 

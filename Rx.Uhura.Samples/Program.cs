@@ -1,5 +1,7 @@
 // Without arguments: the README's ping/pong, in one process: a server answers "ping" with "pong"; a client sends "ping"
-// and waits. With "socket-ipc": the socket-ipc package's conversation example (SocketIpcConversation.cs).
+// and waits. With "socket-ipc": the socket-ipc package's conversation example (SocketIpcConversation.cs). With
+// "masterless": the masterless package's counter example (MasterlessCounter.cs). With "verbose": the verbose package's
+// README, an event emitted on one node and received on another (VerboseEventBus.cs).
 using System.Reactive.Linq;
 using System.Reactive.Threading.Tasks;
 using Rx.Uhura;
@@ -10,9 +12,19 @@ if (args is [SocketIpcConversation.Name])
     return await SocketIpcConversation.RunAsync(Console.Out);
 }
 
+if (args is [MasterlessCounter.Name])
+{
+    return await MasterlessCounter.RunAsync(Console.Out);
+}
+
+if (args is [VerboseEventBus.Name])
+{
+    return await VerboseEventBus.RunAsync(Console.Out);
+}
+
 if (args.Length > 0)
 {
-    Console.Error.WriteLine($"usage: Rx.Uhura.Samples [{SocketIpcConversation.Name}]");
+    Console.Error.WriteLine($"usage: Rx.Uhura.Samples [{SocketIpcConversation.Name}|{MasterlessCounter.Name}|{VerboseEventBus.Name}]");
     return 2;
 }
 

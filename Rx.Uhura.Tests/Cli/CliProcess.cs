@@ -63,6 +63,7 @@ internal sealed class CliProcess : IDisposable
             UseShellExecute = false,
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
+            StandardInputEncoding = new UTF8Encoding(false),
         };
         info.ArgumentList.Add(s_dll.Value);
         foreach (var arg in args)
@@ -107,6 +108,16 @@ internal sealed class CliProcess : IDisposable
         process.BeginErrorReadLine();
         return cli;
     }
+
+    /// <summary>Writes one line to the process's stdin and flushes it.</summary>
+    public async Task WriteLineAsync(string line)
+    {
+        await _process.StandardInput.WriteAsync(line + "\n");
+        await _process.StandardInput.FlushAsync();
+    }
+
+    /// <summary>Closes the process's stdin (it reads end of file).</summary>
+    public void CloseInput() => _process.StandardInput.Close();
 
     /// <summary>Runs the command to its end and returns its exit code.</summary>
     public static async Task<(int ExitCode, CliProcess Process)> RunAsync(params string[] args)

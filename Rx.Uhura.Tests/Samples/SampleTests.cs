@@ -55,6 +55,27 @@ public sealed partial class SampleTests
     }
 
     [Fact]
+    public async Task The_masterless_counter_ping_pongs_to_500_printing_every_hundred_and_exits_zero()
+    {
+        var (exitCode, stdout, stderr) = await RunAsync("masterless");
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{string.Join('\n', stdout)}\n{stderr}");
+        Assert.Equal(["counter at 0", "counter at 100", "counter at 200", "counter at 300", "counter at 400", "counter at 500"], stdout);
+    }
+
+    [Fact]
+    public async Task The_verbose_example_receives_the_emitted_event_on_the_other_node_and_ends_both()
+    {
+        var (exitCode, stdout, stderr) = await RunAsync("verbose");
+        var all = string.Join('\n', stdout);
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{all}\n{stderr}");
+        Assert.Equal(4, stdout.Length);
+        Assert.Matches(@"^NODE-ID-000001 listening on tcp://127\.0\.0\.1:\d+$", stdout[0]);
+        Assert.Equal("NODE-ID-000002 connected to NODE-ID-000001", stdout[1]);
+        Assert.Equal("got event: [\"a\",1] from NODE-ID-000001", stdout[2]);
+        Assert.Equal("nodes ended", stdout[3]);
+    }
+
+    [Fact]
     public async Task An_unknown_sample_exits_two_with_a_usage_line()
     {
         var (exitCode, stdout, stderr) = await RunAsync("no-such-sample");
