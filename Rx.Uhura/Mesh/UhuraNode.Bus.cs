@@ -82,7 +82,7 @@ public sealed partial class UhuraNode
         if (peer.Link is { Phase: LinkPhase.Stable, BusInitialized: true } link)
         {
             link.Enqueue(new OutFrame(NativeMeshCodec.BusHead(entry.Seq, body.Length), body));
-            if (bus.AckWaitStart == 0)
+            if (bus.AckWaitStart is null)
             {
                 bus.AckWaitStart = now;
             }
@@ -116,7 +116,7 @@ public sealed partial class UhuraNode
                 link.Enqueue(new OutFrame(NativeMeshCodec.BusHead(entry.Seq, entry.Body.Length), entry.Body));
             }
 
-            bus.AckWaitStart = bus.Buffer.Count > 0 ? Time.GetTimestamp() : 0;
+            bus.AckWaitStart = bus.Buffer.Count > 0 ? Time.GetTimestamp() : null;
             link.BusInitialized = true;
             raised = link.IsReconnect
                 ? [new NodeEvent(NodeEventKind.Initialized) { PeerId = peer.Id, Info = peer.Address, IsReconnect = true }, new NodeEvent(NodeEventKind.Reconnect) { PeerId = peer.Id, Info = peer.Address }]
@@ -209,7 +209,7 @@ public sealed partial class UhuraNode
                 bus.Buffer.Dequeue();
             }
 
-            bus.AckWaitStart = bus.Buffer.Count > 0 ? Time.GetTimestamp() : 0;
+            bus.AckWaitStart = bus.Buffer.Count > 0 ? Time.GetTimestamp() : null;
             raised = new NodeEvent(NodeEventKind.Acknowledge) { PeerId = peer.Id, Sequence = seq };
         }
 
@@ -253,12 +253,12 @@ public sealed partial class UhuraNode
                     _pendingRaise.Add(new NodeEvent(NodeEventKind.BufferExpired) { PeerId = peer.Id, Sequence = last, Count = expired });
                     if (bus.Buffer.Count == 0)
                     {
-                        bus.AckWaitStart = 0;
+                        bus.AckWaitStart = null;
                     }
                 }
 
-                if (link is { BusInitialized: true } && bus.AckWaitStart != 0 && Options.InactivityTimeout != Timeout.InfiniteTimeSpan
-                    && Time.GetElapsedTime(bus.AckWaitStart, now) >= Options.InactivityTimeout)
+                if (link is { BusInitialized: true } && bus.AckWaitStart is { } waitingSince && Options.InactivityTimeout != Timeout.InfiniteTimeSpan
+                    && Time.GetElapsedTime(waitingSince, now) >= Options.InactivityTimeout)
                 {
                     link.Abort(new PeerLostException($"Peer {peer.Id} acknowledged nothing for {Options.InactivityTimeout.TotalSeconds:0.###} s.", peer.Id));
                 }

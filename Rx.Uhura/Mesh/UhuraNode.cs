@@ -814,7 +814,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
                 if (link.IsClosing)
                 {
                     // A graceful close waits for the peer to close its side too, but not forever.
-                    if (link.ClosingSince != 0 && Time.GetElapsedTime(link.ClosingSince, now) >= Options.HandshakeTimeout)
+                    if (link.ClosingSince is { } since && Time.GetElapsedTime(since, now) >= Options.HandshakeTimeout)
                     {
                         link.Abort(link.CloseReason);
                     }

@@ -31,6 +31,7 @@ internal sealed class MeshLink
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _queuedBytes;
     private int _closing;
+    private volatile bool _aborted;
 
     public MeshLink(UhuraNode node, Stream stream, bool outgoing, string? dialedUri, string? expectedId)
     {
@@ -151,7 +152,7 @@ internal sealed class MeshLink
     }
 
     /// <summary>When a graceful close began (a timestamp of the node's clock).</summary>
-    public long ClosingSince { get; private set; }
+    public long? ClosingSince { get; private set; }
 
     /// <summary>Closes at once, dropping whatever is queued.</summary>
     public void Abort(Exception? reason)
@@ -163,6 +164,7 @@ internal sealed class MeshLink
         }
 
         // Callers may hold the node's lock: cancelling socket operations runs callbacks that may need it.
+        _aborted = true;
         CancelSoon(_cancel);
     }
 
@@ -219,7 +221,7 @@ internal sealed class MeshLink
             // Everything asked for was written (or the link was aborted): half-close so the peer sees the end.
             try
             {
-                if (!_cancel.IsCancellationRequested && _stream is System.Net.Sockets.NetworkStream network)
+                if (!_aborted && _stream is System.Net.Sockets.NetworkStream network)
                 {
                     network.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
                 }
@@ -339,11 +341,12 @@ internal sealed class MeshLink
         }
         catch (TimeoutException)
         {
+            _aborted = true;
             _cancel.Cancel();
         }
 
         await writing.ConfigureAwait(false);
-        var graceful = !_cancel.IsCancellationRequested;
+        var graceful = !_aborted;
         if (graceful)
         {
             await DrainAsync().ConfigureAwait(false);

@@ -50,8 +50,8 @@ internal sealed class BusPeerState
     /// <summary>The last acknowledgement sent to the peer.</summary>
     public ulong LastAckSent { get; set; }
 
-    /// <summary>Since when an acknowledgement is awaited (0 = none is).</summary>
-    public long AckWaitStart { get; set; }
+    /// <summary>Since when an acknowledgement is awaited (a timestamp of the node's clock; null = none is).</summary>
+    public long? AckWaitStart { get; set; }
 }
 
 internal readonly record struct BusEntry(ulong Seq, byte[] Body, long QueuedAt);
