@@ -683,7 +683,16 @@ public sealed partial class UhuraNode : IAsyncDisposable
                     }
                     catch (OperationCanceledException)
                     {
-                        link.Abort(null);
+                        // EstablishLocked cancels this loop when any link to the peer becomes THE link, this dial's own
+                        // included (and before its handshake task completes): only a dial that lost is aborted.
+                        lock (_gate)
+                        {
+                            if (link.Phase != LinkPhase.Stable)
+                            {
+                                link.Abort(null);
+                            }
+                        }
+
                         throw;
                     }
                 },
