@@ -186,7 +186,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
         {
             return await link.Handshake.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (link.RemoteId is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
+        catch (Exception ex) when (DialedNodeId(link) is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
         {
             // De-duplication kept another connection between the two nodes: the peer is (or is about to be) connected.
             await WhenConnectedAsync(id, cancellationToken).ConfigureAwait(false);
