@@ -62,6 +62,14 @@ public sealed class MasterlessInteropTests : IAsyncLifetime
         Assert.Equal([node.Id], dotnet.Node.Peers);
         Assert.False(dotnet.Node.Send("nobody", new { lost = true }));
         AssertNoLoss(dotnet, node);
+
+        // Disconnect(id) forgets the kept peer: the Node node, which does not keep, sees the end as its disconnect.
+        Assert.True(dotnet.Node.Disconnect(node.Id));
+        Assert.Null((await dotnet.Events.WaitAsync(e => e.Kind == NodeEventKind.PeerGone && e.PeerId == node.Id)).Error);
+        Assert.Equal(dotnet.Id, (string?)(await node.Peer.WaitForAsync(Is("disconnect")))["id"]);
+        Assert.Empty(dotnet.Node.Peers);
+        Assert.False(dotnet.Node.Send(node.Id, new { lost = true }));
+        Assert.DoesNotContain(dotnet.Events.Items, e => e.Kind is NodeEventKind.Backoff or NodeEventKind.Reconnect);
     }
 
     [Fact]
