@@ -193,6 +193,17 @@ public sealed class NodePeer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Kills the node process (SIGKILL: no goodbye, the OS closes its sockets) and waits until it has exited, so its
+    /// listening port is free again. Disposing afterwards only collects the pipes.
+    /// </summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        using var exit = new CancellationTokenSource(ExitTimeout);
+        await _process.WaitForExitAsync(exit.Token);
+    }
+
     /// <summary>Sends <c>{"cmd":"exit"}</c>, closes stdin, waits up to 5 s, then kills the process tree.</summary>
     public async ValueTask DisposeAsync()
     {

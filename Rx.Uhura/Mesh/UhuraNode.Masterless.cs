@@ -181,6 +181,27 @@ public sealed partial class UhuraNode
         return true;
     }
 
+    /// <summary>
+    /// The id of the node an outgoing <paramref name="link"/> reached: the id it answered with or, when it closed the
+    /// link before answering, the id of the node whose own connection to us announced the address we dialled. That is
+    /// how a masterless node ends the later of two simultaneous dials: its own dial already had our answer, so it closes
+    /// ours right after our id packet, with nothing sent (MASTERLESS-NOTES.md, "Incoming checks on the id packet"). Its
+    /// connection to us survives; the address match relies on the peer announcing the same URI we dialled.
+    /// </summary>
+    private string? DialedNodeId(MeshLink link)
+    {
+        if (link.RemoteId is not null || Protocol != MeshProtocol.Masterless)
+        {
+            return link.RemoteId;
+        }
+
+        lock (_gate)
+        {
+            return _links.FirstOrDefault(l => l != link && !l.Outgoing && !l.IsClosing && l.RemoteId is not null
+                && string.Equals(l.RemoteInfo, link.DialedUri, StringComparison.Ordinal))?.RemoteId;
+        }
+    }
+
     /// <summary>Ends a handshake the masterless way: FIN, nothing more sent (a priority 0, if queued, goes first).</summary>
     private bool Drop(MeshLink link, string what, PeerRefusal reason = PeerRefusal.Protocol, string? peerId = null)
     {

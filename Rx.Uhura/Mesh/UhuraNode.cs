@@ -211,7 +211,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
             {
                 return await link.Handshake.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (link.RemoteId is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
+            catch (Exception ex) when (DialedNodeId(link) is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
             {
                 // De-duplication kept another connection between the two nodes: the peer is (or is about to be) connected.
                 await WhenConnectedAsync(id, cancellationToken).ConfigureAwait(false);
@@ -222,7 +222,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
 
                 return id;
             }
-            catch (PeerLostException) when (link.RemoteId is null && attempt < 3 && !cancellationToken.IsCancellationRequested)
+            catch (PeerLostException) when (DialedNodeId(link) is null && attempt < 3 && !cancellationToken.IsCancellationRequested)
             {
                 // A masterless node closes a second connection from a node it is already connecting to before saying
                 // who it is: the other connection is on its way. Look again shortly.
@@ -767,7 +767,16 @@ public sealed partial class UhuraNode : IAsyncDisposable
                     }
                     catch (OperationCanceledException)
                     {
-                        link.Abort(null);
+                        // EstablishLocked cancels this loop when any link to the peer becomes THE link, this dial's own
+                        // included (and before its handshake task completes): only a dial that lost is aborted.
+                        lock (_gate)
+                        {
+                            if (link.Phase != LinkPhase.Stable)
+                            {
+                                link.Abort(null);
+                            }
+                        }
+
                         throw;
                     }
                 },

@@ -352,21 +352,24 @@ internal sealed class MeshLink
             await DrainAsync().ConfigureAwait(false);
         }
 
-        // The socket goes first: completing a pipe writer flushes what it still holds, which would wait forever on a
-        // peer that stopped reading; on a closed stream it fails at once instead.
-        await _stream.DisposeAsync().ConfigureAwait(false);
-        await _input.CompleteAsync().ConfigureAwait(false);
         try
         {
-            await _output.CompleteAsync().ConfigureAwait(false);
+            await _input.CompleteAsync().ConfigureAwait(false);
+            // An aborted write loop can leave bytes in the writer. Completing it without an error would flush them, with no
+            // token, into a socket that is reset (it throws, and the link never reported its end) or stalled (it hangs):
+            // complete it with one, which drops them.
+            await _output.CompleteAsync(_aborted ? new OperationCanceledException("The link was aborted.") : null).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
         }
-
-        _cancel.Dispose();
-        _node.OnLinkClosed(this);
-        _closed.TrySetResult();
+        finally
+        {
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            _cancel.Dispose();
+            _node.OnLinkClosed(this);
+            _closed.TrySetResult();
+        }
     }
 
     /// <summary>
