@@ -276,4 +276,14 @@ internal sealed class CliProcess : IDisposable
 
         return dll;
     }
+
+    /// <summary>A loopback TCP port nothing listens on (bound on port 0, then released), for "nobody there" tests.</summary>
+    public static int FreePort()
+    {
+        var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        return port;
+    }
 }

@@ -207,7 +207,7 @@ public sealed class CliTests
     [Fact]
     public async Task Send_to_an_endpoint_nobody_listens_on_retries_until_the_timeout_then_exits_one()
     {
-        var port = FreePort();
+        var port = CliProcess.FreePort();
 
         using var send = CliProcess.Start("send", "--connect", $"tcp://127.0.0.1:{port}", "ping", "--timeout", "2");
         var exitCode = await send.WaitForExitAsync();
@@ -477,15 +477,6 @@ public sealed class CliTests
         await listen.TerminateAsync();
         Assert.Equal(0, await listen.WaitForExitAsync());
         Assert.Equal("closed", (string?)(await listen.RemainingLinesAsync()).Last()["state"]);
-    }
-
-    private static int FreePort()
-    {
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
     }
 
     private static async Task<string> ListeningEndpointAsync(CliProcess serve)

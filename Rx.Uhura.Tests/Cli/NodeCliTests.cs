@@ -213,7 +213,7 @@ public sealed class NodeCliTests : IDisposable
     [Fact]
     public async Task A_connection_that_cannot_be_made_is_reported_and_the_node_runs_on()
     {
-        var (a, _) = await StartNodeAsync("a", "--connect", $"tcp://127.0.0.1:{FreePort()}");
+        var (a, _) = await StartNodeAsync("a", "--connect", $"tcp://127.0.0.1:{CliProcess.FreePort()}");
         Assert.Contains("cannot connect to tcp://127.0.0.1:", await a.WaitForStderrAsync("cannot connect"), StringComparison.Ordinal);
 
         // A node on another channel is refused at the handshake.
@@ -348,15 +348,6 @@ public sealed class NodeCliTests : IDisposable
         Assert.Equal("listening", (string?)first["type"]);
         Assert.Equal(id, (string?)first["id"]);
         return (node, (string)first["endpoint"]!);
-    }
-
-    private static int FreePort()
-    {
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
     }
 
     /// <summary>The event lines a node prints until it has printed a <c>done</c> event from each of <paramref name="origins"/>.</summary>

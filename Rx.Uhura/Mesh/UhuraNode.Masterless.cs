@@ -42,31 +42,14 @@ public sealed partial class UhuraNode
             return true; // heartbeats are ignored during the handshake
         }
 
-        var raised = new List<NodeEvent>();
-        try
+        return HandshakeStep(link, packet, (link, packet, raised) => (link.Outgoing, link.HandshakeStep) switch
         {
-            lock (_gate)
-            {
-                if (_closed)
-                {
-                    link.CloseAfter(null, null);
-                    return false;
-                }
-
-                return (link.Outgoing, link.HandshakeStep) switch
-                {
-                    (false, 0) => OnMasterlessId(link, packet, raised),
-                    (false, 1) => OnMasterlessPriority(link, packet, raised),
-                    (true, 0) => OnMasterlessAnswer(link, packet, raised),
-                    (true, 1) => OnMasterlessConfirm(link, packet, raised),
-                    _ => Drop(link, "an unexpected packet"),
-                };
-            }
-        }
-        finally
-        {
-            Raise(raised);
-        }
+            (false, 0) => OnMasterlessId(link, packet, raised),
+            (false, 1) => OnMasterlessPriority(link, packet, raised),
+            (true, 0) => OnMasterlessAnswer(link, packet, raised),
+            (true, 1) => OnMasterlessConfirm(link, packet, raised),
+            _ => Drop(link, "an unexpected packet"),
+        });
     }
 
     /// <summary>Incoming, first packet: <c>{"id","info"}</c>.</summary>

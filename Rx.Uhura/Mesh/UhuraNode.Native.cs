@@ -49,7 +49,48 @@ public sealed partial class UhuraNode
         }
     }
 
-    private bool OnNativeHandshake(MeshLink link, MeshFrame frame)
+    private bool OnNativeHandshake(MeshLink link, MeshFrame frame) => HandshakeStep(link, frame, NativeHandshakeLocked);
+
+    private bool NativeHandshakeLocked(MeshLink link, MeshFrame frame, List<NodeEvent> raised)
+    {
+        switch (frame.Type, link.Outgoing, link.HandshakeStep)
+        {
+            case (MeshFrameType.Refuse, _, _):
+                var refusal = ParseRefusal((JObject)frame.Json!, link.RemoteId);
+                link.Handshake.TrySetException(refusal);
+                link.CloseAfter(null, refusal);
+                raised.Add(new NodeEvent(NodeEventKind.Refused) { PeerId = link.RemoteId, Error = refusal });
+                return false;
+
+            case (MeshFrameType.Hello, false, 0):
+                return OnHello(link, (JObject)frame.Json!, raised);
+
+            case (MeshFrameType.Welcome, true, 0):
+                return OnWelcome(link, (JObject)frame.Json!, raised);
+
+            case (MeshFrameType.Claim, false, 1) when IsArbiterFor(link.RemoteId!):
+                return Arbitrate(link, ReadUInt64(frame.Json!, "lost"), raised);
+
+            case (MeshFrameType.Confirm, _, 1) when !IsArbiterFor(link.RemoteId!):
+                var linkId = ReadUInt64(frame.Json!, "link");
+                if (_peers.TryGetValue(link.RemoteId!, out var peer) && peer.Link is { } current && current.LinkId > linkId)
+                {
+                    // A confirmation overtaken by a newer one: this connection is already obsolete.
+                    Refuse(link, PeerRefusal.Duplicate, "A newer link to this node exists.", raised, notify: false);
+                    return false;
+                }
+
+                link.LinkId = linkId;
+                EstablishLocked(link, raised);
+                return true;
+
+            default:
+                throw new ProtocolException($"Unexpected {frame.Type} frame at step {link.HandshakeStep} of the mesh handshake.");
+        }
+    }
+
+    /// <summary>Runs one handshake step under the lock (a closing node ends the link instead) and raises its events after.</summary>
+    private bool HandshakeStep<T>(MeshLink link, T input, Func<MeshLink, T, List<NodeEvent>, bool> step)
     {
         var raised = new List<NodeEvent>();
         try
@@ -62,40 +103,7 @@ public sealed partial class UhuraNode
                     return false;
                 }
 
-                switch (frame.Type, link.Outgoing, link.HandshakeStep)
-                {
-                    case (MeshFrameType.Refuse, _, _):
-                        var refusal = ParseRefusal((JObject)frame.Json!, link.RemoteId);
-                        link.Handshake.TrySetException(refusal);
-                        link.CloseAfter(null, refusal);
-                        raised.Add(new NodeEvent(NodeEventKind.Refused) { PeerId = link.RemoteId, Error = refusal });
-                        return false;
-
-                    case (MeshFrameType.Hello, false, 0):
-                        return OnHello(link, (JObject)frame.Json!, raised);
-
-                    case (MeshFrameType.Welcome, true, 0):
-                        return OnWelcome(link, (JObject)frame.Json!, raised);
-
-                    case (MeshFrameType.Claim, false, 1) when IsArbiterFor(link.RemoteId!):
-                        return Arbitrate(link, ReadUInt64(frame.Json!, "lost"), raised);
-
-                    case (MeshFrameType.Confirm, _, 1) when !IsArbiterFor(link.RemoteId!):
-                        var linkId = ReadUInt64(frame.Json!, "link");
-                        if (_peers.TryGetValue(link.RemoteId!, out var peer) && peer.Link is { } current && current.LinkId > linkId)
-                        {
-                            // A confirmation overtaken by a newer one: this connection is already obsolete.
-                            Refuse(link, PeerRefusal.Duplicate, "A newer link to this node exists.", raised, notify: false);
-                            return false;
-                        }
-
-                        link.LinkId = linkId;
-                        EstablishLocked(link, raised);
-                        return true;
-
-                    default:
-                        throw new ProtocolException($"Unexpected {frame.Type} frame at step {link.HandshakeStep} of the mesh handshake.");
-                }
+                return step(link, input, raised);
             }
         }
         finally
