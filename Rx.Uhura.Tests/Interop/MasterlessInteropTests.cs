@@ -184,12 +184,12 @@ public sealed class MasterlessInteropTests : IAsyncLifetime
         var racerInfo = $"tcp://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}";
         var racer = await DialRawAsync(dotnet);
         await racer.WriteAsync(new JObject { ["id"] = "racer", ["info"] = racerInfo }.ToString(Newtonsoft.Json.Formatting.None) + "\r\n");
-        Assert.Equal("{\"id\":\"dotnet\"}", await racer.ReadPacketAsync());
+        Assert.Equal("{\"id\":\"dotnet\",\"uhura\":1}", await racer.ReadPacketAsync()); // the mark Node ignores
 
         var connecting = dotnet.Node.ConnectAsync(racerInfo);
         var ours = RawMasterless.Wrap(await listener.AcceptSocketAsync().WaitAsync(Wait.Timeout));
         _raws.Add(ours);
-        Assert.Equal(new JObject { ["id"] = "dotnet", ["info"] = dotnet.Info }.ToString(Newtonsoft.Json.Formatting.None), await ours.ReadPacketAsync());
+        Assert.Equal(new JObject { ["id"] = "dotnet", ["info"] = dotnet.Info, ["uhura"] = 1 }.ToString(Newtonsoft.Json.Formatting.None), await ours.ReadPacketAsync());
         await ours.DisposeAsync();
 
         await racer.WriteAsync("{\"priority\":1}\r\n");
@@ -590,7 +590,7 @@ public sealed class MasterlessInteropTests : IAsyncLifetime
         public async Task HandshakeAsync(string id, string expectedRemoteId)
         {
             await WriteAsync(new JObject { ["id"] = id, ["info"] = "tcp://127.0.0.1:9" }.ToString(Newtonsoft.Json.Formatting.None) + "\r\n");
-            Assert.Equal(new JObject { ["id"] = expectedRemoteId }.ToString(Newtonsoft.Json.Formatting.None), await ReadPacketAsync());
+            Assert.Equal(new JObject { ["id"] = expectedRemoteId, ["uhura"] = 1 }.ToString(Newtonsoft.Json.Formatting.None), await ReadPacketAsync());
             await WriteAsync("{\"priority\":1}\r\n");
             Assert.Equal("{\"confirm\":true}", await ReadPacketAsync());
         }

@@ -33,6 +33,6 @@ public class KeepReconnectTests
         Assert.Equal("a", (await back).PeerId);
         Assert.Equal("outage", (string)(await atA).Packet["during"]!);
         Assert.Empty(gone);
-        Assert.Equal(2, proxy.Accepted);
+        Assert.True(proxy.Accepted >= 2); // a masterless listener closes a redial while it has not yet seen the old link end: then another
     }
 }

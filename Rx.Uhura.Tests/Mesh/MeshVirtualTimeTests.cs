@@ -72,7 +72,7 @@ public sealed class MeshVirtualTimeTests : IAsyncLifetime
         var node = await _kit.StartAsync("a", Virtual with { Protocol = MeshProtocol.Masterless });
         await using var raw = await RawPeer.ConnectAsync(UhuraEndpoint.Parse(node.Info!));
         await raw.WriteAsync("{\"id\":\"zz\",\"info\":\"tcp://127.0.0.1:1\"}\r\n");
-        await raw.ReadUntilAsync("{\"id\":\"a\"}\r\n");
+        await raw.ReadUntilAsync("{\"id\":\"a\",\"uhura\":1}\r\n");
         await raw.WriteAsync("{\"priority\":1}\r\n");
         await raw.ReadUntilAsync("[false]\r\n");
         Advance(TimeSpan.FromSeconds(1));

@@ -7,6 +7,12 @@ namespace Rx.Uhura.Mesh;
 /// <summary>The masterless wire (npm <c>masterless@0.4.1</c>), as measured in <c>interop/MASTERLESS-NOTES.md</c>.</summary>
 public sealed partial class UhuraNode
 {
+    /// <summary>
+    /// An extra key in the id packets (Node ignores it) by which two Rx.Uhura nodes know each other: between them,
+    /// simultaneous connections that masterless's priorities both confirmed are settled the same way on both ends.
+    /// </summary>
+    internal const string UhuraMark = "uhura";
+
     /// <summary>Handles one masterless packet from <paramref name="link"/>; false ends the link's reading.</summary>
     internal bool OnMasterlessPacket(MeshLink link, JToken packet)
     {
@@ -85,7 +91,8 @@ public sealed partial class UhuraNode
         link.RemoteInfo = (string)info!;
         link.HandshakeStep = 1;
         raised.Add(new NodeEvent(NodeEventKind.PeerId) { PeerId = id });
-        link.Enqueue(MasterlessCodec.Encode(new JObject { ["id"] = Id }));
+        link.RemoteIsUhura = hello[UhuraMark] is not null;
+        link.Enqueue(MasterlessCodec.Encode(new JObject { ["id"] = Id, [UhuraMark] = 1 }));
         return true;
     }
 
@@ -126,6 +133,7 @@ public sealed partial class UhuraNode
 
         var id = NodeIdOf(answer["id"]!);
         link.RemoteId = id;
+        link.RemoteIsUhura = answer[UhuraMark] is not null;
         if (id == Id)
         {
             return Drop(link, "a connection to itself", PeerRefusal.Self, id);

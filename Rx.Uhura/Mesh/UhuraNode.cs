@@ -495,7 +495,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
         link.Start();
         link.Enqueue(Protocol == MeshProtocol.Native
             ? NativeMeshCodec.Frame(MeshFrameType.Hello, new JObject { ["v"] = 1, ["id"] = Id, ["info"] = Info is { Length: > 0 } info ? info : null, ["channel"] = Options.Channel, ["inc"] = _incarnation })
-            : MasterlessCodec.Encode(new JObject { ["id"] = Id, ["info"] = Info }));
+            : MasterlessCodec.Encode(new JObject { ["id"] = Id, ["info"] = Info, [UhuraMark] = 1 }));
         return link;
     }
 
@@ -561,10 +561,12 @@ public sealed partial class UhuraNode : IAsyncDisposable
 
         if (peer.Link is { } old && old != link)
         {
-            if (Protocol == MeshProtocol.Masterless && old.Phase == LinkPhase.Stable && !old.IsClosing && DialerOf(link).CompareTo(DialerOf(old), StringComparison.Ordinal) > 0)
+            if (Protocol == MeshProtocol.Masterless && link.RemoteIsUhura && old.RemoteIsUhura && old.Phase == LinkPhase.Stable && !old.IsClosing
+                && DialerOf(link).CompareTo(DialerOf(old), StringComparison.Ordinal) > 0)
             {
-                // Masterless's priorities can confirm both of two simultaneous connections (its own race). Both .NET
-                // ends then keep the connection dialled by the node with the smaller id, and close the other.
+                // Masterless's priorities can confirm both of two simultaneous connections (its own race). Two Rx.Uhura
+                // ends then keep the connection dialled by the node with the smaller id, and close the other. With a
+                // Node peer the later one replaces the earlier, as the Node package does.
                 link.Superseded = true;
                 link.Handshake.TrySetResult(id);
                 link.CloseAfter(null, null);

@@ -70,6 +70,9 @@ internal sealed class MeshLink
 
     public string? RemoteIncarnation { get; set; }
 
+    /// <summary>Masterless: the remote marked its id packet as an Rx.Uhura node's.</summary>
+    public bool RemoteIsUhura { get; set; }
+
     public int HandshakeStep { get; set; }
 
     /// <summary>Masterless: this side's priority on an outgoing link (-1 before it is sent).</summary>
