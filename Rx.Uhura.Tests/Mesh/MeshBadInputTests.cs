@@ -44,7 +44,7 @@ public class MeshBadInputTests
         await using (var raw = await RawAsync(node, baseline: 1))
         {
             await raw.WriteAsync(bytes);
-            await raw.ReadToEndAsync(); // the node closed it, having sent nothing
+            Assert.Equal(string.Empty, await raw.ReadToEndAsync()); // the node closed it, having sent nothing
         }
 
         Assert.IsType(expected, await reason);
