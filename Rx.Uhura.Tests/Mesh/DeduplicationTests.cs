@@ -21,10 +21,12 @@ public class DeduplicationTests
             using var l = left.PeerConnected.Subscribe(id => { lock (connects) { connects.Add("left<-" + id); } });
             using var r = right.PeerConnected.Subscribe(id => { lock (connects) { connects.Add("right<-" + id); } });
 
+            var leftConnected = Wait.First(left.PeerConnected);
+            var rightConnected = Wait.First(right.PeerConnected);
             var both = await Task.WhenAll(left.ConnectAsync(right.Info!), right.ConnectAsync(left.Info!)).For();
             Assert.Equal(["right", "left"], both);
-            await left.WhenConnectedAsync("right").For();
-            await right.WhenConnectedAsync("left").For();
+            Assert.Equal("right", await leftConnected);
+            Assert.Equal("left", await rightConnected);
 
             await AssertLinksSettleAsync([left, right], expectedPerNode: 1);
             lock (connects)

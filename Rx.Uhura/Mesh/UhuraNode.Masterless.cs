@@ -69,7 +69,9 @@ public sealed partial class UhuraNode
         var id = NodeIdOf(hello["id"]!);
         if (id == Id)
         {
-            return Drop(link, "a connection from itself", PeerRefusal.Self);
+            // Masterless closes with nothing sent; answering our id first lets our own dialling end see itself.
+            link.Enqueue(MasterlessCodec.Encode(new JObject { ["id"] = Id }));
+            return Drop(link, "a connection from itself", PeerRefusal.Self, id, raised);
         }
 
         if (hello["info"] is not { Type: JTokenType.String } info || !HasPort((string)info!))
@@ -84,7 +86,7 @@ public sealed partial class UhuraNode
 
         if (!_peers.ContainsKey(id) && _peers.Count >= Options.MaxPeers)
         {
-            return Drop(link, $"more than {Options.MaxPeers} peers (MaxPeers)", PeerRefusal.Full, id);
+            return Drop(link, $"more than {Options.MaxPeers} peers (MaxPeers)", PeerRefusal.Full, id, raised);
         }
 
         link.RemoteId = id;
@@ -136,13 +138,13 @@ public sealed partial class UhuraNode
         link.RemoteIsUhura = answer[UhuraMark] is not null;
         if (id == Id)
         {
-            return Drop(link, "a connection to itself", PeerRefusal.Self, id);
+            return Drop(link, "a connection to itself", PeerRefusal.Self, id, raised);
         }
 
         if (link.ExpectedId is { } expected && expected != id)
         {
             link.Enqueue(MasterlessCodec.Encode(new JObject { ["priority"] = 0 }));
-            return Drop(link, $"node {id} where {expected} was expected", PeerRefusal.UnexpectedNode, id);
+            return Drop(link, $"node {id} where {expected} was expected", PeerRefusal.UnexpectedNode, id, raised);
         }
 
         var stable = _peers.TryGetValue(id, out var peer) && peer.Link is { Phase: LinkPhase.Stable };
@@ -193,12 +195,16 @@ public sealed partial class UhuraNode
         }
     }
 
-    /// <summary>Ends a handshake the masterless way: FIN, nothing more sent (a priority 0, if queued, goes first).</summary>
-    private bool Drop(MeshLink link, string what, PeerRefusal reason = PeerRefusal.Protocol, string? peerId = null)
+    /// <summary>
+    /// Ends a handshake the masterless way: FIN, nothing more sent (a priority 0, if queued, goes first). With
+    /// <paramref name="raised"/>, a <see cref="NodeEventKind.Refused"/> event is raised, as the native wire does.
+    /// </summary>
+    private bool Drop(MeshLink link, string what, PeerRefusal reason = PeerRefusal.Protocol, string? peerId = null, List<NodeEvent>? raised = null)
     {
         var error = new PeerRefusedException(reason, $"Masterless handshake ended: {what}.", peerId ?? link.RemoteId);
         link.Handshake.TrySetException(error);
         link.CloseAfter(null, error);
+        raised?.Add(new NodeEvent(NodeEventKind.Refused) { PeerId = error.PeerId, Error = error });
         return false;
     }
 

@@ -137,6 +137,7 @@ public sealed partial class UhuraNode
     private bool OnWelcome(MeshLink link, JObject welcome, List<NodeEvent> raised)
     {
         var id = ReadString(welcome, "id");
+        link.RemoteId = id; // known from here on, also when it is refused as unexpected
         link.RemoteIncarnation = ReadString(welcome, "inc");
         if (link.ExpectedId is { } expected && expected != id)
         {
