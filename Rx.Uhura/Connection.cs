@@ -52,6 +52,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         IsServer = isServer;
         Session = session;
         _server = server;
+        PeerCredentials = isServer ? Transport.UnixPeerCredentials.TryGet(stream) : null;
         // A server's connections are known by a client id (a UUID, as socket-ipc makes them); a client's links by a short counter.
         Id = isServer ? Guid.NewGuid().ToString("D") : "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
@@ -62,6 +63,12 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// <c>uhura</c> command.
     /// </summary>
     public string Id { get; }
+
+    /// <summary>
+    /// On a server, for a client connected over a Unix domain socket (Linux): the client process's id, user and group,
+    /// from the kernel. Null for TCP and on other systems.
+    /// </summary>
+    public Transport.UnixPeerCredentials? PeerCredentials { get; }
 
     /// <summary>True for a connection accepted by a server, false for a client's link.</summary>
     public bool IsServer { get; }

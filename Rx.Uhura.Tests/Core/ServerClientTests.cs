@@ -261,6 +261,29 @@ public abstract class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_presenting_an_unknown_id_learns_nothing_of_the_sessions_the_server_holds()
+    {
+        var owner = Client(new UhuraClientOptions { InitialSession = new Dictionary<string, JToken> { ["secret"] = "owner's" } });
+        await owner.WhenConnectedAsync().For();
+        var ownerConnection = await NextConnection();
+        ownerConnection.Session.Set("serverSecret", 42);
+        await ownerConnection.Session.FlushAsync().For();
+
+        // A guess that is not the owner's id (one character changed) resumes nothing and sees nothing of it.
+        var ownerId = owner.Session.Id!;
+        var guess = ownerId[..^1] + (ownerId[^1] == 'a' ? 'b' : 'a');
+        var stranger = Client(new UhuraClientOptions { InitialSession = new Dictionary<string, JToken> { [UhuraSession.IdKey] = guess } });
+        await stranger.WhenConnectedAsync().For();
+        var strangerConnection = await NextConnection(1);
+        Assert.False(stranger.CurrentState.Resumed);
+        Assert.NotEqual(guess, stranger.Session.Id);
+        Assert.NotEqual(ownerId, stranger.Session.Id);
+        Assert.Equal([UhuraSession.IdKey], stranger.Session.Get().Keys);
+        Assert.Equal([UhuraSession.IdKey], strangerConnection.Session.Get().Keys);
+        Assert.Null(await _server.SessionStore.GetAsync(guess));
+    }
+
+    [Fact]
     public async Task Invalidating_the_session_clears_it_on_the_client_and_drops_the_link()
     {
         var client = Client();

@@ -32,6 +32,37 @@ public sealed class UnixSocketTests : IDisposable
     }
 
     [Fact]
+    public async Task A_server_knows_the_process_user_and_group_of_a_unix_socket_client_and_nothing_of_a_tcp_one()
+    {
+        await using var server = new UhuraServer();
+        var connections = new System.Reactive.Subjects.ReplaySubject<Connection>();
+        server.Connections.Subscribe(connections);
+        await server.ListenAsync("unix://" + SocketPath);
+        await using (var client = await UhuraClient.ConnectAsync(server.Uri!).For())
+        {
+            var credentials = (await Wait.First(connections)).PeerCredentials;
+            Assert.NotNull(credentials);
+            Assert.Equal(Environment.ProcessId, credentials.ProcessId);
+            Assert.Equal(GetEffectiveUserId(), credentials.UserId);
+            Assert.Equal(GetEffectiveGroupId(), credentials.GroupId);
+            Assert.Null(client.Connection!.PeerCredentials); // only a server asks
+        }
+
+        await using var tcp = new UhuraServer();
+        var tcpConnections = new System.Reactive.Subjects.ReplaySubject<Connection>();
+        tcp.Connections.Subscribe(tcpConnections);
+        await tcp.ListenAsync("tcp://127.0.0.1:0");
+        await using var tcpClient = await UhuraClient.ConnectAsync(tcp.Uri!).For();
+        Assert.Null((await Wait.First(tcpConnections)).PeerCredentials);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "geteuid")]
+    private static extern uint GetEffectiveUserId();
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getegid")]
+    private static extern uint GetEffectiveGroupId();
+
+    [Fact]
     public async Task The_socket_file_is_owner_only_by_default()
     {
         await using var server = new UhuraServer();
