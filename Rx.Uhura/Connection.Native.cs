@@ -80,6 +80,11 @@ public sealed partial class Connection
 
     private ValueTask HandleNativeFrame(in NativeFrame frame)
     {
+        if (_refused)
+        {
+            return ValueTask.CompletedTask;
+        }
+
         if (_peerClosed)
         {
             throw new ProtocolException($"A {frame.Type} frame arrived after the peer's Close.");
@@ -96,6 +101,13 @@ public sealed partial class Connection
                 return ValueTask.CompletedTask;
             case NativeFrameType.Hello or NativeFrameType.Welcome:
                 throw new ProtocolException($"Unexpected {frame.Type} frame.");
+            case NativeFrameType.Close when !IsServer && !_welcomed:
+                // The server turned the client away instead of welcoming it.
+                _peerClosed = true;
+                Shutdown(frame.CloseCode == NativeCloseCodes.Unauthorized
+                    ? new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(frame.Reason.Length > 0 ? frame.Reason : "Not authorized.") { ConnectionId = Id })
+                    : new DisconnectInfo(DisconnectReason.RemoteClose));
+                return ValueTask.CompletedTask;
         }
 
         if (!_handshakeDone)
@@ -256,7 +268,7 @@ public sealed partial class Connection
         lock (_gate)
         {
             _pending.Write(NativePreface.Bytes);
-            NativeFrameWriter.WriteHello(_pending, NativePreface.Version, features, Session.Id ?? string.Empty, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session);
+            NativeFrameWriter.WriteHello(_pending, NativePreface.Version, features, Session.Id ?? string.Empty, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken);
             _wroteFirst = true;
             ScheduleWriteLocked();
         }
@@ -268,6 +280,11 @@ public sealed partial class Connection
         if (hello.Version != NativePreface.Version)
         {
             throw new ProtocolException($"Hello asks for version {hello.Version}.");
+        }
+
+        if (!await AuthenticateAsync(hello.Token).ConfigureAwait(false))
+        {
+            return;
         }
 
         Session.ApplyRemote(ParseJson<JObject>(hello.Session, "Hello"));

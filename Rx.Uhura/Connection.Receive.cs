@@ -17,6 +17,12 @@ public sealed partial class Connection
     private bool _invalidated;
     private bool _startReceived;
 
+    /// <summary>Server: the client was refused at the handshake; whatever else it sends is ignored until the link ends.</summary>
+    private bool _refused;
+
+    /// <summary>Server: why the link ends, once the client was refused (whichever side then closes first).</summary>
+    private DisconnectInfo? _refusal;
+
     /// <summary>Cuts the Node wire's JSON array into elements (made once the link turns out to speak it).</summary>
     private JsonArrayFramer Framer => _framerInstance ??= new JsonArrayFramer(_options.MaxMessageSize);
 
@@ -131,6 +137,11 @@ public sealed partial class Connection
     /// </summary>
     private ValueTask HandleNodeElement(byte[] element)
     {
+        if (_refused)
+        {
+            return ValueTask.CompletedTask;
+        }
+
         var scan = NodeElementScanner.Scan(element, _options.MaxJsonDepth, Names);
         if (scan.Name is not { Length: > 0 } name)
         {
@@ -206,6 +217,10 @@ public sealed partial class Connection
                 return ValueTask.CompletedTask;
             case "invalidateSession" when !IsServer:
                 HandleInvalidated();
+                return ValueTask.CompletedTask;
+            case "_unauthorized" when !IsServer && !_handshakeDone:
+                var why = array.Count > 1 && array[1] is JObject refusal && refusal["reason"] is { Type: JTokenType.String } text ? (string)text! : "Not authorized.";
+                Shutdown(new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(why) { ConnectionId = Id }));
                 return ValueTask.CompletedTask;
             case "invalidateSession":
                 throw new ProtocolException("A client cannot invalidate the session.");
@@ -412,12 +427,91 @@ public sealed partial class Connection
         return (sessionId, stored is not null);
     }
 
+    /// <summary>
+    /// Server: asks <see cref="UhuraServerOptions.Authenticate"/> about the client, before any session is looked up. A
+    /// refusal is told to the client (native: a Close frame with <see cref="Protocol.Native.NativeCloseCodes.Unauthorized"/>;
+    /// Node wire: an <c>_unauthorized</c> element), written out, and the link ends; false then.
+    /// </summary>
+    private async ValueTask<bool> AuthenticateAsync(string? token)
+    {
+        if (_server!.Authenticate is not { } authenticate)
+        {
+            return true;
+        }
+
+        AuthenticationResult result;
+        try
+        {
+            result = await authenticate(new AuthenticationRequest(Id, _wire ?? WireProtocol.NodeUhura, token, PeerCredentials), _readCancel.Token).ConfigureAwait(false)
+                ?? AuthenticationResult.Refuse("Not authorized.");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _logger.LogError(ex, "Connection {Id}: the authentication callback threw; the client is refused", Id);
+            result = AuthenticationResult.Refuse("Authentication failed.");
+        }
+
+        if (result.IsAccepted)
+        {
+            return true;
+        }
+
+        var reason = result.Reason ?? "Not authorized.";
+        _logger.LogInformation("Connection {Id}: refused at the handshake: {Reason}", Id, reason);
+        lock (_gate)
+        {
+            if (_wire == WireProtocol.Native)
+            {
+                _pending.Write(Protocol.Native.NativePreface.Bytes);
+                Protocol.Native.NativeFrameWriter.WriteClose(_pending, Protocol.Native.NativeCloseCodes.Unauthorized, reason);
+                _wroteFirst = true;
+                _outputEnded = true;
+            }
+            else
+            {
+                WriteSeparatorLocked();
+                NodeWireCodec.WriteLegacy(_pending, NodeWireCodec.EncodePayload("_unauthorized", [new JObject { ["reason"] = reason }], _serializer));
+                EndOutputLocked();
+            }
+
+            ScheduleWriteLocked();
+        }
+
+        _refusal = new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(reason) { ConnectionId = Id });
+        _refused = true;
+        _ = CloseRefusedAsync(); // the read loop writes the refusal when its batch ends
+        return false;
+    }
+
+    /// <summary>Server: once the refusal is written (or <see cref="ConnectionOptions.CloseTimeout"/> passed), half-closes and ends the link.</summary>
+    private async Task CloseRefusedAsync()
+    {
+        using (var linger = new CancellationTokenSource(_options.CloseTimeout, _options.TimeProvider))
+        {
+            try
+            {
+                await WhenDrainedAsync().WaitAsync(linger.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        HalfClose();
+        Shutdown(_refusal!);
+    }
+
     /// <summary>Server: the client asked to start. Resume its session if the store knows the id, else start a new one.</summary>
     private async ValueTask HandleStartAsync(JArray array)
     {
         var config = array.Count > 1 ? array[1] as JObject : null;
         var objectMode = JsonTruthiness.IsTruthy(config?["objectMode"]);
         var acks = objectMode && _options.EnableAcks && JsonTruthiness.IsTruthy(config?["enableAcks"]);
+        if (!await AuthenticateAsync(config?["auth"] is { Type: JTokenType.String } auth ? (string?)auth : null).ConfigureAwait(false))
+        {
+            return;
+        }
+
         var presentedId = Session.Snapshot.TryGetValue(UhuraSession.IdKey, out var idToken) && idToken.Type == JTokenType.String ? (string?)idToken : null;
         var (sessionId, stored) = await ResolveSessionAsync(presentedId).ConfigureAwait(false);
         if (stored)
@@ -463,6 +557,11 @@ public sealed partial class Connection
         var session = new JObject(snapshot.Select(kv => new JProperty(kv.Key, kv.Value)));
         WriteInternal(NodeWireCodec.EncodePayload("_set", [session], _serializer));
         var features = new JObject { ["objectMode"] = true, ["enableAcks"] = _options.EnableAcks };
+        if (_authToken is not null)
+        {
+            features["auth"] = _authToken; // a Node server ignores options it does not know
+        }
+
         WriteInternal(NodeWireCodec.EncodePayload("start", [features], _serializer));
     }
 

@@ -39,6 +39,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly byte[] _idPrefixUtf8;
 
     private WireProtocol? _wire;
+    private string? _authToken;
 
     private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server, string idPrefix)
     {
@@ -151,9 +152,9 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     }
 
     /// <summary>A client's link; <paramref name="idPrefix"/> is the client's, so ids stay the same when it resends on a new link.</summary>
-    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix, WireProtocol protocol, NativeStream nativeStream)
+    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix, WireProtocol protocol, NativeStream nativeStream, string? authToken = null)
     {
-        var connection = new Connection(stream, isServer: false, session, options, server: null, idPrefix);
+        var connection = new Connection(stream, isServer: false, session, options, server: null, idPrefix) { _authToken = authToken };
         connection._wire = protocol;
         connection._native = protocol == WireProtocol.Native ? nativeStream : null;
         return connection;
@@ -258,6 +259,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// <summary>Ends the link once: fails or hands over what was not delivered, completes the observables.</summary>
     private void Shutdown(DisconnectInfo info)
     {
+        info = _refusal ?? info; // a refused client's link ends as refused, however the socket closes
         List<OutboundMessage> undelivered;
         lock (_gate)
         {
@@ -354,6 +356,9 @@ internal interface IServerContext
     WireProtocol? OnlyWire { get; }
 
     Server.ServerSessions Sessions { get; }
+
+    /// <summary>The server's authentication callback, if any.</summary>
+    Func<AuthenticationRequest, CancellationToken, ValueTask<AuthenticationResult>>? Authenticate { get; }
 
     /// <summary>The handshake completed: publish the connection (runs before <c>connect</c> is sent).</summary>
     void OnReady(Connection connection);

@@ -17,6 +17,9 @@ public enum DisconnectReason
 
     /// <summary>The server invalidated the session.</summary>
     SessionInvalidated,
+
+    /// <summary>The server refused the client at the handshake; <see cref="DisconnectInfo.Error"/> is an <see cref="AuthenticationFailedException"/>.</summary>
+    Unauthorized,
 }
 
 /// <summary>The end of a link: why, and the error when there was one.</summary>

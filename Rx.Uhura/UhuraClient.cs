@@ -462,7 +462,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             throw new UhuraException($"Connecting failed: {ex.Message}", ex);
         }
 
-        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection, _idPrefix, _options.Protocol, _nativeStream);
+        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection, _idPrefix, _options.Protocol, _nativeStream, _options.AuthToken);
         link.UndeliveredHandler = Requeue;
         link.Events.Subscribe(_events.OnNext); // ends when the link's Events completes
         Attach(link);
@@ -477,6 +477,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             // The link ended during the handshake: a failed attempt, not a connection.
             Detach(link);
             var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(false);
+            if (info.Error is AuthenticationFailedException refused)
+            {
+                throw refused; // not retried: the same credentials would be refused again
+            }
+
             throw new UhuraException($"The connection ended during the handshake ({info.Reason}).", info.Error) { ConnectionId = link.Id };
         }
         catch (OperationCanceledException)
@@ -509,7 +514,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                     return;
                 }
 
-                if (Volatile.Read(ref _reconnect) is { MaxAttempts: not null })
+                if (error is not AuthenticationFailedException && Volatile.Read(ref _reconnect) is { MaxAttempts: not null })
                 {
                     error = new ReconnectFailedException(Volatile.Read(ref _lastAttempt), error);
                 }

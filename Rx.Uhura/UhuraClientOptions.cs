@@ -42,6 +42,12 @@ public sealed record UhuraClientOptions
     /// </summary>
     public bool? QueueWhileDisconnected { get; init; }
 
+    /// <summary>
+    /// A token presented to the server at every handshake, for its <see cref="UhuraServerOptions.Authenticate"/> callback
+    /// (native: in <c>Hello</c>; Node uhura wire: in <c>start</c>'s options, which a Node server ignores). Null = none.
+    /// </summary>
+    public string? AuthToken { get; init; }
+
     /// <summary>Whether sends wait for a link, after <see cref="QueueWhileDisconnected"/> and the protocol's default.</summary>
     internal bool QueuesWhileDisconnected => QueueWhileDisconnected ?? Protocol != WireProtocol.SocketIpc;
 

@@ -261,6 +261,8 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
     Server.ServerSessions IServerContext.Sessions => Sessions;
 
+    Func<AuthenticationRequest, CancellationToken, ValueTask<AuthenticationResult>>? IServerContext.Authenticate => _options.Authenticate;
+
     void IServerContext.OnReady(Connection connection)
     {
         lock (_publishGate)

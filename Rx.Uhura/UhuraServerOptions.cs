@@ -21,6 +21,15 @@ public sealed record UhuraServerOptions
     /// </summary>
     public TimeSpan? SessionTimeToLive { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Decides at the handshake whether a client may connect, from the token it presents
+    /// (<see cref="UhuraClientOptions.AuthToken"/>) and, over a Unix socket, its process credentials. It runs before any
+    /// session is looked up: a refused client gets an <see cref="AuthenticationFailedException"/> with the reason, no
+    /// session is created or resumed, and the connection is closed. A callback that throws refuses. Null (the default)
+    /// lets everyone in. Native and Node uhura wires (socket-ipc has no handshake).
+    /// </summary>
+    public Func<AuthenticationRequest, CancellationToken, ValueTask<AuthenticationResult>>? Authenticate { get; init; }
+
     /// <summary>Whether to accept clients speaking the native protocol. Default true.</summary>
     public bool AcceptNative { get; init; } = true;
 

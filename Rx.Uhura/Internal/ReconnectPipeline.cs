@@ -10,7 +10,7 @@ internal static class ReconnectPipeline
     {
         var retry = new RetryStrategyOptions
         {
-            ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is { } e && e is not OperationCanceledException and not ResubscribeNowException),
+            ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is { } e && e is not OperationCanceledException and not ResubscribeNowException and not AuthenticationFailedException),
             BackoffType = DelayBackoffType.Exponential,
             Delay = options.FirstDelay,
             MaxDelay = options.MaxDelay,

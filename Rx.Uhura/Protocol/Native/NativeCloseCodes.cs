@@ -14,4 +14,7 @@ internal static class NativeCloseCodes
 
     /// <summary>The session was invalidated; a client that reconnects starts a new session.</summary>
     public const ushort SessionInvalidated = 3;
+
+    /// <summary>Server → client, instead of <c>Welcome</c>: the server refused the client (authentication); the reason says why. The client does not retry.</summary>
+    public const ushort Unauthorized = 4;
 }

@@ -15,4 +15,7 @@ internal enum NativeFeatures : uint
 
     /// <summary>The session's streams survive a dropped link: unacknowledged frames are resent on the next link. Requires <see cref="Acks"/>.</summary>
     Resume = 4,
+
+    /// <summary>Hello only: the frame carries an authentication token (a string after the heartbeat interval). Never granted back.</summary>
+    Auth = 8,
 }

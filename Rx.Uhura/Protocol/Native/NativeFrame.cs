@@ -23,6 +23,7 @@ internal readonly struct NativeFrame
     private readonly ushort _closeCode;
     private readonly byte _version;
     private readonly bool _resumed;
+    private readonly string? _token;
 
     private NativeFrame(
         NativeFrameType type,
@@ -33,8 +34,10 @@ internal readonly struct NativeFrame
         uint heartbeatIntervalMs = 0,
         ushort closeCode = 0,
         byte version = 0,
-        bool resumed = false)
+        bool resumed = false,
+        string? token = null)
     {
+        _token = token;
         Type = type;
         _number = number;
         _text = text;
@@ -57,6 +60,9 @@ internal readonly struct NativeFrame
 
     /// <summary>Hello: the session to resume (empty = none); Welcome: the session's id.</summary>
     public string SessionId => Is(Handshake) ? _text! : throw NotCarried(nameof(SessionId));
+
+    /// <summary>Hello: the authentication token, when <see cref="NativeFeatures.Auth"/> is set; else null.</summary>
+    public string? Token => Type == NativeFrameType.Hello ? _token : throw NotCarried(nameof(Token));
 
     /// <summary>Welcome: true when the link continues the previous link's session and streams.</summary>
     public bool Resumed => Type == NativeFrameType.Welcome ? _resumed : throw NotCarried(nameof(Resumed));
@@ -92,8 +98,8 @@ internal readonly struct NativeFrame
     public string Reason => Type == NativeFrameType.Close ? _text! : throw NotCarried(nameof(Reason));
 
     /// <summary>A Hello frame.</summary>
-    public static NativeFrame CreateHello(byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlyMemory<byte> session)
-        => new(NativeFrameType.Hello, lastReceivedSeq, sessionId, session, features, heartbeatIntervalMs, version: version);
+    public static NativeFrame CreateHello(byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlyMemory<byte> session, string? token = null)
+        => new(NativeFrameType.Hello, lastReceivedSeq, sessionId, session, features, heartbeatIntervalMs, version: version, token: token);
 
     /// <summary>A Welcome frame.</summary>
     public static NativeFrame CreateWelcome(byte version, NativeFeatures features, string sessionId, bool resumed, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlyMemory<byte> session)

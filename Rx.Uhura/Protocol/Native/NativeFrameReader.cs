@@ -66,19 +66,24 @@ internal static class NativeFrameReader
         return false;
     }
 
+    private static NativeFrame ReadHello(ref Body body)
+    {
+        var version = body.ReadByte("version");
+        var features = (NativeFeatures)body.ReadUInt32("features");
+        var sessionId = body.ReadString("session id");
+        var lastReceived = body.ReadUInt64("last received sequence number");
+        var heartbeat = body.ReadUInt32("heartbeat interval");
+        var token = (features & NativeFeatures.Auth) != 0 ? body.ReadString("authentication token") : null;
+        return NativeFrame.CreateHello(version, features, sessionId, lastReceived, heartbeat, body.ReadJsonToEnd("session"), token);
+    }
+
     /// <summary>Decodes the type byte and body of one frame.</summary>
     private static NativeFrame Decode(in ReadOnlySequence<byte> content, Utf8NameCache? names)
     {
         var body = new Body(content);
         var frame = body.Type switch
         {
-            NativeFrameType.Hello => NativeFrame.CreateHello(
-                body.ReadByte("version"),
-                (NativeFeatures)body.ReadUInt32("features"),
-                body.ReadString("session id"),
-                body.ReadUInt64("last received sequence number"),
-                body.ReadUInt32("heartbeat interval"),
-                body.ReadJsonToEnd("session")),
+            NativeFrameType.Hello => ReadHello(ref body),
             NativeFrameType.Welcome => NativeFrame.CreateWelcome(
                 body.ReadByte("version"),
                 (NativeFeatures)body.ReadUInt32("features"),

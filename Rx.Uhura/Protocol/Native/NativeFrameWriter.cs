@@ -20,19 +20,30 @@ internal static class NativeFrameWriter
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    /// <summary>Writes a Hello frame (client → server).</summary>
-    public static void WriteHello(IBufferWriter<byte> output, byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlySpan<byte> sessionJson)
+    /// <summary>
+    /// Writes a Hello frame (client → server). An authentication token, when not null, is written after the heartbeat
+    /// interval and <see cref="NativeFeatures.Auth"/> is set.
+    /// </summary>
+    public static void WriteHello(IBufferWriter<byte> output, byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlySpan<byte> sessionJson, string? token = null)
     {
         var id = Utf8Length(sessionId, nameof(sessionId));
+        var tokenLength = token is null ? 0 : Utf8Length(token, nameof(token));
+        features = token is null ? features & ~NativeFeatures.Auth : features | NativeFeatures.Auth;
         RequireJson(sessionJson.Length, nameof(sessionJson));
-        var fixedSize = 1 + 4 + 2 + id + 8 + 4;
+        var fixedSize = 1 + 4 + 2 + id + 8 + 4 + (token is null ? 0 : 2 + tokenLength);
         var span = Begin(output, NativeFrameType.Hello, fixedSize, sessionJson.Length);
         span[0] = version;
         BinaryPrimitives.WriteUInt32BigEndian(span[1..], (uint)features);
         var rest = WriteString(span[5..], sessionId, id);
         BinaryPrimitives.WriteUInt64BigEndian(rest, lastReceivedSeq);
         BinaryPrimitives.WriteUInt32BigEndian(rest[8..], heartbeatIntervalMs);
-        sessionJson.CopyTo(rest[12..]);
+        rest = rest[12..];
+        if (token is not null)
+        {
+            rest = WriteString(rest, token, tokenLength);
+        }
+
+        sessionJson.CopyTo(rest);
         output.Advance(Prefix + fixedSize + sessionJson.Length);
     }
 
