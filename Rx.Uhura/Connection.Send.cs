@@ -269,6 +269,22 @@ public sealed partial class Connection : ISessionSink
         }
     }
 
+    /// <summary>
+    /// <see cref="SlowConsumerPolicy.Disconnect"/>: nothing more is written to this peer, and the link ends (off the
+    /// caller's lock) with a <see cref="SlowConsumerException"/>. The message is handed over with the undelivered ones.
+    /// </summary>
+    private OutboundMessage? _slowConsumerHeld;
+
+    private void DisconnectSlowConsumerLocked(OutboundMessage message)
+    {
+        var waiting = _pending.WrittenCount;
+        _outputEnded = true;
+        _slowConsumerHeld = message;
+        var error = new SlowConsumerException($"Connection {Id} read too slowly: {waiting} bytes waited to be written (MaxOutboundBufferBytes {_options.MaxOutboundBufferBytes}); it was disconnected.") { ConnectionId = Id };
+        _logger.LogWarning("Connection {Id}: disconnected as a slow consumer ({Bytes} bytes waiting)", Id, waiting);
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Connection.Shutdown(new DisconnectInfo(DisconnectReason.SlowConsumer, state.Error)), (Connection: this, Error: error), preferLocal: false);
+    }
+
     private void WriteMessageLocked(OutboundMessage message)
     {
         if (_outputEnded)
@@ -279,6 +295,12 @@ public sealed partial class Connection : ISessionSink
 
         if (_pending.WrittenCount + message.Payload.Length > _options.MaxOutboundBufferBytes && _pending.WrittenCount > 0)
         {
+            if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)
+            {
+                DisconnectSlowConsumerLocked(message);
+                return;
+            }
+
             message.Fail(new OutboundBufferFullException(message.Name, $"{_pending.WrittenCount} bytes already wait to be written.") { ConnectionId = Id });
             return;
         }
@@ -594,6 +616,12 @@ public sealed partial class Connection : ISessionSink
         list.AddRange(_writingWaiters);
         list.AddRange(_pendingWaiters);
         list.AddRange(_preReady);
+        if (_slowConsumerHeld is { } held)
+        {
+            list.Add(held);
+            _slowConsumerHeld = null;
+        }
+
         _inflight.Clear();
         _writingWaiters.Clear();
         _pendingWaiters.Clear();

@@ -19,8 +19,11 @@ public sealed record ConnectionOptions
     /// <summary>Sends that may wait for the link to be ready; past this a send fails with <see cref="OutboundBufferFullException"/>. Default 10,000.</summary>
     public int MaxQueuedMessages { get; init; } = UhuraDefaults.MaxQueuedMessages;
 
-    /// <summary>Bytes that may wait to be written to the socket; past this a send fails with <see cref="OutboundBufferFullException"/>. Default 64 MiB.</summary>
+    /// <summary>Bytes that may wait to be written to the socket; past this <see cref="SlowConsumerPolicy"/> applies. Default 64 MiB.</summary>
     public long MaxOutboundBufferBytes { get; init; } = UhuraDefaults.MaxOutboundBufferBytes;
+
+    /// <summary>What happens when <see cref="MaxOutboundBufferBytes"/> is reached: the send fails (default) or the slow peer is disconnected.</summary>
+    public SlowConsumerPolicy SlowConsumerPolicy { get; init; } = SlowConsumerPolicy.FailSend;
 
     /// <summary>Whether to ask for (client) or grant (server) acknowledgements. Default true.</summary>
     public bool EnableAcks { get; init; } = true;

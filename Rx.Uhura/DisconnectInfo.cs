@@ -18,6 +18,9 @@ public enum DisconnectReason
     /// <summary>The server invalidated the session.</summary>
     SessionInvalidated,
 
+    /// <summary>The peer read too slowly and <see cref="SlowConsumerPolicy.Disconnect"/> ended the link; <see cref="DisconnectInfo.Error"/> is a <see cref="SlowConsumerException"/>.</summary>
+    SlowConsumer,
+
     /// <summary>The server refused the client at the handshake; <see cref="DisconnectInfo.Error"/> is an <see cref="AuthenticationFailedException"/>.</summary>
     Unauthorized,
 }

@@ -1,0 +1,98 @@
+using System.Net.Sockets;
+using System.Reactive.Linq;
+using Rx.Uhura.Tests.Core;
+
+namespace Rx.Uhura.Tests.Security;
+
+/// <summary>A client that stops reading: the server's buffer for it is bounded, the policy applies, other clients go on.</summary>
+public sealed class SlowConsumerTests : IAsyncLifetime
+{
+    private static readonly string Blob = new('x', 64 * 1024);
+    private readonly List<IAsyncDisposable> _owned = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var owned in Enumerable.Reverse(_owned))
+        {
+            await owned.DisposeAsync();
+        }
+    }
+
+    private async Task<(UhuraServer Server, IObservable<int> Received, Connection Slow)> StartAsync(SlowConsumerPolicy policy)
+    {
+        var server = new UhuraServer(new UhuraServerOptions
+        {
+            Connection = ConnectionOptions.Default with { MaxOutboundBufferBytes = 256 * 1024, SlowConsumerPolicy = policy },
+        });
+        _owned.Add(server);
+        var ready = new System.Reactive.Subjects.ReplaySubject<Connection>();
+        server.Connections.Subscribe(ready);
+        await server.ListenAsync("tcp://127.0.0.1:0");
+
+        var good = await UhuraClient.ConnectAsync(server.Uri!).For();
+        _owned.Add(good);
+        var received = good.Event("blob").Select((_, i) => i + 1).Replay(1);
+        _owned.Add(new SubscriptionBox(received.Connect()));
+
+        // The slow client: a bare socket with a small receive buffer that completes the Node handshake and never reads.
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+        await socket.ConnectAsync(Rx.Uhura.Transport.UhuraEndpoint.Parse(server.Uri!)).For();
+        var slow = RawPeer.Wrap(socket);
+        _owned.Add(slow);
+        await slow.HandshakeAsync();
+        return (server, received, await Wait.First(ready.Skip(1)));
+    }
+
+    [Fact]
+    public async Task With_Disconnect_the_slow_client_is_dropped_with_a_reason_and_the_others_get_everything()
+    {
+        var (server, received, slow) = await StartAsync(SlowConsumerPolicy.Disconnect);
+        var dropped = Wait.First(server.Errors.OfType<SlowConsumerException>());
+        var sent = 0;
+        while (!dropped.IsCompleted && sent < 2000)
+        {
+            server.Broadcast("blob", Blob);
+            sent++;
+            await Task.Yield();
+        }
+
+        Assert.True(dropped.IsCompleted, $"not dropped after {sent} broadcasts of 64 KiB");
+        Assert.Contains("read too slowly", (await dropped).Message);
+        var info = await Wait.First(slow.Disconnected);
+        Assert.Equal(DisconnectReason.SlowConsumer, info.Reason);
+        Assert.IsType<SlowConsumerException>(info.Error);
+        Assert.Equal(1, server.Broadcast("blob", Blob));
+        sent++;
+        await Wait.First(received, count => count == sent);
+    }
+
+    [Fact]
+    public async Task With_FailSend_sends_to_the_slow_client_fail_it_stays_and_the_others_get_everything()
+    {
+        var (server, received, slow) = await StartAsync(SlowConsumerPolicy.FailSend);
+        var sent = 0;
+        var reached = 2;
+        while (reached == 2 && sent < 2000)
+        {
+            reached = server.Broadcast("blob", Blob);
+            sent++;
+            await Task.Yield();
+        }
+
+        Assert.Equal(1, reached); // the slow client's buffer is full: its copy failed, the good client's did not
+        Assert.Equal(2, server.ActiveConnections.Count); // nobody was disconnected
+        Assert.True(slow.IsConnected);
+        await Wait.First(received, count => count == sent);
+    }
+
+    private sealed class SubscriptionBox(IDisposable subscription) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            subscription.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
