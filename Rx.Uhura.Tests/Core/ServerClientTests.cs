@@ -327,6 +327,20 @@ public abstract class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Closing_the_server_drains_sends_in_flight_until_the_client_acknowledged_them()
+    {
+        var client = Client();
+        var received = client.Event("n").Select((_, i) => i + 1).Replay(1);
+        using var _ = received.Connect();
+        await client.WhenConnectedAsync().For();
+        var connection = await NextConnection();
+        var sends = Enumerable.Range(0, 2000).Select(i => connection.Send("n", i, new string('x', 200))).ToList();
+        await _server.CloseAsync().For(); // graceful: waits (up to CloseTimeout) for every ack before closing
+        Assert.All(sends, send => Assert.True(send.IsCompletedSuccessfully, send.Exception?.ToString()));
+        Assert.Equal(2000, await received.LastAsync().ToTask().For());
+    }
+
+    [Fact]
     public async Task Connecting_to_a_port_nobody_listens_on_fails_with_a_typed_error_and_closes_the_client()
     {
         using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
