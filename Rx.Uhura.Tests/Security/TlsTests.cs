@@ -138,21 +138,39 @@ public sealed class TlsTests : IAsyncLifetime
         Assert.IsType<TlsException>(await serverError);
     }
 
-    [Fact]
-    public async Task Two_nodes_connect_and_exchange_events_over_tls()
+    public static TheoryData<MeshProtocol> MeshWires => new() { MeshProtocol.Native, MeshProtocol.Masterless };
+
+    [Theory]
+    [MemberData(nameof(MeshWires))]
+    public async Task Two_nodes_connect_and_exchange_events_over_tls(MeshProtocol wire)
     {
         var tls = TrustingCa with { ServerCertificate = TestCertificates.Server };
-        var a = Own(new UhuraNode(new UhuraNodeOptions { NodeId = "a", Tls = tls }));
-        var b = Own(new UhuraNode(new UhuraNodeOptions { NodeId = "b", Tls = tls }));
+        var a = Own(new UhuraNode(new UhuraNodeOptions { NodeId = "a", Tls = tls, Protocol = wire }));
+        var b = Own(new UhuraNode(new UhuraNodeOptions { NodeId = "b", Tls = tls, Protocol = wire }));
         var info = await a.ListenAsync("tls://127.0.0.1:0").For();
         Assert.StartsWith("tls://127.0.0.1:", info, StringComparison.Ordinal);
         await b.ListenAsync("tls://127.0.0.1:0").For();
         Assert.Equal("a", await b.ConnectAsync(info).For());
         await a.WhenConnectedAsync("b").For();
 
-        var atA = Wait.First(a.Event("hello"));
-        b.Emit("hello", 7);
-        Assert.Equal(7, (await atA).Args[0].ToObject<int>());
+        var packet = Wait.First(a.Messages);
+        Assert.True(b.Send("a", new { n = 1 }));
+        Assert.Equal(1, (await packet).Packet["n"]!.ToObject<int>());
+        if (wire == MeshProtocol.Native)
+        {
+            var atA = Wait.First(a.Event("hello"));
+            b.Emit("hello", 7);
+            Assert.Equal(7, (await atA).Args[0].ToObject<int>());
+        }
+    }
+
+    [Fact]
+    public async Task A_node_refusing_the_other_nodes_certificate_fails_to_connect_with_a_tls_error()
+    {
+        var a = Own(new UhuraNode(new UhuraNodeOptions { NodeId = "a", Tls = ServerTls }));
+        var b = Own(new UhuraNode(new UhuraNodeOptions { NodeId = "b", Tls = TlsOptions.Default }));
+        var info = await a.ListenAsync("tls://127.0.0.1:0").For();
+        await Assert.ThrowsAsync<TlsException>(() => b.ConnectAsync(info, keep: false).For());
     }
 
     [Fact]
