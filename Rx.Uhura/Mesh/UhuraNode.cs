@@ -189,6 +189,8 @@ public sealed partial class UhuraNode : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the attempt.</param>
     /// <exception cref="PeerRefusedException">The handshake refused the connection (other channel, itself, full, timeout).</exception>
     /// <exception cref="IOException">The socket could not be opened or was lost during the handshake.</exception>
+    /// <exception cref="TlsException">A <c>tls://</c> peer's certificate was refused, or the TLS handshake failed.</exception>
+    /// <exception cref="ArgumentException">A <c>tls://</c> URI without <see cref="UhuraNodeOptions.Tls"/>.</exception>
     public async Task<string> ConnectAsync(string uri, bool keep = true, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(uri);
