@@ -84,7 +84,7 @@ internal static class Common
     /// <summary>A required endpoint URI option (<c>--listen</c>, <c>--connect</c>).</summary>
     public static Option<string> EndpointOption(string name, string description) => new(name)
     {
-        Description = description + " tcp://HOST:PORT or unix:///ABSOLUTE/PATH.",
+        Description = description + " tcp://HOST:PORT, tls://HOST:PORT (see --tls-*) or unix:///ABSOLUTE/PATH.",
         HelpName = "URI",
         Required = true,
     };

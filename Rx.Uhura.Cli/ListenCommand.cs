@@ -35,8 +35,11 @@ internal static class ListenCommand
         {
             connect, protocol, reconnect, events,
         };
+        var tls = new TlsFlags(TlsFlags.Role.Client);
+        tls.AddTo(command);
         command.SetAction((parse, cancellationToken) => RunAsync(
             parse.GetValue(connect),
+            tls.Read(parse),
             parse.GetValue(protocol),
             parse.GetValue(reconnect),
             parse.GetValue(events) ?? [],
@@ -45,7 +48,7 @@ internal static class ListenCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string? uri, string? protocol, bool reconnect, string[] eventNames, bool verbose, CancellationToken stop)
+    private static async Task<int> RunAsync(string? uri, Transport.TlsOptions? tls, string? protocol, bool reconnect, string[] eventNames, bool verbose, CancellationToken stop)
     {
         var wire = Common.ParseClientProtocol(protocol);
         var endPoint = Common.ParseEndpoint(uri, wire);
@@ -63,6 +66,7 @@ internal static class ListenCommand
             ConnectTimeout = Common.AttemptTimeout,
             Reconnect = reconnect ? Common.Reconnect : null,
             Protocol = wire,
+            Tls = tls,
         };
 
         var closed = new TaskCompletionSource<ConnectionState>(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -73,9 +73,12 @@ internal static class NodeCommand
         {
             id, listen, connect, channel, protocol,
         };
+        var tls = new TlsFlags(TlsFlags.Role.Node);
+        tls.AddTo(command);
         command.SetAction((parse, cancellationToken) => RunAsync(
             new Settings(
                 parse.GetValue(id),
+                tls.Read(parse),
                 parse.GetValue(listen),
                 parse.GetValue(connect) ?? [],
                 parse.GetValue(channel),
@@ -85,7 +88,7 @@ internal static class NodeCommand
         return command;
     }
 
-    private sealed record Settings(string? Id, string? Listen, string[] Connect, string? Channel, string? Protocol, bool Verbose);
+    private sealed record Settings(string? Id, Transport.TlsOptions? Tls, string? Listen, string[] Connect, string? Channel, string? Protocol, bool Verbose);
 
     private static async Task<int> RunAsync(Settings settings, CancellationToken stop)
     {
@@ -110,7 +113,7 @@ internal static class NodeCommand
             throw new UsageException("--channel cannot be empty.");
         }
 
-        Common.ParseEndpoint(settings.Listen, wire: null);
+        TlsFlags.CheckListen(Common.ParseEndpoint(settings.Listen, wire: null), settings.Tls);
         foreach (var uri in settings.Connect)
         {
             Common.ParseEndpoint(uri, wire: null);
@@ -124,6 +127,7 @@ internal static class NodeCommand
             Protocol = protocol,
             Channel = settings.Channel ?? UhuraNodeOptions.Default.Channel,
             LoggerFactory = logging,
+            Tls = settings.Tls,
         });
 
         var output = new HeldOutput(JsonLines.Stdout);

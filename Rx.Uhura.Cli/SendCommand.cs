@@ -61,9 +61,12 @@ internal static class SendCommand
         {
             connect, protocol, eventName, args, count, waitReply, timeout,
         };
+        var tls = new TlsFlags(TlsFlags.Role.Client);
+        tls.AddTo(command);
         command.SetAction((parse, cancellationToken) => RunAsync(
             new Settings(
                 parse.GetValue(connect),
+                tls.Read(parse),
                 parse.GetValue(protocol),
                 parse.GetValue(eventName) ?? string.Empty,
                 parse.GetValue(args) ?? [],
@@ -76,7 +79,7 @@ internal static class SendCommand
     }
 
     private sealed record Settings(
-        string? Uri, string? Protocol, string EventName, string[] Args, int? Count, bool WaitReply, double TimeoutSeconds, bool Verbose);
+        string? Uri, Transport.TlsOptions? Tls, string? Protocol, string EventName, string[] Args, int? Count, bool WaitReply, double TimeoutSeconds, bool Verbose);
 
     private static async Task<int> RunAsync(Settings settings, CancellationToken stop)
     {
@@ -112,6 +115,7 @@ internal static class SendCommand
             Reconnect = Common.Reconnect,
             Protocol = wire,
             QueueWhileDisconnected = true,
+            Tls = settings.Tls,
         });
         var done = wire == WireProtocol.SocketIpc ? "written" : "acknowledged";
         var progress = new ConnectProgress(logging.CreateLogger("uhura.send"));

@@ -34,8 +34,11 @@ internal static class ServeCommand
         {
             listen, protocol, echo, store,
         };
+        var tls = new TlsFlags(TlsFlags.Role.Server);
+        tls.AddTo(command);
         command.SetAction((parse, cancellationToken) => RunAsync(
             parse.GetValue(listen),
+            tls.Read(parse),
             parse.GetValue(protocol),
             parse.GetValue(echo),
             parse.GetValue(store),
@@ -44,7 +47,7 @@ internal static class ServeCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string? uri, string? protocol, bool echo, string? store, bool verbose, CancellationToken stop)
+    private static async Task<int> RunAsync(string? uri, Transport.TlsOptions? tls, string? protocol, bool echo, string? store, bool verbose, CancellationToken stop)
     {
         var wires = Common.ParseServerProtocol(protocol);
         if (!string.Equals(store, MemoryStore, StringComparison.Ordinal))
@@ -53,6 +56,7 @@ internal static class ServeCommand
         }
 
         var endPoint = Common.ParseEndpoint(uri, wires.Only);
+        TlsFlags.CheckListen(endPoint, tls);
         var output = JsonLines.Stdout;
         using var logging = Common.CreateLoggerFactory(verbose);
         var server = new UhuraServer(new UhuraServerOptions
@@ -61,6 +65,7 @@ internal static class ServeCommand
             AcceptNative = wires.AcceptNative,
             AcceptNodeUhura = wires.AcceptNodeUhura,
             Protocol = wires.Only,
+            Tls = tls,
         });
 
         // "listening" is the first line: a connection accepted before it was written waits for it.

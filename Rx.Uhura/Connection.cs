@@ -221,7 +221,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
                 }
 
                 await WhenDrainedAsync().WaitAsync(deadline.Token).ConfigureAwait(false);
-                HalfClose();
+                await Transport.HalfClose.SendAsync(_stream).ConfigureAwait(false);
                 await _readLoop.WaitAsync(deadline.Token).ConfigureAwait(false);
             }
         }
@@ -239,20 +239,6 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         if (_server is not null)
         {
             await Session.FlushAsync().ConfigureAwait(false);
-        }
-    }
-
-    private void HalfClose()
-    {
-        if (_stream is System.Net.Sockets.NetworkStream network)
-        {
-            try
-            {
-                network.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-            }
         }
     }
 

@@ -74,14 +74,20 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Creates a client that connects to an endpoint URI (<c>tcp://HOST:PORT</c> or <c>unix:///PATH</c>) in the background.</summary>
+    /// <summary>
+    /// Creates a client that connects to an endpoint URI (<c>tcp://HOST:PORT</c>, <c>tls://HOST:PORT</c> with
+    /// <see cref="UhuraClientOptions.Tls"/>, or <c>unix:///PATH</c>) in the background.
+    /// </summary>
+    /// <exception cref="ArgumentException">A <c>tls://</c> endpoint without <see cref="UhuraClientOptions.Tls"/>.</exception>
     public static UhuraClient Connect(string uri, UhuraClientOptions? options = null) => Connect(UhuraEndpoint.Parse(uri), options);
 
     /// <summary>Creates a client that connects to <paramref name="endPoint"/> in the background.</summary>
+    /// <exception cref="ArgumentException">A <see cref="TlsEndPoint"/> without <see cref="UhuraClientOptions.Tls"/>.</exception>
     public static UhuraClient Connect(EndPoint endPoint, UhuraClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
-        var transport = (options ?? UhuraClientOptions.Default).Transport;
+        var settings = options ?? UhuraClientOptions.Default;
+        var transport = TlsTransport.For(endPoint, settings.Transport, settings.Tls, nameof(UhuraClientOptions), settings.Connection.TimeProvider);
         var client = new UhuraClient(ct => transport.ConnectAsync(endPoint, ct), options);
         client.Start();
         return client;

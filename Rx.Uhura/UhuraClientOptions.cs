@@ -21,6 +21,12 @@ public sealed record UhuraClientOptions
     /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
     public ITransport Transport { get; init; } = SocketTransport.Instance;
 
+    /// <summary>
+    /// TLS settings for <c>tls://</c> endpoints (a <see cref="TlsEndPoint"/>), which are opened with a
+    /// <see cref="TlsTransport"/> over <see cref="Transport"/>. Null (the default) = a <c>tls://</c> endpoint is refused.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
+
     /// <summary>How long one connection attempt (socket and handshake) may take. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -61,6 +67,7 @@ public sealed record UhuraClientOptions
     {
         ArgumentNullException.ThrowIfNull(Connection);
         ArgumentNullException.ThrowIfNull(Transport);
+        Tls?.Validate();
         Connection.Validate();
         Reconnect?.Validate();
         if (ConnectTimeout <= TimeSpan.Zero)

@@ -17,4 +17,7 @@ public static class UhuraDefaults
 
     /// <summary>How long a graceful close waits for queued sends and acknowledgements: 5 seconds.</summary>
     public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a TLS handshake may take before the connection is dropped: 10 seconds.</summary>
+    public static readonly TimeSpan TlsHandshakeTimeout = TimeSpan.FromSeconds(10);
 }

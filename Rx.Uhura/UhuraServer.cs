@@ -168,15 +168,19 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     /// <summary>The bound endpoint (with the real port), once listening.</summary>
     public EndPoint? EndPoint => _listener?.EndPoint;
 
-    /// <summary>The bound endpoint as a URI (<c>tcp://127.0.0.1:PORT</c>, <c>unix:///path</c>), once listening.</summary>
+    /// <summary>The bound endpoint as a URI (<c>tcp://127.0.0.1:PORT</c>, <c>tls://127.0.0.1:PORT</c>, <c>unix:///path</c>), once listening.</summary>
     public string? Uri => EndPoint is { } ep ? UhuraEndpoint.Format(ep) : null;
 
     /// <summary>The connections open now.</summary>
     public IReadOnlyCollection<Connection> ActiveConnections => _active.Keys.ToArray();
 
-    /// <summary>Starts listening on an endpoint URI (<c>tcp://HOST:PORT</c>, port 0 for any; <c>unix:///PATH</c>).</summary>
+    /// <summary>
+    /// Starts listening on an endpoint URI (<c>tcp://HOST:PORT</c>, port 0 for any; <c>tls://HOST:PORT</c> with
+    /// <see cref="UhuraServerOptions.Tls"/>; <c>unix:///PATH</c>).
+    /// </summary>
     /// <returns>The endpoint actually bound.</returns>
     /// <exception cref="InvalidOperationException">The server is already listening or was closed.</exception>
+    /// <exception cref="ArgumentException">A <c>tls://</c> endpoint without <see cref="UhuraServerOptions.Tls"/> or a server certificate.</exception>
     public Task<EndPoint> ListenAsync(string uri, CancellationToken cancellationToken = default)
         => ListenAsync(UhuraEndpoint.Parse(uri), cancellationToken);
 
@@ -185,6 +189,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         ObjectDisposedException.ThrowIf(_closeTask is not null, this);
+        var transport = TlsTransport.For(endPoint, _options.Transport, _options.Tls, nameof(UhuraServerOptions), _options.Connection.TimeProvider);
         if (Interlocked.Exchange(ref _listening, 1) != 0)
         {
             throw new InvalidOperationException("The server is already listening.");
@@ -192,7 +197,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
         try
         {
-            _listener = await _options.Transport.BindAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            _listener = await transport.BindAsync(endPoint, cancellationToken).ConfigureAwait(false);
         }
         catch
         {

@@ -46,10 +46,17 @@ public sealed record UhuraServerOptions
     /// <summary>How sockets are opened. Default: <see cref="SocketTransport"/>.</summary>
     public ITransport Transport { get; init; } = SocketTransport.Instance;
 
+    /// <summary>
+    /// TLS settings for <c>tls://</c> endpoints (a <see cref="TlsEndPoint"/>), which are opened with a
+    /// <see cref="TlsTransport"/> over <see cref="Transport"/>. Null (the default) = a <c>tls://</c> endpoint is refused.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(Connection);
         ArgumentNullException.ThrowIfNull(Transport);
+        Tls?.Validate();
         Connection.Validate();
         if (!AcceptNative && !AcceptNodeUhura)
         {

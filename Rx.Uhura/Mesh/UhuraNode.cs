@@ -123,12 +123,17 @@ public sealed partial class UhuraNode : IAsyncDisposable
         return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
     }
 
-    /// <summary>Listens on <paramref name="endpointUri"/> (<c>tcp://HOST:PORT</c>, port 0 for a free one, or <c>unix:///PATH</c>) and returns <see cref="Info"/>.</summary>
+    /// <summary>
+    /// Listens on <paramref name="endpointUri"/> (<c>tcp://HOST:PORT</c>, port 0 for a free one; <c>tls://HOST:PORT</c>
+    /// with <see cref="UhuraNodeOptions.Tls"/>; or <c>unix:///PATH</c>) and returns <see cref="Info"/>.
+    /// </summary>
     /// <exception cref="InvalidOperationException">The node already listens, or is closed.</exception>
+    /// <exception cref="ArgumentException">A <c>tls://</c> endpoint without <see cref="UhuraNodeOptions.Tls"/> or a server certificate.</exception>
     public async Task<string> ListenAsync(string endpointUri, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpointUri);
         var endPoint = UhuraEndpoint.Parse(endpointUri);
+        TransportFor(endPoint); // a tls:// endpoint without TLS options throws here
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_closed, this);
@@ -143,7 +148,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
         ITransportListener listener;
         try
         {
-            listener = await Options.Transport.BindAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            listener = await TransportFor(endPoint).BindAsync(endPoint, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -184,10 +189,12 @@ public sealed partial class UhuraNode : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the attempt.</param>
     /// <exception cref="PeerRefusedException">The handshake refused the connection (other channel, itself, full, timeout).</exception>
     /// <exception cref="IOException">The socket could not be opened or was lost during the handshake.</exception>
+    /// <exception cref="TlsException">A <c>tls://</c> peer's certificate was refused, or the TLS handshake failed.</exception>
+    /// <exception cref="ArgumentException">A <c>tls://</c> URI without <see cref="UhuraNodeOptions.Tls"/>.</exception>
     public async Task<string> ConnectAsync(string uri, bool keep = true, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        UhuraEndpoint.Parse(uri); // a bad URI throws here, before anything else
+        TransportFor(UhuraEndpoint.Parse(uri)); // a bad URI, or tls:// without TLS options, throws here, before anything else
         if (Protocol == MeshProtocol.Masterless && Info is not { Length: > 0 })
         {
             throw new InvalidOperationException("A masterless node announces its address in the handshake: call ListenAsync before ConnectAsync.");
@@ -461,6 +468,9 @@ public sealed partial class UhuraNode : IAsyncDisposable
         }
     }
 
+    /// <summary>The transport for an endpoint: TLS over <see cref="UhuraNodeOptions.Transport"/> for <c>tls://</c>.</summary>
+    private ITransport TransportFor(System.Net.EndPoint endPoint) => TlsTransport.For(endPoint, Options.Transport, Options.Tls, nameof(UhuraNodeOptions), Time);
+
     /// <summary>Opens a socket to <paramref name="uri"/> and starts an outgoing handshake on it.</summary>
     private async Task<MeshLink> DialAsync(string uri, string? expectedId, bool keep, CancellationToken cancellationToken)
     {
@@ -471,7 +481,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
         Stream stream;
         try
         {
-            stream = await Options.Transport.ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
+            stream = await TransportFor(endPoint).ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {

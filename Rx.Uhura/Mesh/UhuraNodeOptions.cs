@@ -71,6 +71,12 @@ public sealed record UhuraNodeOptions
     /// <summary>The transport. Default <see cref="SocketTransport.Instance"/> (TCP and Unix sockets).</summary>
     public ITransport Transport { get; init; } = SocketTransport.Instance;
 
+    /// <summary>
+    /// TLS settings for <c>tls://</c> endpoints (a <see cref="TlsEndPoint"/>), which are opened with a
+    /// <see cref="TlsTransport"/> over <see cref="Transport"/>. Null (the default) = a <c>tls://</c> endpoint is refused.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
+
     /// <summary>The clock of every timer of the node. Default <see cref="TimeProvider.System"/>; tests pass a virtual one.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -115,6 +121,7 @@ public sealed record UhuraNodeOptions
         ArgumentNullException.ThrowIfNull(Reconnect);
         Reconnect.Validate();
         ArgumentNullException.ThrowIfNull(Transport);
+        Tls?.Validate();
         ArgumentNullException.ThrowIfNull(TimeProvider);
         ArgumentNullException.ThrowIfNull(LoggerFactory);
     }

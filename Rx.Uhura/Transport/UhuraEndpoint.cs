@@ -6,7 +6,8 @@ namespace Rx.Uhura.Transport;
 
 /// <summary>
 /// Parses and formats the endpoint URIs the library and the <c>uhura</c> command accept:
-/// <c>tcp://HOST:PORT</c> (port 0 picks a free port when listening) and <c>unix:///ABSOLUTE/PATH</c>.
+/// <c>tcp://HOST:PORT</c> (port 0 picks a free port when listening), <c>tls://HOST:PORT</c> (TCP with TLS: a
+/// <see cref="TlsEndPoint"/>) and <c>unix:///ABSOLUTE/PATH</c>.
 /// </summary>
 public static class UhuraEndpoint
 {
@@ -26,13 +27,25 @@ public static class UhuraEndpoint
             return Unix(path);
         }
 
+        if (uri.StartsWith("tls://", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                return new TlsEndPoint(Parse("tcp://" + uri["tls://".Length..]));
+            }
+            catch (FormatException ex)
+            {
+                throw new FormatException($"'{uri}' is not a valid tls endpoint: expected tls://HOST:PORT.", ex);
+            }
+        }
+
         if (uri.StartsWith("tcp://", StringComparison.OrdinalIgnoreCase))
         {
             var rest = uri["tcp://".Length..].TrimEnd('/');
             var colon = rest.LastIndexOf(':');
             if (colon <= 0 || colon == rest.Length - 1)
             {
-                throw new FormatException($"'{uri}' is not a valid tcp endpoint: expected tcp://HOST:PORT.");
+                throw new FormatException($"'{uri}' is not a valid tcp endpoint: expected tcp://HOST:PORT (or tls://HOST:PORT).");
             }
 
             var host = rest[..colon];
@@ -49,7 +62,7 @@ public static class UhuraEndpoint
             return IPAddress.TryParse(host, out var address) ? new IPEndPoint(address, port) : new DnsEndPoint(host, port);
         }
 
-        throw new FormatException($"'{uri}' is not a supported endpoint: use tcp://HOST:PORT or unix:///PATH.");
+        throw new FormatException($"'{uri}' is not a supported endpoint: use tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH.");
     }
 
     /// <summary>
@@ -91,6 +104,7 @@ public static class UhuraEndpoint
     /// <summary>Formats an endpoint as a URI (the inverse of <see cref="Parse"/>).</summary>
     public static string Format(EndPoint endPoint) => endPoint switch
     {
+        TlsEndPoint tls => Format(tls.Inner) is var inner && inner.StartsWith("tcp://", StringComparison.Ordinal) ? "tls://" + inner["tcp://".Length..] : "tls+" + inner,
         UnixDomainSocketEndPoint unix => "unix://" + unix.ToString(),
         IPEndPoint { Address.AddressFamily: AddressFamily.InterNetworkV6 } ip => $"tcp://[{ip.Address}]:{ip.Port}",
         IPEndPoint ip => $"tcp://{ip.Address}:{ip.Port}",

@@ -222,15 +222,9 @@ internal sealed class MeshLink
         finally
         {
             // Everything asked for was written (or the link was aborted): half-close so the peer sees the end.
-            try
+            if (!_aborted)
             {
-                if (!_aborted && _stream is System.Net.Sockets.NetworkStream network)
-                {
-                    network.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
-                }
-            }
-            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
-            {
+                await Transport.HalfClose.SendAsync(_stream).ConfigureAwait(false);
             }
         }
     }
