@@ -497,7 +497,7 @@ public sealed partial class Connection
             }
         }
 
-        HalfClose();
+        await Transport.HalfClose.SendAsync(_stream).ConfigureAwait(false);
         Shutdown(_refusal!);
     }
 
