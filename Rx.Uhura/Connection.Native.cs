@@ -121,7 +121,9 @@ public sealed partial class Connection
                 ReceiveNativeEvent(frame);
                 break;
             case NativeFrameType.Set:
-                Session.ApplyRemote(ParseJson<JObject>(frame.Changes, "Set"));
+                var changes = ParseJson<JObject>(frame.Changes, "Set");
+                CheckSessionLimits(changes);
+                Session.ApplyRemote(changes);
                 break;
             case NativeFrameType.Ack when !_acksEnabled:
                 throw new ProtocolException("An Ack arrived on a link without acks.");
@@ -287,7 +289,9 @@ public sealed partial class Connection
             return;
         }
 
-        Session.ApplyRemote(ParseJson<JObject>(hello.Session, "Hello"));
+        var presented = ParseJson<JObject>(hello.Session, "Hello");
+        CheckSessionLimits(presented);
+        Session.ApplyRemote(presented);
         var (sessionId, stored) = await ResolveSessionAsync(hello.SessionId.Length > 0 ? hello.SessionId : null).ConfigureAwait(false);
         _serverSession = await _server!.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
         var stream = _serverSession.Native;

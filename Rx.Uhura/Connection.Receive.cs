@@ -375,9 +375,11 @@ public sealed partial class Connection
         switch (array.Count)
         {
             case >= 3 when array[1].Type == JTokenType.String:
+                CheckSessionLimits([new((string)array[1]!, array[2])]);
                 Session.ApplyRemote((string)array[1]!, array[2]);
                 break;
             case >= 2 when array[1] is JObject values:
+                CheckSessionLimits(values);
                 Session.ApplyRemote(values); // Node sends set({...}) as ["_set", {...}, null]
                 break;
             case 2 when array[1].Type == JTokenType.String:
@@ -425,6 +427,46 @@ public sealed partial class Connection
 
         Session.AttachStore(store, sessionId, _logger);
         return (sessionId, stored is not null);
+    }
+
+    /// <summary>
+    /// Server: refuses a client's session change that would take its session past <see cref="ConnectionOptions.MaxSessionKeys"/>
+    /// or <see cref="ConnectionOptions.MaxSessionBytes"/>, before anything is applied (the connection is then closed).
+    /// </summary>
+    private void CheckSessionLimits(IEnumerable<KeyValuePair<string, JToken?>> changes)
+    {
+        if (!IsServer)
+        {
+            return;
+        }
+
+        var prospective = Session.Snapshot.ToBuilder();
+        foreach (var (key, value) in changes)
+        {
+            if (value is null || value.Type == JTokenType.Undefined)
+            {
+                prospective.Remove(key);
+            }
+            else
+            {
+                prospective[key] = value;
+            }
+        }
+
+        if (prospective.Count > _options.MaxSessionKeys)
+        {
+            throw new ProtocolException($"The session would hold {prospective.Count} keys; the limit is {_options.MaxSessionKeys} (MaxSessionKeys).");
+        }
+
+        long bytes = 0;
+        foreach (var (key, value) in prospective)
+        {
+            bytes += System.Text.Encoding.UTF8.GetByteCount(key) + System.Text.Encoding.UTF8.GetByteCount(value.ToString(Newtonsoft.Json.Formatting.None));
+            if (bytes > _options.MaxSessionBytes)
+            {
+                throw new ProtocolException($"The session would hold more than {_options.MaxSessionBytes} bytes (MaxSessionBytes).");
+            }
+        }
     }
 
     /// <summary>

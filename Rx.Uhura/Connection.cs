@@ -194,6 +194,12 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
                 SendClientHandshake();
             }
         }
+        else if (_options.HandshakeTimeout != Timeout.InfiniteTimeSpan)
+        {
+            // A client that connects and never completes the handshake does not hold a connection forever.
+            _handshakeTimer = _options.TimeProvider.CreateTimer(static state => ((Connection)state!).OnHandshakeDeadline(), this, _options.HandshakeTimeout, Timeout.InfiniteTimeSpan);
+            _ = _ready.Task.ContinueWith(static (_, state) => ((Connection)state!)._handshakeTimer?.Dispose(), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
 
         _readLoop = Task.Run(ReadLoopAsync);
     }
@@ -239,6 +245,17 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         if (_server is not null)
         {
             await Session.FlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private ITimer? _handshakeTimer;
+
+    private void OnHandshakeDeadline()
+    {
+        if (!_ready.Task.IsCompleted)
+        {
+            _logger.LogDebug("Connection {Id}: no handshake within {Timeout}", Id, _options.HandshakeTimeout);
+            Shutdown(new DisconnectInfo(DisconnectReason.ProtocolError, new ProtocolException($"The client did not complete the handshake within {_options.HandshakeTimeout.TotalSeconds:0.###} s.") { ConnectionId = Id }));
         }
     }
 

@@ -25,6 +25,12 @@ public sealed record ConnectionOptions
     /// <summary>What happens when <see cref="MaxOutboundBufferBytes"/> is reached: the send fails (default) or the slow peer is disconnected.</summary>
     public SlowConsumerPolicy SlowConsumerPolicy { get; init; } = SlowConsumerPolicy.FailSend;
 
+    /// <summary>Server: the most keys a client's session may hold; a change beyond it closes the connection with a <see cref="ProtocolException"/>. Default 1,000.</summary>
+    public int MaxSessionKeys { get; init; } = 1_000;
+
+    /// <summary>Server: the most bytes a client's session may hold (keys and values as JSON text); a change beyond it closes the connection with a <see cref="ProtocolException"/>. Default 1 MiB.</summary>
+    public long MaxSessionBytes { get; init; } = 1024 * 1024;
+
     /// <summary>Whether to ask for (client) or grant (server) acknowledgements. Default true.</summary>
     public bool EnableAcks { get; init; } = true;
 
@@ -39,6 +45,13 @@ public sealed record ConnectionOptions
     /// path. Both sides must use the same.
     /// </summary>
     public Protocol.ISocketIpcTranscoder? SocketIpcTranscoder { get; init; }
+
+    /// <summary>
+    /// Server: how long a client may take from connecting to completing the handshake (native <c>Hello</c>, Node wire
+    /// <c>start</c>); a slower one is closed with a <see cref="ProtocolException"/>. <see cref="Timeout.InfiniteTimeSpan"/>
+    /// turns it off. Default 10 s.
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How long a graceful close waits for queued sends and acknowledgements before aborting. Default 5 s.</summary>
     public TimeSpan CloseTimeout { get; init; } = UhuraDefaults.CloseTimeout;
@@ -86,6 +99,21 @@ public sealed record ConnectionOptions
         if (MaxOutboundBufferBytes < 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxOutboundBufferBytes), MaxOutboundBufferBytes, "Must be at least 1 KiB.");
+        }
+
+        if (HandshakeTimeout <= TimeSpan.Zero && HandshakeTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "Must be positive or infinite.");
+        }
+
+        if (MaxSessionKeys < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxSessionKeys), MaxSessionKeys, "Must be positive.");
+        }
+
+        if (MaxSessionBytes < 64)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxSessionBytes), MaxSessionBytes, "Must be at least 64 bytes.");
         }
 
         if (CloseTimeout < TimeSpan.Zero)
