@@ -124,6 +124,11 @@ internal static class FuzzHarness
         }
 
         output.WriteLine($"{protocol}: {cases:N0} cases (seeds {first}..{first + cases - 1}) in {clock.Elapsed.TotalSeconds:F1} s: {decoded:N0} values decoded, {refused:N0} cases refused with a typed error, {pending:N0} left waiting for more data.");
+        if (cases < 1000)
+        {
+            return; // reproducing a few seeds: the proportions below mean nothing
+        }
+
         Assert.True(decoded > cases / 4, $"{protocol}: only {decoded} values decoded in {cases} cases: the generator makes too few valid frames.");
         Assert.True(refused > cases / 10, $"{protocol}: only {refused} of {cases} cases refused: the mutations are too gentle.");
     }
