@@ -157,6 +157,11 @@ public class NativeFuzzTests(ITestOutputHelper output)
         /// <summary>As <c>Connection.ParseJson&lt;JObject&gt;</c>.</summary>
         private static void ParseJson(ReadOnlyMemory<byte> json, string frame)
         {
+            if (!System.Text.Unicode.Utf8.IsValid(json.Span))
+            {
+                throw new DecodeException($"The JSON of a {frame} frame is not valid UTF-8.");
+            }
+
             try
             {
                 using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json.Span)))
