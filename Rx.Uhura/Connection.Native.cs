@@ -193,6 +193,12 @@ public sealed partial class Connection
     private T ParseJson<T>(ReadOnlyMemory<byte> json, string frame)
         where T : JToken
     {
+        if (!System.Text.Unicode.Utf8.IsValid(json.Span))
+        {
+            // Strict, as every other JSON of every wire: a lenient decode would store U+FFFD in the session silently.
+            throw new DecodeException($"The JSON of a {frame} frame is not valid UTF-8.", Convert.ToHexString(json.Span[..Math.Min(json.Length, 64)]));
+        }
+
         try
         {
             using var reader = new JsonTextReader(new StringReader(Encoding.UTF8.GetString(json.Span)))

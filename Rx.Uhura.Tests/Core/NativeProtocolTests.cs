@@ -155,6 +155,20 @@ public sealed class NativeProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_hello_whose_session_json_is_not_utf8_is_a_decode_error()
+    {
+        // Found while writing the native fuzz test: the session JSON was decoded leniently, and the bad bytes became U+FFFD in the session.
+        await using var peer = await RawPeer.ConnectAsync(_server.EndPoint!);
+        await peer.WriteAsync(Frames(b =>
+        {
+            b.Write(NativePreface.Bytes);
+            NativeFrameWriter.WriteHello(b, NativePreface.Version, NativeFeatures.None, string.Empty, 0, 0, [.. "{\"k\":\""u8, 0xFF, .. "\"}"u8]);
+        }));
+        Assert.Contains("UTF-8", (await Wait.First(_errors.OfType<DecodeException>())).Message);
+        await peer.ReadToEndAsync();
+    }
+
+    [Fact]
     public async Task An_event_before_hello_is_a_protocol_error()
     {
         await using var peer = await RawPeer.ConnectAsync(_server.EndPoint!);

@@ -21,7 +21,7 @@ internal static class NodeElementScanner
 {
     private const int SampleBytes = 200;
 
-    /// <exception cref="DecodeException">Not valid UTF-8 or not valid JSON, nesting too deep, or data after the value.</exception>
+    /// <exception cref="DecodeException">Not valid UTF-8 or not valid JSON, nesting too deep, data after the value, or a name or id escaping an unpaired surrogate.</exception>
     /// <exception cref="ProtocolException">Valid JSON, but neither an array nor an object with an <c>args</c> array.</exception>
     public static NodeElement Scan(byte[] element, int maxDepth, Utf8NameCache names)
     {
@@ -60,6 +60,12 @@ internal static class NodeElementScanner
         catch (JsonException ex)
         {
             throw new DecodeException($"A message is not valid JSON: {ex.Message}", Sample(element), ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // Utf8JsonReader validates escapes but not surrogate pairs: reading or comparing a string that escapes an
+            // unpaired surrogate ("\ud800") throws this, not a JsonException.
+            throw new DecodeException($"A message has a string escaping an unpaired surrogate: {ex.Message}", Sample(element), ex);
         }
     }
 

@@ -29,7 +29,7 @@ internal static class SocketIpcCodec
     /// Validates one frame (without its delimiter) and finds its topic and message. Unlike the Node package, which
     /// crashes on such input, anything that is not a JSON object with a string <c>topic</c> is refused.
     /// </summary>
-    /// <exception cref="DecodeException">Not valid UTF-8 or JSON, too deep, not an object, or no string topic.</exception>
+    /// <exception cref="DecodeException">Not valid UTF-8 or JSON, too deep, not an object, no string topic, or a key or topic escaping an unpaired surrogate.</exception>
     public static SocketIpcFrame Scan(byte[] frame, int maxDepth, Utf8NameCache names)
     {
         if (!Utf8.IsValid(frame))
@@ -81,6 +81,12 @@ internal static class SocketIpcCodec
         catch (JsonException ex)
         {
             throw new DecodeException($"A socket-ipc message is not valid JSON: {ex.Message}", Sample(frame), ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // Utf8JsonReader validates escapes but not surrogate pairs: reading or comparing a string that escapes an
+            // unpaired surrogate ("\ud800") throws this, not a JsonException.
+            throw new DecodeException($"A socket-ipc message has a string escaping an unpaired surrogate: {ex.Message}", Sample(frame), ex);
         }
     }
 
