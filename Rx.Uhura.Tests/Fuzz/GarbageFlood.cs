@@ -6,7 +6,7 @@ namespace Rx.Uhura.Tests.Fuzz;
 /// <summary>Many raw connections sending seeded garbage at once, each waiting for the far side to close it.</summary>
 internal static class GarbageFlood
 {
-    public const int Connections = 200;
+    public const int Connections = 1000;
 
     /// <summary>
     /// Opens <see cref="Connections"/> sockets to <paramref name="endPoint"/> (all at once), writes each its garbage

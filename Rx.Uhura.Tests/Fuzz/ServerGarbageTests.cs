@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace Rx.Uhura.Tests.Fuzz;
 
 /// <summary>
-/// A server under 200 connections sending seeded garbage on one wire while a well-behaved client keeps exchanging
+/// A server under 1,000 connections sending seeded garbage on one wire while a well-behaved client keeps exchanging
 /// events: each garbage connection is closed with a typed error, the good client never fails, memory stays bounded.
 /// </summary>
 public class ServerGarbageTests(ITestOutputHelper output)

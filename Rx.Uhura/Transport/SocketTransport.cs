@@ -41,7 +41,7 @@ public sealed class SocketTransport : ITransport
                 File.SetUnixFileMode(unixPath, UnixSocketFileMode);
             }
 
-            socket.Listen(512);
+            socket.Listen(); // the largest backlog the system allows (somaxconn): bursts of connections are not refused
         }
         catch
         {
