@@ -90,7 +90,7 @@ public sealed partial class UhuraNode
     }
 
     /// <summary>The peer says which of our events it has: resend the rest, then events flow on this link.</summary>
-    private void OnSync(MeshLink link, ulong lastReceived, bool reconnect)
+    private void OnSync(MeshLink link, ulong lastReceived)
     {
         NodeEvent[] raised;
         lock (_gate)
@@ -121,7 +121,6 @@ public sealed partial class UhuraNode
             raised = link.IsReconnect
                 ? [new NodeEvent(NodeEventKind.Initialized) { PeerId = peer.Id, Info = peer.Address, IsReconnect = true }, new NodeEvent(NodeEventKind.Reconnect) { PeerId = peer.Id, Info = peer.Address }]
                 : [new NodeEvent(NodeEventKind.Initialized) { PeerId = peer.Id, Info = peer.Address }];
-            _ = reconnect; // the peer's view; ours is link.IsReconnect
         }
 
         Raise(raised);

@@ -33,7 +33,7 @@ public sealed partial class UhuraNode
                 OnRemoteKeep(link, frame.Flag);
                 return true;
             case MeshFrameType.Sync:
-                OnSync(link, frame.Number, frame.Flag);
+                OnSync(link, frame.Number); // the flag (a reconnection, as the peer sees it) is informational
                 return true;
             case MeshFrameType.Bus:
                 OnBus(link, frame.Number, (JObject)frame.Json!);

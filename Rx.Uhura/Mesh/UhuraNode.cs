@@ -346,20 +346,31 @@ public sealed partial class UhuraNode : IAsyncDisposable
         return true;
     }
 
-    /// <summary>A task that completes when the peer <paramref name="id"/> is connected (at once if it is).</summary>
-    public Task WhenConnectedAsync(string id, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// A task that completes when the peer <paramref name="id"/> is connected (at once if it is), or fails with a
+    /// <see cref="TimeoutException"/> after <see cref="UhuraNodeOptions.HandshakeTimeout"/>.
+    /// </summary>
+    public async Task WhenConnectedAsync(string id, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(id);
-        var connected = PeerConnected.Where(p => p == id).FirstAsync().ToTask(cancellationToken);
-        lock (_gate)
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var connected = PeerConnected.Where(p => p == id).FirstAsync().ToTask(stop.Token); // subscribed before the check: no gap
+        try
         {
-            if (_peers.TryGetValue(id, out var peer) && peer.Link is { Phase: LinkPhase.Stable } && (Protocol == MeshProtocol.Masterless || peer.Link.BusInitialized))
+            lock (_gate)
             {
-                return Task.CompletedTask;
+                if (_peers.TryGetValue(id, out var peer) && peer.Link is { Phase: LinkPhase.Stable } && (Protocol == MeshProtocol.Masterless || peer.Link.BusInitialized))
+                {
+                    return;
+                }
             }
-        }
 
-        return connected.WaitAsync(Options.HandshakeTimeout, Time, cancellationToken);
+            await connected.WaitAsync(Options.HandshakeTimeout, Time, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            stop.Cancel(); // ends the subscription
+        }
     }
 
     /// <summary>Ends every link, stops listening and reconnecting, and completes the node's streams. Idempotent.</summary>
