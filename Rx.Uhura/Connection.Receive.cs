@@ -17,6 +17,9 @@ public sealed partial class Connection
     private bool _invalidated;
     private bool _startReceived;
 
+    /// <summary>socket-ipc: bytes after the last whole frame already searched for its delimiter.</summary>
+    private long _delimiterScanned;
+
     /// <summary>Server: the client was refused at the handshake; whatever else it sends is ignored until the link ends.</summary>
     private bool _refused;
 
@@ -253,15 +256,10 @@ public sealed partial class Connection
             return;
         }
 
-        var reader = new SequenceReader<byte>(buffer.Slice(consumed));
-        while (!Volatile.Read(ref _closed) && reader.TryReadTo(out ReadOnlySequence<byte> frame, SocketIpcCodec.Delimiter, advancePastDelimiter: true))
+        var rest = buffer.Slice(consumed);
+        while (!Volatile.Read(ref _closed) && DelimitedFrames.TryCut(ref rest, SocketIpcCodec.Delimiter, _options.MaxMessageSize, ref _delimiterScanned, out var frame))
         {
-            if (frame.Length > _options.MaxMessageSize)
-            {
-                throw new FrameTooLargeException(_options.MaxMessageSize);
-            }
-
-            consumed = reader.Position;
+            consumed = rest.Start;
             examined = consumed;
             var bytes = frame.ToArray();
             var scan = SocketIpcCodec.Scan(bytes, _options.MaxJsonDepth, Names);
@@ -272,11 +270,6 @@ public sealed partial class Connection
             {
                 Deliver(e);
             }
-        }
-
-        if (reader.Remaining > _options.MaxMessageSize + SocketIpcCodec.Delimiter.Length)
-        {
-            throw new FrameTooLargeException(_options.MaxMessageSize);
         }
 
         examined = buffer.End;

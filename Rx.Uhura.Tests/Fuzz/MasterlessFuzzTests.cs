@@ -38,6 +38,7 @@ public class MasterlessFuzzTests(ITestOutputHelper output)
     private sealed class Decoder : IFuzzDecoder
     {
         private bool _linked;
+        private long _scanned; // as the link keeps it between reads
 
         public long MaxBuffered => NativeMeshCodec.MaxHandshakeFrame + 2;
 
@@ -48,7 +49,7 @@ public class MasterlessFuzzTests(ITestOutputHelper output)
             var buffer = buffered;
             var max = _linked ? MaxPacket : NativeMeshCodec.MaxHandshakeFrame;
             var steps = 0;
-            while (MasterlessCodec.TryRead(ref buffer, max, MaxDepth, out var packet))
+            while (MasterlessCodec.TryRead(ref buffer, max, MaxDepth, ref _scanned, out var packet))
             {
                 if (++steps > buffered.Length || packet is null)
                 {

@@ -42,6 +42,7 @@ public class SocketIpcFuzzTests(ITestOutputHelper output)
     private sealed class Decoder : IFuzzDecoder
     {
         private readonly Utf8NameCache _names = new();
+        private long _scanned; // as the connection keeps it between reads
 
         public long MaxBuffered => MaxMessage + SocketIpcCodec.Delimiter.Length;
 
@@ -49,22 +50,15 @@ public class SocketIpcFuzzTests(ITestOutputHelper output)
 
         public long Feed(in ReadOnlySequence<byte> buffered)
         {
-            var consumed = buffered.Start;
-            var reader = new SequenceReader<byte>(buffered);
+            var rest = buffered;
             var steps = 0;
-            while (reader.TryReadTo(out ReadOnlySequence<byte> frame, SocketIpcCodec.Delimiter, advancePastDelimiter: true))
+            while (DelimitedFrames.TryCut(ref rest, SocketIpcCodec.Delimiter, MaxMessage, ref _scanned, out var frame))
             {
                 if (++steps > buffered.Length)
                 {
                     throw new FuzzInvariantException($"{steps} frames from {buffered.Length} bytes");
                 }
 
-                if (frame.Length > MaxMessage)
-                {
-                    throw new FrameTooLargeException(MaxMessage);
-                }
-
-                consumed = reader.Position;
                 var bytes = frame.ToArray();
                 var scan = SocketIpcCodec.Scan(bytes, MaxDepth, _names);
                 Decoded++;
@@ -86,12 +80,7 @@ public class SocketIpcFuzzTests(ITestOutputHelper output)
                 }
             }
 
-            if (reader.Remaining > MaxMessage + SocketIpcCodec.Delimiter.Length)
-            {
-                throw new FrameTooLargeException(MaxMessage);
-            }
-
-            return buffered.Slice(buffered.Start, consumed).Length;
+            return buffered.Length - rest.Length;
         }
 
         public void End(in ReadOnlySequence<byte> rest)

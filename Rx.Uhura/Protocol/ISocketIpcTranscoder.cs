@@ -56,27 +56,16 @@ public sealed class JsonSocketIpcTranscoder : ISocketIpcTranscoder
     /// <inheritdoc/>
     public bool TryDecode(ref ReadOnlySequence<byte> buffer, long maxFrameSize, out SocketIpcMessage message)
     {
-        var reader = new SequenceReader<byte>(buffer);
-        if (!reader.TryReadTo(out ReadOnlySequence<byte> frame, SocketIpcCodec.Delimiter, advancePastDelimiter: true))
+        long scanned = 0;
+        if (!DelimitedFrames.TryCut(ref buffer, SocketIpcCodec.Delimiter, maxFrameSize, ref scanned, out var frame))
         {
-            if (buffer.Length > maxFrameSize + SocketIpcCodec.Delimiter.Length)
-            {
-                throw new FrameTooLargeException(maxFrameSize);
-            }
-
             message = default;
             return false;
-        }
-
-        if (frame.Length > maxFrameSize)
-        {
-            throw new FrameTooLargeException(maxFrameSize);
         }
 
         var bytes = frame.ToArray();
         var scan = SocketIpcCodec.Scan(bytes, int.MaxValue, new Internal.Utf8NameCache());
         message = new SocketIpcMessage(scan.Topic, scan.MessageStart < 0 ? null : bytes.AsMemory(scan.MessageStart, scan.MessageLength));
-        buffer = buffer.Slice(reader.Position);
         return true;
     }
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
+using Rx.Uhura.Protocol;
 
 namespace Rx.Uhura.Mesh.Internal;
 
@@ -15,24 +16,21 @@ internal static class MasterlessCodec
     /// <exception cref="DecodeException">The packet is not one JSON value.</exception>
     public static bool TryRead(ref ReadOnlySequence<byte> buffer, long maxPacket, int maxDepth, out JToken packet)
     {
-        packet = null!;
-        var reader = new SequenceReader<byte>(buffer);
-        if (!reader.TryReadTo(out ReadOnlySequence<byte> chunk, CrLf, advancePastDelimiter: true))
-        {
-            if (buffer.Length > maxPacket + 2)
-            {
-                throw new FrameTooLargeException(maxPacket);
-            }
+        long scanned = 0;
+        return TryRead(ref buffer, maxPacket, maxDepth, ref scanned, out packet);
+    }
 
+    /// <summary>Reads one packet, searching only bytes not searched before (<paramref name="scanned"/>, kept by the read loop).</summary>
+    /// <exception cref="FrameTooLargeException">More than <paramref name="maxPacket"/> bytes without a <c>\r\n</c>.</exception>
+    /// <exception cref="DecodeException">The packet is not one JSON value.</exception>
+    public static bool TryRead(ref ReadOnlySequence<byte> buffer, long maxPacket, int maxDepth, ref long scanned, out JToken packet)
+    {
+        if (!DelimitedFrames.TryCut(ref buffer, CrLf, maxPacket, ref scanned, out var chunk))
+        {
+            packet = null!;
             return false;
         }
 
-        if (chunk.Length > maxPacket)
-        {
-            throw new FrameTooLargeException(maxPacket);
-        }
-
-        buffer = buffer.Slice(reader.Position);
         packet = NativeMeshCodec.Parse(chunk, maxDepth, type: null);
         return true;
     }

@@ -32,6 +32,7 @@ internal sealed class MeshLink
     private long _queuedBytes;
     private int _closing;
     private volatile bool _aborted;
+    private long _scanned; // masterless: bytes of the unread buffer already searched for \r\n
 
     public MeshLink(UhuraNode node, Stream stream, bool outgoing, string? dialedUri, string? expectedId)
     {
@@ -312,7 +313,7 @@ internal sealed class MeshLink
     private bool ReadPackets(ref ReadOnlySequence<byte> buffer)
     {
         var max = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize;
-        while (MasterlessCodec.TryRead(ref buffer, max, _node.Options.MaxJsonDepth, out var packet))
+        while (MasterlessCodec.TryRead(ref buffer, max, _node.Options.MaxJsonDepth, ref _scanned, out var packet))
         {
             if (!_node.OnMasterlessPacket(this, packet) || IsClosing)
             {
