@@ -275,13 +275,12 @@ public sealed partial class Connection : ISessionSink
     /// </summary>
     private OutboundMessage? _slowConsumerHeld;
 
-    private void DisconnectSlowConsumerLocked(OutboundMessage message)
+    private void DisconnectSlowConsumerLocked(OutboundMessage message, string what)
     {
-        var waiting = _pending.WrittenCount;
         _outputEnded = true;
         _slowConsumerHeld = message;
-        var error = new SlowConsumerException($"Connection {Id} read too slowly: {waiting} bytes waited to be written (MaxOutboundBufferBytes {_options.MaxOutboundBufferBytes}); it was disconnected.") { ConnectionId = Id };
-        _logger.LogWarning("Connection {Id}: disconnected as a slow consumer ({Bytes} bytes waiting)", Id, waiting);
+        var error = new SlowConsumerException($"Connection {Id} read too slowly: {what}; it was disconnected.") { ConnectionId = Id };
+        _logger.LogWarning("Connection {Id}: disconnected as a slow consumer: {What}", Id, what);
         ThreadPool.UnsafeQueueUserWorkItem(static state => state.Connection.Shutdown(new DisconnectInfo(DisconnectReason.SlowConsumer, state.Error)), (Connection: this, Error: error), preferLocal: false);
     }
 
@@ -297,11 +296,24 @@ public sealed partial class Connection : ISessionSink
         {
             if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)
             {
-                DisconnectSlowConsumerLocked(message);
+                DisconnectSlowConsumerLocked(message, $"{_pending.WrittenCount} bytes waited to be written (MaxOutboundBufferBytes {_options.MaxOutboundBufferBytes})");
                 return;
             }
 
             message.Fail(new OutboundBufferFullException(message.Name, $"{_pending.WrittenCount} bytes already wait to be written.") { ConnectionId = Id });
+            return;
+        }
+
+        if (_acksEnabled && _unacked.Count + _inflight.Count >= _options.MaxPendingAcks)
+        {
+            // A peer that reads but does not acknowledge: what waits for its acks is bounded too.
+            if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)
+            {
+                DisconnectSlowConsumerLocked(message, $"{_unacked.Count + _inflight.Count} sends waited for acknowledgement (MaxPendingAcks {_options.MaxPendingAcks})");
+                return;
+            }
+
+            message.Fail(new OutboundBufferFullException(message.Name, $"{_unacked.Count + _inflight.Count} sends already wait for acknowledgement.") { ConnectionId = Id });
             return;
         }
 

@@ -22,7 +22,14 @@ public sealed record ConnectionOptions
     /// <summary>Bytes that may wait to be written to the socket; past this <see cref="SlowConsumerPolicy"/> applies. Default 64 MiB.</summary>
     public long MaxOutboundBufferBytes { get; init; } = UhuraDefaults.MaxOutboundBufferBytes;
 
-    /// <summary>What happens when <see cref="MaxOutboundBufferBytes"/> is reached: the send fails (default) or the slow peer is disconnected.</summary>
+    /// <summary>
+    /// Sends written to a live link and waiting for the peer's acknowledgement; past this <see cref="SlowConsumerPolicy"/>
+    /// applies, as for bytes. Bounds what a peer that reads but never acknowledges can make a sender hold. Default 1,000,000
+    /// (generous: a fast sender may have hundreds of thousands in flight before the acks of a burst come back).
+    /// </summary>
+    public int MaxPendingAcks { get; init; } = 1_000_000;
+
+    /// <summary>What happens when <see cref="MaxOutboundBufferBytes"/> or <see cref="MaxPendingAcks"/> is reached: the send fails (default) or the slow peer is disconnected.</summary>
     public SlowConsumerPolicy SlowConsumerPolicy { get; init; } = SlowConsumerPolicy.FailSend;
 
     /// <summary>Server: the most keys a client's session may hold; a change beyond it closes the connection with a <see cref="ProtocolException"/>. Default 1,000.</summary>
@@ -104,6 +111,11 @@ public sealed record ConnectionOptions
         if (HandshakeTimeout <= TimeSpan.Zero && HandshakeTimeout != Timeout.InfiniteTimeSpan)
         {
             throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "Must be positive or infinite.");
+        }
+
+        if (MaxPendingAcks < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxPendingAcks), MaxPendingAcks, "Must be positive.");
         }
 
         if (MaxSessionKeys < 1)

@@ -87,6 +87,41 @@ public sealed class SlowConsumerTests : IAsyncLifetime
         await Wait.First(received, count => count == sent);
     }
 
+    [Theory]
+    [InlineData(SlowConsumerPolicy.FailSend)]
+    [InlineData(SlowConsumerPolicy.Disconnect)]
+    public async Task A_client_that_reads_but_never_acknowledges_holds_at_most_MaxPendingAcks_sends(SlowConsumerPolicy policy)
+    {
+        var server = new UhuraServer(new UhuraServerOptions
+        {
+            Connection = ConnectionOptions.Default with { MaxPendingAcks = 10, SlowConsumerPolicy = policy },
+        });
+        _owned.Add(server);
+        var ready = new System.Reactive.Subjects.ReplaySubject<Connection>();
+        server.Connections.Subscribe(ready);
+        await server.ListenAsync("tcp://127.0.0.1:0");
+        var silent = await RawPeer.ConnectAsync(Rx.Uhura.Transport.UhuraEndpoint.Parse(server.Uri!));
+        _owned.Add(silent);
+        await silent.HandshakeAsync(); // asks for acks, then never sends one
+        var connection = await Wait.First(ready);
+
+        var sends = Enumerable.Range(0, 10).Select(i => connection.Send("n", i)).ToList();
+        var eleventh = connection.Send("n", 10);
+        if (policy == SlowConsumerPolicy.FailSend)
+        {
+            var error = await Assert.ThrowsAsync<OutboundBufferFullException>(() => eleventh.For());
+            Assert.Contains("acknowledgement", error.Message);
+            Assert.True(connection.IsConnected);
+            Assert.All(sends, send => Assert.False(send.IsCompleted)); // still waiting for their acks
+        }
+        else
+        {
+            var info = await Wait.First(connection.Disconnected);
+            Assert.Equal(DisconnectReason.SlowConsumer, info.Reason);
+            Assert.Contains("MaxPendingAcks 10", info.Error!.Message);
+        }
+    }
+
     private sealed class SubscriptionBox(IDisposable subscription) : IAsyncDisposable
     {
         public ValueTask DisposeAsync()
