@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Reactive.Linq;
+using System.Reactive.Threading.Tasks;
 using Rx.Uhura.Tests.Core;
 
 namespace Rx.Uhura.Tests.Security;
@@ -120,6 +121,49 @@ public sealed class SlowConsumerTests : IAsyncLifetime
             Assert.Equal(DisconnectReason.SlowConsumer, info.Reason);
             Assert.Contains("MaxPendingAcks 10", info.Error!.Message);
         }
+    }
+
+    [Fact]
+    public async Task A_subscriber_that_blocks_stalls_only_its_own_connection_and_then_gets_everything_in_order()
+    {
+        using var gate = new ManualResetEventSlim();
+        var server = new UhuraServer();
+        _owned.Add(server);
+        var afterSlow = new System.Reactive.Subjects.ReplaySubject<int>();
+        server.Connections.Subscribe(c =>
+        {
+            c.Event("slow").Subscribe(_ => gate.Wait(Wait.Timeout)); // blocks this connection's read loop
+            c.Event("after").Subscribe(e => afterSlow.OnNext(e.Arg<int>(0)));
+            c.Event("ping").Subscribe(_ => c.Post("pong"));
+        });
+        await server.ListenAsync("tcp://127.0.0.1:0");
+        var stalled = await UhuraClient.ConnectAsync(server.Uri!).For();
+        _owned.Add(stalled);
+        var other = await UhuraClient.ConnectAsync(server.Uri!).For();
+        _owned.Add(other);
+
+        stalled.Post("slow");
+        for (var i = 0; i < 100; i++)
+        {
+            stalled.Post("after", i);
+        }
+
+        // While the handler blocks, the other connection is served.
+        for (var i = 0; i < 5; i++)
+        {
+            var pong = Wait.First(other.Event("pong"));
+            other.Post("ping");
+            await pong;
+        }
+
+        var seenWhileBlocked = 0;
+        using (afterSlow.Subscribe(_ => Interlocked.Increment(ref seenWhileBlocked)))
+        {
+            Assert.Equal(0, Volatile.Read(ref seenWhileBlocked)); // nothing past the blocked event was delivered
+        }
+
+        gate.Set();
+        Assert.Equal(Enumerable.Range(0, 100), await afterSlow.Take(100).ToList().ToTask().For());
     }
 
     private sealed class SubscriptionBox(IDisposable subscription) : IAsyncDisposable
