@@ -78,6 +78,11 @@ public sealed partial class Connection : ISessionSink
             rejected.Fail(new OutboundBufferFullException(rejected.Name, "too many sends wait for the client to resume.") { ConnectionId = Id });
         }
 
+        if (session.Active is null)
+        {
+            _server!.Sessions.StreamChanged(session);
+        }
+
         return true;
     }
 

@@ -369,6 +369,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
         await _acceptLoop.ConfigureAwait(false);
         await Task.WhenAll(_active.Keys.Select(c => c.CloseAsync())).ConfigureAwait(false);
+        await Sessions.FlushAsync().ConfigureAwait(false); // the sessions and resume states saved as their links ended
         Complete();
     }
 

@@ -1,3 +1,5 @@
+using Rx.Uhura.Session;
+
 namespace Rx.Uhura.Internal;
 
 /// <summary>
@@ -53,6 +55,59 @@ internal sealed class NativeStream
             }
 
             return rejected;
+        }
+    }
+
+    /// <summary>The stream as a durable store keeps it (server, between links); null when it was never established.</summary>
+    public SessionStreamState? Snapshot(string writer)
+    {
+        lock (Gate)
+        {
+            if (!Established)
+            {
+                return null;
+            }
+
+            var held = new HeldEvent[_held.Count];
+            for (var i = 0; i < held.Length; i++)
+            {
+                held[i] = new HeldEvent(_held[i].Seq, _held[i].Payload);
+            }
+
+            return new SessionStreamState(LastSent, LastReceived, held, writer);
+        }
+    }
+
+    /// <summary>
+    /// Continues from a stored state (another server's, or this process's before a restart): the positions and held
+    /// events are replaced by the stored ones; the events held here before are returned, for the caller to fail.
+    /// Stored events that cannot be read back are returned in <paramref name="unreadable"/>'s count and left out.
+    /// </summary>
+    public List<OutboundMessage> Restore(SessionStreamState state, out int unreadable)
+    {
+        unreadable = 0;
+        var restored = new List<OutboundMessage>(state.Held.Count);
+        foreach (var held in state.Held)
+        {
+            if (OutboundMessage.FromPayload(held.Payload, held.Seq) is { } message)
+            {
+                restored.Add(message);
+            }
+            else
+            {
+                unreadable++;
+            }
+        }
+
+        lock (Gate)
+        {
+            var replaced = new List<OutboundMessage>(_held);
+            _held.Clear();
+            _held.AddRange(restored);
+            LastSent = state.LastSent;
+            LastReceived = state.LastReceived;
+            Established = true;
+            return replaced;
         }
     }
 

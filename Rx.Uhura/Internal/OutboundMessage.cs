@@ -20,6 +20,41 @@ internal sealed class OutboundMessage
         FailureSink = failureSink;
     }
 
+    /// <summary>
+    /// Reads back an encoded event (<c>["name",args...]</c>, as <see cref="Payload"/> holds it) that a durable store kept,
+    /// as a posted message with sequence number <paramref name="seq"/>; null when the bytes are not such an array.
+    /// </summary>
+    public static OutboundMessage? FromPayload(ReadOnlyMemory<byte> payload, long seq)
+    {
+        try
+        {
+            var reader = new System.Text.Json.Utf8JsonReader(payload.Span);
+            if (!reader.Read() || reader.TokenType != System.Text.Json.JsonTokenType.StartArray
+                || !reader.Read() || reader.TokenType != System.Text.Json.JsonTokenType.String)
+            {
+                return null;
+            }
+
+            var name = reader.GetString()!;
+            var nameEnd = (int)reader.BytesConsumed;
+            var bytes = payload.ToArray();
+            if (name.Length == 0 || nameEnd >= bytes.Length || bytes[nameEnd] is not ((byte)',' or (byte)']') || bytes[^1] != (byte)']')
+            {
+                return null;
+            }
+
+            return new OutboundMessage(name, bytes, awaited: false, nameEnd) { Seq = seq };
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
     public string Name { get; }
 
     public byte[] Payload { get; }

@@ -13,7 +13,11 @@ namespace Rx.Uhura.Server;
 internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, TimeProvider timeProvider, ILogger logger)
 {
     private readonly ConcurrentDictionary<string, ServerSession> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Task, byte> _pending = new();
+    private readonly ISessionStreamStore? _streams = store as ISessionStreamStore;
+    private readonly string _writer = Guid.NewGuid().ToString("N"); // names this server's saves of resume states
     private readonly Lock _gate = new();
+    private long _saves;
 
     public int Count => _sessions.Count;
 
@@ -42,15 +46,148 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             await previous.ShutdownCompleted.ConfigureAwait(false);
         }
 
+        if (_streams is not null)
+        {
+            await RestoreStreamAsync(session, connection).ConfigureAwait(false);
+        }
+
         return session;
+    }
+
+    /// <summary>
+    /// Before a link continues the session's streams: takes the resume state from the durable store. The state this
+    /// server saved last is already in memory; one written by another server (or by this process before a restart)
+    /// replaces what memory holds, whose events were handed over with it and fail here.
+    /// </summary>
+    private async ValueTask RestoreStreamAsync(ServerSession session, Connection connection)
+    {
+        Task saving;
+        lock (session.SaveGate)
+        {
+            saving = session.Saving;
+        }
+
+        await saving.ConfigureAwait(false); // a save of the previous link's state lands before it is taken back
+        SessionStreamState? state;
+        try
+        {
+            state = await _streams!.TakeStreamAsync(session.Id).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Session {SessionId}: loading its resume state failed; continuing with what this server holds", session.Id);
+            return;
+        }
+
+        string? ours;
+        lock (session.SaveGate)
+        {
+            ours = session.SavedBy;
+            session.SavedBy = null;
+        }
+
+        if (state is null || string.Equals(state.Writer, ours, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var replaced = session.Native.Restore(state, out var unreadable);
+        foreach (var message in replaced)
+        {
+            message.Fail(new ConnectionLostException(message.Name) { ConnectionId = connection.Id });
+        }
+
+        if (unreadable > 0)
+        {
+            logger.LogError("Session {SessionId}: {Count} stored events could not be read back and are dropped", session.Id, unreadable);
+        }
+
+        logger.LogDebug("Session {SessionId}: resume state restored ({Held} events held, {Sent} sent, {Received} received)", session.Id, state.Held.Count - unreadable, state.LastSent, state.LastReceived);
+    }
+
+    /// <summary>
+    /// The session's resume state changed while no link is live (the link ended, or a send is waiting for the client):
+    /// save it to the durable store, one save at a time per session, the latest state winning.
+    /// </summary>
+    public void StreamChanged(ServerSession session)
+    {
+        if (_streams is null)
+        {
+            return;
+        }
+
+        lock (session.SaveGate)
+        {
+            session.SaveWanted = true;
+            if (!session.SaveRunning)
+            {
+                session.SaveRunning = true;
+                session.Saving = Track(Task.Run(() => SaveStreamLoopAsync(session)));
+            }
+        }
+    }
+
+    private async Task SaveStreamLoopAsync(ServerSession session)
+    {
+        while (true)
+        {
+            lock (session.SaveGate)
+            {
+                if (!session.SaveWanted || session.Active is not null || !_sessions.TryGetValue(session.Id, out var current) || !ReferenceEquals(current, session))
+                {
+                    session.SaveWanted = false;
+                    session.SaveRunning = false;
+                    return; // nothing new, a live link owns the streams again, or the session ended
+                }
+
+                session.SaveWanted = false;
+            }
+
+            var writer = _writer + ":" + Interlocked.Increment(ref _saves).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (session.Native.Snapshot(writer) is not { } state)
+            {
+                continue;
+            }
+
+            try
+            {
+                await _streams!.SaveStreamAsync(session.Id, state).ConfigureAwait(false);
+                lock (session.SaveGate)
+                {
+                    session.SavedBy = writer;
+                }
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Session {SessionId}: saving its resume state failed", session.Id);
+            }
+        }
+    }
+
+    /// <summary>Completes when every save started so far (resume states, and sessions saved at disconnection) has finished.</summary>
+    public async Task FlushAsync()
+    {
+        while (!_pending.IsEmpty)
+        {
+            await Task.WhenAll(_pending.Keys).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Remembers <paramref name="task"/> until it ends, for <see cref="FlushAsync"/>.</summary>
+    private Task Track(Task task)
+    {
+        _pending.TryAdd(task, 0);
+        _ = task.ContinueWith(static (done, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(done, out _), _pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return task;
     }
 
     /// <summary>The connection ended: if it was the live one, the session waits <c>timeToLive</c> for a resume, then expires.</summary>
     public void Detach(string sessionId, Connection connection)
     {
+        ServerSession? session;
         lock (_gate)
         {
-            if (!_sessions.TryGetValue(sessionId, out var session) || !ReferenceEquals(session.Active, connection))
+            if (!_sessions.TryGetValue(sessionId, out session) || !ReferenceEquals(session.Active, connection))
             {
                 return;
             }
@@ -61,6 +198,11 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
                 session.Expiry = timeProvider.CreateTimer(static state => ((ExpiryState)state!).Fire(), new ExpiryState(this, session), ttl, Timeout.InfiniteTimeSpan);
             }
         }
+
+        // Saved again at the disconnection, so a store's own time to live counts from now, not from the last change.
+        connection.Session.SaveAgain();
+        Track(connection.Session.FlushAsync());
+        StreamChanged(session);
     }
 
     /// <summary>Forgets a session at once (invalidation).</summary>
@@ -134,6 +276,21 @@ internal sealed class ServerSession(string id)
     public NativeStream Native { get; } = new();
 
     public ITimer? Expiry { get; set; }
+
+    /// <summary>Guards the durable saves of <see cref="Native"/> below.</summary>
+    public Lock SaveGate { get; } = new();
+
+    /// <summary>The save loop of the resume state, or a completed task.</summary>
+    public Task Saving { get; set; } = Task.CompletedTask;
+
+    /// <summary>Whether a save loop runs (it exits under <see cref="SaveGate"/>, before its task completes).</summary>
+    public bool SaveRunning { get; set; }
+
+    /// <summary>Whether the resume state changed since the running save read it.</summary>
+    public bool SaveWanted { get; set; }
+
+    /// <summary>The writer token of this server's last save of the resume state still in the store, if any.</summary>
+    public string? SavedBy { get; set; }
 
     /// <summary>
     /// True the first time a message id is seen. Rx.Uhura ids (<c>rx…:SEQ</c>) arrive in rising order per sender, so a

@@ -178,6 +178,15 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
         return persister?.WhenIdleAsync() ?? Task.CompletedTask;
     }
 
+    /// <summary>Saves the current state once more (server side, at a disconnection); nothing when no store is attached.</summary>
+    internal void SaveAgain()
+    {
+        lock (_gate)
+        {
+            _persister?.MarkDirty(_state.Value);
+        }
+    }
+
     /// <summary>Returns when every change so far has been saved.</summary>
     internal Task FlushAsync()
     {
