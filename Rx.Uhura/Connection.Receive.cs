@@ -397,6 +397,7 @@ public sealed partial class Connection
         {
             try
             {
+                await _server.Sessions.WhenSavedAsync(presentedId).WaitAsync(_readCancel.Token).ConfigureAwait(false);
                 stored = await store.GetAsync(presentedId, _readCancel.Token).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)

@@ -201,9 +201,16 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
 
         // Saved again at the disconnection, so a store's own time to live counts from now, not from the last change.
         connection.Session.SaveAgain();
-        Track(connection.Session.FlushAsync());
+        session.KeysSaved = Track(connection.Session.FlushAsync());
         StreamChanged(session);
     }
+
+    /// <summary>
+    /// Completes when the keys of session <paramref name="sessionId"/>, if its last link on this server ended, are in the
+    /// store: a client resuming at once then finds what that link saved, however far behind the saves run.
+    /// </summary>
+    public Task WhenSavedAsync(string sessionId)
+        => _sessions.TryGetValue(sessionId, out var session) ? session.KeysSaved : Task.CompletedTask;
 
     /// <summary>Forgets a session at once (invalidation).</summary>
     public void Remove(string sessionId)
@@ -276,6 +283,9 @@ internal sealed class ServerSession(string id)
     public NativeStream Native { get; } = new();
 
     public ITimer? Expiry { get; set; }
+
+    /// <summary>The saving of the keys as the last link ended (a completed task while a link is live).</summary>
+    public Task KeysSaved { get; set; } = Task.CompletedTask;
 
     /// <summary>Guards the durable saves of <see cref="Native"/> below.</summary>
     public Lock SaveGate { get; } = new();
