@@ -104,7 +104,7 @@ public sealed class HostingTests
     }
 
     [Fact]
-    public async Task A_hosted_server_gets_code_configuration_on_top_of_the_section()
+    public async Task Code_configuration_reaches_a_server_added_by_endpoint_and_a_second_server_is_refused()
     {
         using var host = ServerHost(builder => builder.Services.AddUhuraClient("tcp://127.0.0.1:1")); // second registration kind is fine
         var builder2 = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
