@@ -55,7 +55,21 @@ public sealed class TracingTests : IAsyncLifetime
     }
 
     private Task<Activity> Stopped(string name, Func<Activity, bool>? predicate = null)
-        => Wait.First(Observable.Defer(() => _stopped.ToObservable().Concat(_stops)), a => a.OperationName == name && (predicate?.Invoke(a) ?? true));
+        => Wait.First(
+            Observable.Create<Activity>(observer =>
+            {
+                lock (_stops) // the snapshot and the subscription together: a stop is seen at least once
+                {
+                    var live = _stops.Subscribe(observer);
+                    foreach (var activity in _stopped)
+                    {
+                        observer.OnNext(activity);
+                    }
+
+                    return live;
+                }
+            }),
+            a => a.OperationName == name && (predicate?.Invoke(a) ?? true));
 
     [Fact]
     public async Task Connect_and_handshake_activities_describe_the_link()
