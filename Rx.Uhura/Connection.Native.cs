@@ -311,6 +311,11 @@ public sealed partial class Connection
                 && (long)hello.LastReceivedSeq <= stream.LastSent;
         }
 
+        if ((hello.Features & NativeFeatures.Resume) != 0)
+        {
+            Diagnostics.UhuraMetrics.StreamResumes.Add(1, resumeStreams ? Diagnostics.UhuraMetrics.Resumed : Diagnostics.UhuraMetrics.Reset);
+        }
+
         if (!resumeStreams)
         {
             foreach (var lost in stream.Reset())

@@ -32,6 +32,7 @@ public sealed partial class Connection
     private async Task ReadLoopAsync()
     {
         var info = new DisconnectInfo(DisconnectReason.RemoteClose);
+        long unconsumed = 0; // bytes left in the pipe by the last batch: what a read returns beyond them is new
         try
         {
             while (true)
@@ -40,6 +41,11 @@ public sealed partial class Connection
                 var buffer = result.Buffer;
                 var consumed = buffer.Start;
                 var examined = buffer.Start;
+                if (buffer.Length > unconsumed)
+                {
+                    Diagnostics.UhuraMetrics.BytesReceived.Add(buffer.Length - unconsumed, _sideTag);
+                }
+
                 NoteRead();
                 if (_wire is null && !buffer.IsEmpty)
                 {
@@ -86,6 +92,7 @@ public sealed partial class Connection
                 }
                 finally
                 {
+                    unconsumed = buffer.Slice(consumed).Length;
                     _input.AdvanceTo(consumed, examined);
                     EndReadBatch();
                 }
@@ -404,6 +411,11 @@ public sealed partial class Connection
             {
                 _logger.LogError(ex, "Connection {Id}: loading session {SessionId} failed; starting a new session", Id, presentedId);
             }
+        }
+
+        if (presentedId is not null)
+        {
+            Diagnostics.UhuraMetrics.SessionResumes.Add(1, stored is not null ? Diagnostics.UhuraMetrics.Resumed : Diagnostics.UhuraMetrics.NotFound);
         }
 
         string sessionId;

@@ -322,6 +322,11 @@ public sealed partial class Connection : ISessionSink
             return;
         }
 
+        if (_wire is WireProtocol.Native or WireProtocol.SocketIpc || IsApplicationEvent(message.Name))
+        {
+            Diagnostics.UhuraMetrics.EventsSent.Add(1, _sideTag); // not the Node wire's own 'connect' and 'invalidateSession'
+        }
+
         if (_wire == WireProtocol.Native)
         {
             WriteNativeEventLocked(message);
@@ -519,6 +524,7 @@ public sealed partial class Connection : ISessionSink
                 return;
             }
 
+            Diagnostics.UhuraMetrics.BytesSent.Add(_writing.WrittenCount, _sideTag);
             _writing.Reset();
             NoteWrite();
             List<OutboundMessage> written;

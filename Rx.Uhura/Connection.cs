@@ -41,6 +41,12 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private WireProtocol? _wire;
     private string? _authToken;
 
+    /// <summary>The <c>uhura.side</c> tag of this link's metrics (fixed: nothing is allocated per event).</summary>
+    private readonly KeyValuePair<string, object?> _sideTag;
+
+    /// <summary>Server: the <c>uhura.handshake</c> activity, from the socket's accept until the handshake ends (null when nobody listens).</summary>
+    private System.Diagnostics.Activity? _handshakeActivity;
+
     private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server, string idPrefix)
     {
         _idPrefix = idPrefix;
@@ -51,6 +57,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         _logger = options.LoggerFactory.CreateLogger<Connection>();
         _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true, useZeroByteReads: true));
         IsServer = isServer;
+        _sideTag = Diagnostics.UhuraMetrics.Side(isServer);
         Session = session;
         _server = server;
         PeerCredentials = isServer ? Transport.UnixPeerCredentials.TryGet(stream) : null;
@@ -168,6 +175,13 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             throw new InvalidOperationException("The connection was already started.");
         }
 
+        Diagnostics.UhuraMetrics.ConnectionStarted(this);
+        if (IsServer)
+        {
+            _handshakeActivity = Diagnostics.UhuraActivities.StartDetached(Diagnostics.UhuraActivities.Handshake, System.Diagnostics.ActivityKind.Server);
+            _handshakeActivity?.SetTag("uhura.connection.id", Id);
+        }
+
         if (_wire == WireProtocol.SocketIpc)
         {
             // No handshake: the link is ready at once (a server publishes it before reading anything).
@@ -279,6 +293,13 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
 
         _readCancel.Cancel();
         _heartbeatTimer?.Dispose();
+        Diagnostics.UhuraMetrics.ConnectionEnded(this);
+        if (Interlocked.Exchange(ref _handshakeActivity, null) is { } handshake)
+        {
+            handshake.SetTag("uhura.protocol", _wire is { } wire ? Diagnostics.UhuraMetrics.ProtocolName(wire) : null);
+            Diagnostics.UhuraActivities.Stop(handshake, _refusal is not null ? "refused" : "failed", info.Error ?? new ProtocolException($"The link ended during the handshake ({info.Reason})."));
+        }
+
         try
         {
             _stream.Dispose();
@@ -333,9 +354,65 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// <summary>Completes when <see cref="Shutdown"/> has finished, on whichever thread ran it (its undelivered sends handed over).</summary>
     internal Task ShutdownCompleted => _shutdownCompleted.Task;
 
+    /// <summary>
+    /// Server: the handshake completed (called as the server publishes the connection): counted opened, and the
+    /// <c>uhura.handshake</c> activity ends accepted.
+    /// </summary>
+    internal void OnHandshakeCompleted()
+    {
+        Diagnostics.UhuraMetrics.ConnectionsOpened.Add(1, _sideTag, Diagnostics.UhuraMetrics.ProtocolTag(Wire));
+        if (Interlocked.Exchange(ref _handshakeActivity, null) is { } handshake)
+        {
+            handshake.SetTag("uhura.protocol", Diagnostics.UhuraMetrics.ProtocolName(Wire));
+            handshake.SetTag("uhura.session.id", Session.Id);
+            handshake.SetTag("uhura.session.resumed", Resumed);
+            Diagnostics.UhuraActivities.Stop(handshake, "accepted");
+        }
+    }
+
+    /// <summary>Client: the handshake completed; counted opened.</summary>
+    internal void OnClientConnected() => Diagnostics.UhuraMetrics.ConnectionsOpened.Add(1, _sideTag, Diagnostics.UhuraMetrics.ProtocolTag(Wire));
+
+    /// <summary>Events written and waiting for the peer's acknowledgement (for the <c>uhura.acks.pending</c> gauge).</summary>
+    internal long PendingAcks
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _unacked.Count + _inflight.Count;
+            }
+        }
+    }
+
+    /// <summary>Sends waiting for the handshake (for the <c>uhura.outbound.queued</c> gauge).</summary>
+    internal long QueuedBeforeHandshake
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _preReady.Count;
+            }
+        }
+    }
+
+    /// <summary>Encoded bytes waiting to be written (for the <c>uhura.outbound.buffered</c> gauge).</summary>
+    internal long BufferedOutboundBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pending.WrittenCount + _writing.WrittenCount;
+            }
+        }
+    }
+
     /// <summary>Delivers to user observers; a throwing observer is logged, never allowed to break the read loop.</summary>
     private void Deliver(UhuraEvent e)
     {
+        Diagnostics.UhuraMetrics.EventsReceived.Add(1, _sideTag);
         try
         {
             _events.OnNext(e);

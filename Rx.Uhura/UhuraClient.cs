@@ -53,9 +53,12 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private bool _closed;
     private bool _stateCompleted;
     private Task? _disconnectTask;
+    private readonly string? _endpoint;
+    private int _attemptsSinceConnected;
 
-    private UhuraClient(Func<CancellationToken, ValueTask<Stream>> openStream, UhuraClientOptions? options)
+    private UhuraClient(Func<CancellationToken, ValueTask<Stream>> openStream, UhuraClientOptions? options, string? endpoint = null)
     {
+        _endpoint = endpoint;
         _options = options ?? UhuraClientOptions.Default;
         _options.Validate();
         _openStream = openStream;
@@ -72,6 +75,8 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         {
             Session.Replace(initial.ToDictionary(kv => kv.Key, kv => kv.Value.DeepClone()), SessionChangeOrigin.Local);
         }
+
+        Diagnostics.UhuraMetrics.ClientStarted(this);
     }
 
     /// <summary>
@@ -85,12 +90,47 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// <exception cref="ArgumentException">A <see cref="TlsEndPoint"/> without <see cref="UhuraClientOptions.Tls"/>.</exception>
     public static UhuraClient Connect(EndPoint endPoint, UhuraClientOptions? options = null)
     {
+        var client = Create(endPoint, options);
+        client.Start();
+        return client;
+    }
+
+    /// <summary>
+    /// A client for <paramref name="endPoint"/> that does not connect until <see cref="BeginConnecting"/> (a hosted
+    /// client connects when its host starts); sends made before are queued as while disconnected.
+    /// </summary>
+    internal static UhuraClient Create(EndPoint endPoint, UhuraClientOptions? options = null)
+    {
         ArgumentNullException.ThrowIfNull(endPoint);
         var settings = options ?? UhuraClientOptions.Default;
         var transport = TlsTransport.For(endPoint, settings.Transport, settings.Tls, nameof(UhuraClientOptions), settings.Connection.TimeProvider);
-        var client = new UhuraClient(ct => transport.ConnectAsync(endPoint, ct), options);
-        client.Start();
-        return client;
+        return new UhuraClient(ct => transport.ConnectAsync(endPoint, ct), options, UhuraEndpoint.Format(endPoint));
+    }
+
+    /// <summary>Starts connecting a client made by <see cref="Create"/> (once; ignored after the first call or once closing).</summary>
+    internal void BeginConnecting()
+    {
+        lock (_gate)
+        {
+            if (_closing || Volatile.Read(ref _generation) != 0)
+            {
+                return;
+            }
+        }
+
+        Start();
+    }
+
+    /// <summary>Sends waiting for a link (for the <c>uhura.outbound.queued</c> gauge).</summary>
+    internal int QueuedCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _queue.Count;
+            }
+        }
     }
 
     /// <summary>
@@ -323,6 +363,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         var pipeline = ReconnectPipeline.Build(options, _options.Connection.TimeProvider, (attempt, delay, error) =>
         {
             Volatile.Write(ref _lastAttempt, attempt);
+            Diagnostics.UhuraMetrics.ReconnectAttempts.Add(1);
             SetState(new ConnectionState(ConnectionStatus.Reconnecting) { Attempt = attempt, Delay = delay, Error = error });
         });
         lock (_gate)
@@ -430,7 +471,14 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         var link = await OpenLinkAsync(cancellationToken).ConfigureAwait(false);
         using var abort = cancellationToken.Register(link.Dispose);
         observer.OnNext(link);
-        SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed, IsReconnect = Interlocked.Exchange(ref _connectedBefore, 1) != 0 });
+        var isReconnect = Interlocked.Exchange(ref _connectedBefore, 1) != 0;
+        link.OnClientConnected();
+        if (isReconnect)
+        {
+            Diagnostics.UhuraMetrics.Reconnects.Add(1);
+        }
+
+        SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed, IsReconnect = isReconnect });
 
         var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(false);
         Detach(link);
@@ -451,6 +499,43 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// completes, because a server may send events ahead of <c>connect</c>.
     /// </summary>
     private async Task<Connection> OpenLinkAsync(CancellationToken cancellationToken)
+    {
+        var attempt = Interlocked.Increment(ref _attemptsSinceConnected);
+        var activity = Diagnostics.UhuraActivities.StartDetached(Diagnostics.UhuraActivities.Connect, System.Diagnostics.ActivityKind.Client);
+        if (activity is null)
+        {
+            var opened = await OpenLinkCoreAsync(cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _attemptsSinceConnected, 0);
+            return opened;
+        }
+
+        activity.SetTag("uhura.endpoint", _endpoint);
+        activity.SetTag("uhura.protocol", Diagnostics.UhuraMetrics.ProtocolName(_options.Protocol));
+        activity.SetTag("uhura.connect.attempt", attempt);
+        activity.SetTag("uhura.session.presented", Session.Id);
+        try
+        {
+            var link = await OpenLinkCoreAsync(cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _attemptsSinceConnected, 0);
+            activity.SetTag("uhura.connection.id", link.Id);
+            activity.SetTag("uhura.session.id", Session.Id);
+            activity.SetTag("uhura.session.resumed", link.Resumed);
+            Diagnostics.UhuraActivities.Stop(activity, "connected");
+            return link;
+        }
+        catch (Exception ex)
+        {
+            Diagnostics.UhuraActivities.Stop(activity, ex switch
+            {
+                AuthenticationFailedException => "refused",
+                OperationCanceledException => "canceled",
+                _ => "failed",
+            }, ex is OperationCanceledException ? null : ex);
+            throw;
+        }
+    }
+
+    private async Task<Connection> OpenLinkCoreAsync(CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var timer = _options.Connection.TimeProvider.CreateTimer(static d => ((CancellationTokenSource)d!).Cancel(), deadline, _options.ConnectTimeout, Timeout.InfiniteTimeSpan);
@@ -613,6 +698,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             message.Fail(new ConnectionLostException(message.Name, error));
         }
 
+        Diagnostics.UhuraMetrics.ClientEnded(this);
         SetState(closed);
         _dropped.OnCompleted();
         lock (_stateGate)

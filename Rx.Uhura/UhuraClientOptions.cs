@@ -9,7 +9,7 @@ public sealed record UhuraClientOptions
     public static UhuraClientOptions Default { get; } = new();
 
     /// <summary>Settings of each link the client opens.</summary>
-    public ConnectionOptions Connection { get; init; } = ConnectionOptions.Default;
+    public ConnectionOptions Connection { get; init; } = new(); // its own instance: a configuration binder binds into it, never into ConnectionOptions.Default
 
     /// <summary>
     /// The wire to speak: <see cref="WireProtocol.Native"/> (the default: Rx.Uhura servers accept it),

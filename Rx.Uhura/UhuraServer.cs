@@ -270,6 +270,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 
     void IServerContext.OnReady(Connection connection)
     {
+        connection.OnHandshakeCompleted();
         lock (_publishGate)
         {
             _ready[connection.Id] = connection;

@@ -10,7 +10,7 @@ public sealed record UhuraServerOptions
     public static UhuraServerOptions Default { get; } = new();
 
     /// <summary>Settings of each accepted connection.</summary>
-    public ConnectionOptions Connection { get; init; } = ConnectionOptions.Default;
+    public ConnectionOptions Connection { get; init; } = new(); // its own instance: a configuration binder binds into it, never into ConnectionOptions.Default
 
     /// <summary>Where sessions are kept between connections. Default: a new <see cref="InMemorySessionStore"/> per server.</summary>
     public ISessionStore? SessionStore { get; init; }
