@@ -50,7 +50,9 @@ internal static class PostgresBackplaneCodec
             text = text[(end + 1)..];
         }
 
-        return Create(fields, Encoding.UTF8.GetBytes(text.ToString()));
+        var payload = new byte[Encoding.UTF8.GetByteCount(text)]; // exactly the payload: the server writes this array as it is
+        Encoding.UTF8.GetBytes(text, payload);
+        return Create(fields, payload);
     }
 
     /// <summary>Decodes a stored row's body.</summary>
