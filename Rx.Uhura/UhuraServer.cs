@@ -20,7 +20,7 @@ namespace Rx.Uhura;
 /// await server.ListenAsync("tcp://127.0.0.1:5555");
 /// </code>
 /// </example>
-public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
+public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 {
     private readonly UhuraServerOptions _options;
     private readonly ILogger _logger;
@@ -46,6 +46,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
         _serializer = _options.Connection.CreateSerializer();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraServer>();
         Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);
+        InitBackplane();
     }
 
     internal Server.ServerSessions Sessions { get; }
@@ -59,7 +60,9 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
     /// <summary>
     /// Sends an event to every client whose handshake has completed, on whichever wire each speaks. The arguments are
     /// serialized once and the same bytes are written to every connection; each connection numbers, acknowledges and
-    /// (native protocol) resends its copy like a <see cref="Connection.Post"/>. Returns how many connections accepted it.
+    /// (native protocol) resends its copy like a <see cref="Connection.Post"/>. Returns how many connections of this server
+    /// accepted it. With a <see cref="UhuraServerOptions.Backplane"/> the same bytes are also published once, and every
+    /// other server writes them to its own clients (not counted here: they are reached later, at most once).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
@@ -89,13 +92,15 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
             Connection.t_broadcasting = false;
         }
 
+        _backplane?.PublishBroadcast(message);
         return reached;
     }
 
     /// <summary>
     /// Sends an event to one client, by the id its connection carries (<see cref="Connection.Id"/>; socket-ipc's
     /// <c>send(topic, message, clientId)</c>). The task completes as <see cref="Connection.Send"/>'s does, and fails with
-    /// <see cref="BadClientException"/> when no connected client has that id, <see cref="SendAfterCloseException"/> once
+    /// <see cref="BadClientException"/> when no connected client has that id (with a <see cref="UhuraServerOptions.Backplane"/>:
+    /// when no server answered for it within <see cref="UhuraServerOptions.BackplaneTimeout"/>), <see cref="SendAfterCloseException"/> once
     /// the server is closing, or any error of <see cref="Connection.Send"/>.
     /// </summary>
     public Task SendTo(string clientId, string eventName, params ReadOnlySpan<object?> args)
@@ -113,7 +118,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
         }
         else if (!_ready.TryGetValue(clientId, out var connection) || !connection.IsConnected)
         {
-            message.Fail(new BadClientException(eventName, clientId));
+            SendElsewhere(clientId, message);
         }
         else if (!connection.Enqueue(message) && !message.IsFailed)
         {
@@ -253,6 +258,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
             connection.Dispose();
         }
 
+        DisposeBackplane();
         Complete();
     }
 
@@ -371,6 +377,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
         await _acceptLoop.ConfigureAwait(false);
         await Task.WhenAll(_active.Keys.Select(c => c.CloseAsync())).ConfigureAwait(false);
         await Sessions.FlushAsync().ConfigureAwait(false); // the sessions and resume states saved as their links ended
+        await CloseBackplaneAsync().ConfigureAwait(false);
         Complete();
     }
 

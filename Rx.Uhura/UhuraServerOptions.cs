@@ -1,3 +1,4 @@
+using Rx.Uhura.Scaleout;
 using Rx.Uhura.Session;
 using Rx.Uhura.Transport;
 
@@ -52,6 +53,35 @@ public sealed record UhuraServerOptions
     /// </summary>
     public TlsOptions? Tls { get; init; }
 
+    /// <summary>
+    /// Connects this server to others so that <see cref="UhuraServer.Broadcast"/> and <see cref="UhuraServer.SendTo"/>
+    /// reach their clients too (<see cref="InMemoryBackplane"/>, <c>Rx.Uhura.PostgreSql.PostgresBackplane</c>). Null (the
+    /// default) = a single server, with no overhead. The server does not dispose it.
+    /// </summary>
+    public IUhuraBackplane? Backplane { get; init; }
+
+    /// <summary>
+    /// This server's id on the <see cref="Backplane"/>, unique among the servers sharing it. Null (the default) = a new
+    /// random id per server instance.
+    /// </summary>
+    public string? ServerId { get; init; }
+
+    /// <summary>
+    /// How long <see cref="UhuraServer.SendTo"/> waits for the server that has a non-local client to answer over the
+    /// <see cref="Backplane"/>; without an answer the send fails with <see cref="BadClientException"/>. Once that server
+    /// answered, the send waits for the client's acknowledgement as a local one does. Measured on
+    /// <see cref="ConnectionOptions.TimeProvider"/>. Default 5 seconds.
+    /// </summary>
+    public TimeSpan BackplaneTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How many messages may wait for the <see cref="Backplane"/> to take them (broadcasts, sends and replies, published
+    /// one at a time in order), and how many <see cref="UhuraServer.SendTo"/>s to other servers may await their outcome.
+    /// Beyond it a broadcast is not forwarded and a send fails with <see cref="OutboundBufferFullException"/>, reported on
+    /// <see cref="UhuraServer.Errors"/>. Default 100,000.
+    /// </summary>
+    public int BackplaneQueueLimit { get; init; } = 100_000;
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(Connection);
@@ -61,6 +91,18 @@ public sealed record UhuraServerOptions
         if (!AcceptNative && !AcceptNodeUhura)
         {
             throw new ArgumentException("A server must accept at least one wire protocol.", nameof(AcceptNative));
+        }
+        if (BackplaneTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BackplaneTimeout), BackplaneTimeout, "Must be positive.");
+        }
+        if (BackplaneQueueLimit < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BackplaneQueueLimit), BackplaneQueueLimit, "Must be positive.");
+        }
+        if (ServerId is { Length: 0 })
+        {
+            throw new ArgumentException("A server id cannot be empty.", nameof(ServerId));
         }
         if (SessionTimeToLive is { } ttl && ttl <= TimeSpan.Zero)
         {
