@@ -31,6 +31,8 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
     private readonly ITimer _purgeTimer;
     private Task? _schema;
     private Task _purge = Task.CompletedTask;
+    private bool _purging;
+    private bool _purgeAgain;
     private bool _disposed;
 
     /// <summary>Opens the store in the database of <paramref name="connectionString"/>, with the other settings at their defaults.</summary>
@@ -235,32 +237,55 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
     {
         lock (_gate)
         {
-            if (_disposed || !_purge.IsCompleted)
+            if (_disposed)
             {
                 return;
             }
 
+            if (_purging)
+            {
+                _purgeAgain = true; // a tick during a purge: one more run after it, on the newer clock
+                return;
+            }
+
+            _purging = true;
             _purge = RunPurgeAsync(_closing.Token);
         }
     }
 
+    /// <summary>Purges until no tick came during the last run. Never throws.</summary>
     private async Task RunPurgeAsync(CancellationToken cancellationToken)
     {
-        try
+        await Task.Yield();
+        while (true)
         {
-            await Task.Yield();
-            var deleted = await PurgeAsync(cancellationToken).ConfigureAwait(false);
-            if (deleted > 0)
+            try
             {
-                _logger.LogDebug("Purged {Count} expired session rows", deleted);
+                var deleted = await PurgeAsync(cancellationToken).ConfigureAwait(false);
+                if (deleted > 0)
+                {
+                    _logger.LogDebug("Purged {Count} expired session rows", deleted);
+                }
             }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-        catch (Exception ex)
-        {
-            _logger.LogError(ex, "Purging expired sessions failed");
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException && (cancellationToken.IsCancellationRequested || Volatile.Read(ref _disposed)))
+            {
+            }
+            catch (Exception ex)
+            {
+                _logger.LogError(ex, "Purging expired sessions failed");
+            }
+
+            lock (_gate)
+            {
+                if (!_purgeAgain || _disposed)
+                {
+                    _purging = false;
+                    _purgeAgain = false;
+                    return;
+                }
+
+                _purgeAgain = false;
+            }
         }
     }
 
