@@ -180,6 +180,12 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
         }
     }
 
+    /// <summary>
+    /// Connects and creates the tables now if they are missing (otherwise this happens on first use), so that a bad
+    /// connection string or missing rights fail at startup rather than at the first session.
+    /// </summary>
+    public Task EnsureCreatedAsync(CancellationToken cancellationToken = default) => ReadyAsync(cancellationToken);
+
     /// <summary>Deletes the expired rows now (the timer does this every <see cref="PostgresSessionStoreOptions.PurgeInterval"/>).</summary>
     /// <returns>How many rows were deleted.</returns>
     public async Task<int> PurgeAsync(CancellationToken cancellationToken = default)

@@ -173,6 +173,16 @@ public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IAs
         }
     }
 
+    /// <summary>
+    /// Opens the file and creates the tables now if they are missing (otherwise this happens on first use), so that a
+    /// bad path fails at startup rather than at the first session.
+    /// </summary>
+    public async Task EnsureCreatedAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
     /// <summary>Deletes the expired rows now (the timer does this every <see cref="SqliteSessionStoreOptions.PurgeInterval"/>).</summary>
     /// <returns>How many rows were deleted.</returns>
     public async Task<int> PurgeAsync(CancellationToken cancellationToken = default)
