@@ -80,6 +80,41 @@ public sealed class CliStoreTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Two_serve_processes_sharing_one_sqlite_file_resume_each_others_sessions()
+    {
+        var database = _folder.File("shared.db");
+        using var a = CliProcess.Start("serve", "--listen", "tcp://127.0.0.1:0", "--store", "sqlite:" + database);
+        using var b = CliProcess.Start("serve", "--listen", "tcp://127.0.0.1:0", "--store", "sqlite:" + database);
+        var endpointA = await ListeningEndpointAsync(a);
+        var endpointB = await ListeningEndpointAsync(b);
+
+        string id;
+        await using (var onA = await UhuraClient.ConnectAsync(endpointA).For())
+        {
+            id = onA.Session.Id!;
+            onA.Session.Set("made-on", "A");
+            await onA.Send("sync").For();
+            await a.WaitForLineAsync("session");
+            await onA.Disconnect().For();
+            await a.WaitForLineAsync("disconnect");
+        }
+
+        await using var onB = await UhuraClient.ConnectAsync(endpointB, new UhuraClientOptions
+        {
+            InitialSession = new Dictionary<string, JToken> { [UhuraSession.IdKey] = id },
+        }).For();
+        Assert.True(onB.CurrentState.Resumed);
+        Assert.Equal("A", onB.Session.Get<string>("made-on"));
+        var connect = await b.WaitForLineAsync("connect");
+        Assert.True((bool)connect["resumed"]!);
+        await onB.Disconnect().For();
+        await a.TerminateAsync();
+        await b.TerminateAsync();
+        Assert.Equal(0, await a.WaitForExitAsync());
+        Assert.Equal(0, await b.WaitForExitAsync());
+    }
+
     [Theory]
     [InlineData("sqlite:")]
     [InlineData("redis:localhost")]
