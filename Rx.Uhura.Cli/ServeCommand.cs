@@ -13,8 +13,6 @@ namespace Rx.Uhura.Cli;
 /// </summary>
 internal static class ServeCommand
 {
-    private const string MemoryStore = "memory";
-
     public static Command Create()
     {
         var listen = Common.EndpointOption("--listen", "Where to listen;");
@@ -25,9 +23,9 @@ internal static class ServeCommand
         };
         var store = new Option<string>("--store")
         {
-            Description = "Where sessions are kept: memory (the default and, for now, the only one).",
+            Description = SessionStoreSpec.Description,
             HelpName = "S",
-            DefaultValueFactory = _ => MemoryStore,
+            DefaultValueFactory = _ => SessionStoreSpec.Memory,
         };
 
         var command = new Command("serve", "Accept connections and print what happens on them as JSON lines.")
@@ -50,17 +48,17 @@ internal static class ServeCommand
     private static async Task<int> RunAsync(string? uri, Transport.TlsOptions? tls, string? protocol, bool echo, string? store, bool verbose, CancellationToken stop)
     {
         var wires = Common.ParseServerProtocol(protocol);
-        if (!string.Equals(store, MemoryStore, StringComparison.Ordinal))
-        {
-            throw new UsageException($"store '{store}' is not supported yet (supported: {MemoryStore}).");
-        }
-
+        var createStore = SessionStoreSpec.Parse(store);
         var endPoint = Common.ParseEndpoint(uri, wires.Only);
         TlsFlags.CheckListen(endPoint, tls);
         var output = JsonLines.Stdout;
         using var logging = Common.CreateLoggerFactory(verbose);
+        var sessionStore = createStore(logging);
+        await using var storeLifetime = sessionStore as IAsyncDisposable; // disposed after the server closed (declared first)
+        await SessionStoreSpec.OpenAsync(sessionStore, stop).ConfigureAwait(false);
         var server = new UhuraServer(new UhuraServerOptions
         {
+            SessionStore = sessionStore,
             Connection = ConnectionOptions.Default with { LoggerFactory = logging },
             AcceptNative = wires.AcceptNative,
             AcceptNodeUhura = wires.AcceptNodeUhura,
