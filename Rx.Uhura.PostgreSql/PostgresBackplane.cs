@@ -119,9 +119,10 @@ public sealed class PostgresBackplane : IUhuraBackplane, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(message);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var (inline, body) = PostgresBackplaneCodec.Encode(message);
-        await using var command = _dataSource.CreateCommand(inline is not null
+        var command = _dataSource.CreateCommand(inline is not null
             ? "SELECT pg_notify($1, $2)"
             : $"WITH r AS (INSERT INTO {_table} (body) VALUES ($2) RETURNING id) SELECT pg_notify($1, '#' || r.id) FROM r");
+        await using var commandScope = command.ConfigureAwait(false);
         command.Parameters.Add(new NpgsqlParameter { Value = _options.Channel });
         command.Parameters.Add(inline is not null ? new NpgsqlParameter { Value = inline } : new NpgsqlParameter { Value = body });
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -155,8 +156,9 @@ public sealed class PostgresBackplane : IUhuraBackplane, IAsyncDisposable
 
     private async Task EnsureTableAsync(CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand(
+        var command = _dataSource.CreateCommand(
             $"CREATE TABLE IF NOT EXISTS {_table} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, created timestamptz NOT NULL DEFAULT now(), body bytea NOT NULL)");
+        await using var commandScope = command.ConfigureAwait(false);
         try
         {
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -174,7 +176,8 @@ public sealed class PostgresBackplane : IUhuraBackplane, IAsyncDisposable
         try
         {
             connection.Notification += OnNotification;
-            await using var command = new NpgsqlCommand($"SET application_name = '{ListenerApplicationName}'; LISTEN {_channel}", connection);
+            var command = new NpgsqlCommand($"SET application_name = '{ListenerApplicationName}'; LISTEN {_channel}", connection);
+            await using var commandScope = command.ConfigureAwait(false);
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             _logger.LogInformation("Backplane listening on channel {Channel} (backend {Pid})", _options.Channel, connection.ProcessID);
             return connection;
@@ -245,7 +248,8 @@ public sealed class PostgresBackplane : IUhuraBackplane, IAsyncDisposable
 
             if (!await connection.WaitAsync(_options.KeepAliveInterval, stop).ConfigureAwait(false))
             {
-                await using var ping = new NpgsqlCommand("SELECT 1", connection);
+                var ping = new NpgsqlCommand("SELECT 1", connection);
+                await using var pingScope = ping.ConfigureAwait(false);
                 await ping.ExecuteScalarAsync(stop).ConfigureAwait(false);
             }
         }
@@ -259,7 +263,8 @@ public sealed class PostgresBackplane : IUhuraBackplane, IAsyncDisposable
             if (payload.StartsWith('#'))
             {
                 var id = long.Parse(payload.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
-                await using var command = new NpgsqlCommand($"SELECT body FROM {_table} WHERE id = $1", connection);
+                var command = new NpgsqlCommand($"SELECT body FROM {_table} WHERE id = $1", connection);
+                await using var commandScope = command.ConfigureAwait(false);
                 command.Parameters.Add(new NpgsqlParameter { Value = id });
                 if (await command.ExecuteScalarAsync(stop).ConfigureAwait(false) is not byte[] body)
                 {
@@ -303,7 +308,8 @@ public sealed class PostgresBackplane : IUhuraBackplane, IAsyncDisposable
             try
             {
                 await Task.Delay(_options.CleanupInterval, _options.TimeProvider, stop).ConfigureAwait(false);
-                await using var command = _dataSource.CreateCommand($"DELETE FROM {_table} WHERE created < now() - $1");
+                var command = _dataSource.CreateCommand($"DELETE FROM {_table} WHERE created < now() - $1");
+                await using var commandScope = command.ConfigureAwait(false);
                 command.Parameters.Add(new NpgsqlParameter { Value = _options.LargeMessageRetention });
                 var deleted = await command.ExecuteNonQueryAsync(stop).ConfigureAwait(false);
                 if (deleted > 0)

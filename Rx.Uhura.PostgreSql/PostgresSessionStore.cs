@@ -18,7 +18,7 @@ namespace Rx.Uhura.PostgreSql;
 /// <remarks>
 /// <c>jsonb</c> cannot hold the character U+0000 in a string: saving a session with one fails (the server logs it).
 /// </remarks>
-public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, IAsyncDisposable
+public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, IExpiringSessionStore, IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly bool _ownsDataSource;
@@ -59,6 +59,9 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
 
     /// <summary>The settings this store was opened with.</summary>
     public PostgresSessionStoreOptions Options { get; }
+
+    /// <inheritdoc/>
+    public TimeSpan? TimeToLive => Options.TimeToLive;
 
     /// <inheritdoc/>
     public async ValueTask<IReadOnlyDictionary<string, JToken>?> GetAsync(string sessionId, CancellationToken cancellationToken = default)

@@ -13,7 +13,7 @@ namespace Rx.Uhura.Sqlite;
 /// <see cref="SqliteSessionStoreOptions.TimeToLive"/> after its last save: then reads no longer see it and a periodic
 /// purge deletes it. Safe to call concurrently; each operation takes a pooled connection of its own.
 /// </summary>
-public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IAsyncDisposable
+public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IExpiringSessionStore, IAsyncDisposable
 {
     private readonly string _connectionString;
     private readonly string _sessions;
@@ -57,6 +57,9 @@ public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IAs
 
     /// <summary>The settings this store was opened with.</summary>
     public SqliteSessionStoreOptions Options { get; }
+
+    /// <inheritdoc/>
+    public TimeSpan? TimeToLive => Options.TimeToLive;
 
     /// <inheritdoc/>
     public async ValueTask<IReadOnlyDictionary<string, JToken>?> GetAsync(string sessionId, CancellationToken cancellationToken = default)

@@ -17,8 +17,9 @@ public sealed record UhuraServerOptions
     public ISessionStore? SessionStore { get; init; }
 
     /// <summary>
-    /// How long a session whose client disconnected is kept for it to resume; then it is destroyed in the store. Null =
-    /// kept until invalidated. Default 1 hour.
+    /// How long a session whose client disconnected is kept for it to resume; then the server forgets it and destroys it
+    /// in the store, unless the store expires sessions by itself (<see cref="IExpiringSessionStore"/> with a time to
+    /// live, as the durable stores do), which then decides. Null = kept until invalidated. Default 1 hour.
     /// </summary>
     public TimeSpan? SessionTimeToLive { get; init; } = TimeSpan.FromHours(1);
 

@@ -136,8 +136,10 @@ public sealed class CompareSmokeTests : IDisposable
                 var value = metric.GetProperty(field).GetDouble();
                 Assert.True(double.IsFinite(value), $"{scenario} / {contender} / {name} {field} = {value}");
 
-                // The working-set delta of a few connections is within the noise of the process and may be negative.
-                if (name != "working-set/conn")
+                // The memory deltas of a few connections are within the noise of this process and may be negative: the
+                // test process also holds what earlier tests left (database pools pruning idle connections, timers).
+                // In its own process (`uhura bench compare`) the harness measures nothing else.
+                if (name is not ("working-set/conn" or "managed/conn"))
                 {
                     Assert.True(value > 0, $"{scenario} / {contender} / {name} {field} = {value}");
                 }

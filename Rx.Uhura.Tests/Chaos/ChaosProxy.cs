@@ -42,7 +42,7 @@ public sealed class ChaosProxy : IAsyncDisposable
 {
     private const int BufferSize = 64 * 1024;
 
-    private readonly EndPoint _upstream;
+    private volatile EndPoint _upstream;
     private readonly ChaosProxyOptions _options;
     private readonly Socket _listener;
     private readonly CancellationTokenSource _disposing = new();
@@ -151,6 +151,9 @@ public sealed class ChaosProxy : IAsyncDisposable
 
     /// <summary>While refusing, accepted sockets are reset at once (a server that is down behind an open port); live pairs go on.</summary>
     public void SetRefusing(bool refusing) => _refusing = refusing;
+
+    /// <summary>Sends the connections accepted from now on to <paramref name="upstream"/> (another server); live pairs stay where they are.</summary>
+    public void Retarget(EndPoint upstream) => _upstream = upstream ?? throw new ArgumentNullException(nameof(upstream));
 
     /// <summary>Stops automatic cuts until <see cref="ResumeChaos"/>. A cut delay that ends while paused is drawn again after resuming.</summary>
     public void PauseChaos()
@@ -270,13 +273,14 @@ public sealed class ChaosProxy : IAsyncDisposable
         var chaos = _options.CutIntervalMin.HasValue ? ChaosAsync(pair) : Task.CompletedTask;
         try
         {
-            var upstream = CreateUpstreamSocket(_upstream);
+            var target = _upstream;
+            var upstream = CreateUpstreamSocket(target);
             if (!pair.SetUpstream(upstream))
             {
                 return; // cut before the upstream socket existed
             }
 
-            await upstream.ConnectAsync(_upstream, pair.Token).ConfigureAwait(false);
+            await upstream.ConnectAsync(target, pair.Token).ConfigureAwait(false);
             await Task.WhenAll(
                 PumpAsync(pair.Client, upstream, pair),
                 PumpAsync(upstream, pair.Client, pair)).ConfigureAwait(false);

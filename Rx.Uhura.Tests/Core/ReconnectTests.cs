@@ -5,6 +5,7 @@ using System.Reactive.Subjects;
 using System.Reactive.Threading.Tasks;
 using Microsoft.Reactive.Testing;
 using Newtonsoft.Json.Linq;
+using Rx.Uhura.Session;
 
 namespace Rx.Uhura.Tests.Core;
 
@@ -376,5 +377,47 @@ public sealed class SessionExpiryTests
         await using var late = await UhuraClient.ConnectAsync(server.Uri!, new UhuraClientOptions { InitialSession = saved }).For();
         Assert.False(late.CurrentState.Resumed);
         Assert.NotEqual(id, late.Session.Id);
+    }
+
+    [Fact]
+    public async Task A_store_that_expires_sessions_itself_keeps_a_session_the_server_forgot()
+    {
+        var scheduler = new TestScheduler();
+        var time = new SchedulerTimeProvider(scheduler);
+        var store = new InMemorySessionStore(TimeSpan.FromDays(1), time); // shared with other servers, say
+        await using var server = new UhuraServer(new UhuraServerOptions
+        {
+            SessionStore = store,
+            SessionTimeToLive = TimeSpan.FromMinutes(5),
+            Connection = ConnectionOptions.Default with { TimeProvider = time },
+        });
+        var connections = new ReplaySubject<Connection>();
+        server.Connections.Subscribe(connections);
+        await server.ListenAsync("tcp://127.0.0.1:0");
+
+        var client = await UhuraClient.ConnectAsync(server.Uri!).For();
+        var saved = client.Session.Get();
+        var id = client.Session.Id!;
+        var connection = await Wait.First(connections);
+        client.Dispose();
+        await Wait.First(connection.Disconnected);
+        await server.Sessions.WhenSavedAsync(id).For();
+
+        scheduler.AdvanceBy(TimeSpan.FromMinutes(5).Ticks);
+        Assert.Equal(0, server.Sessions.Count); // the server forgot it...
+        Assert.NotNull(await store.GetAsync(id)); // ...the store did not
+
+        var late = await UhuraClient.ConnectAsync(server.Uri!, new UhuraClientOptions { InitialSession = saved }).For();
+        Assert.True(late.CurrentState.Resumed);
+        Assert.Equal(id, late.Session.Id);
+        var lateConnection = await Wait.First(connections.Skip(1));
+        late.Dispose();
+        await Wait.First(lateConnection.Disconnected);
+        await server.Sessions.WhenSavedAsync(id).For(); // saved as its link ended: the store's time to live starts now
+
+        scheduler.AdvanceBy(TimeSpan.FromDays(1).Ticks - 1);
+        Assert.NotNull(await store.GetAsync(id));
+        scheduler.AdvanceBy(1);
+        Assert.Null(await store.GetAsync(id));
     }
 }

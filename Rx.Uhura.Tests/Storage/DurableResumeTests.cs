@@ -86,6 +86,46 @@ public abstract class DurableResumeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_resumes_its_streams_on_another_server_sharing_the_store()
+    {
+        var (first, firstConnections) = await StartServerAsync(Path.Combine(_directory, "a.sock"));
+        var secondPath = Path.Combine(_directory, "b.sock");
+        var (second, secondConnections) = await StartServerAsync(secondPath);
+        await using var proxy = ChaosProxy.Start(new UnixDomainSocketEndPoint(Path.Combine(_directory, "a.sock")));
+        var client = UhuraClient.Connect(proxy.Uri, new UhuraClientOptions { Reconnect = Fast });
+        _disposables.Add(client);
+        var news = new ReplaySubject<int>();
+        client.Event("news").Select(e => e.Arg<int>(0)).Subscribe(news);
+        await client.WhenConnectedAsync().For();
+        var link = await Wait.First(firstConnections);
+        await link.Send("news", 0).For();
+        await client.Send("tick", 0).For();
+
+        proxy.SetRefusing(true);
+        proxy.CutAll();
+        await Wait.First(link.Disconnected);
+        for (var i = 1; i <= 3; i++)
+        {
+            Assert.True(link.Post("news", i));
+        }
+
+        await first.Sessions.FlushAsync().For(); // the first server stays up; its saves have landed
+        proxy.Retarget(new UnixDomainSocketEndPoint(secondPath));
+        proxy.SetRefusing(false);
+        var moved = await Wait.First(secondConnections);
+        Assert.True(moved.Resumed);
+        Assert.Equal(link.Session.Id, moved.Session.Id);
+        Assert.Equal([0, 1, 2, 3], await news.Take(4).ToList().ToTask().For());
+
+        var ticks = new ReplaySubject<int>();
+        second.Event("tick").Select(e => e.Arg<int>(0)).Subscribe(ticks);
+        await client.Send("tick", 1).For(); // the streams continue: number 2 of the client's, after the first server's 1
+        await moved.Send("news", 4).For();
+        Assert.Equal([1], await ticks.Take(1).ToList().ToTask().For());
+        Assert.Equal([0, 1, 2, 3, 4], await news.Take(5).ToList().ToTask().For());
+    }
+
+    [Fact]
     public async Task What_the_client_sends_while_the_server_restarts_reaches_the_new_server_exactly_once()
     {
         var path = Path.Combine(_directory, "s.sock");
@@ -150,4 +190,23 @@ public sealed class InMemoryDurableResumeTests : DurableResumeTests
     private readonly InMemorySessionStore _store = new();
 
     protected override Task<ISessionStore> OpenStoreAsync(string directory) => Task.FromResult<ISessionStore>(_store);
+}
+
+/// <summary>A new <see cref="Sqlite.SqliteSessionStore"/> on the same file for each server: a real restart's view.</summary>
+public sealed class SqliteDurableResumeTests : DurableResumeTests
+{
+    protected override Task<ISessionStore> OpenStoreAsync(string directory)
+        => Task.FromResult<ISessionStore>(new Sqlite.SqliteSessionStore(Path.Combine(directory, "sessions.db")));
+}
+
+/// <summary>A new <see cref="PostgreSql.PostgresSessionStore"/> on the same database for each server (a real PostgreSQL 15).</summary>
+public sealed class PostgresDurableResumeTests : DurableResumeTests
+{
+    private string? _connectionString;
+
+    protected override async Task<ISessionStore> OpenStoreAsync(string directory)
+    {
+        _connectionString ??= await (await PostgresServer.SharedAsync()).CreateDatabaseAsync();
+        return new PostgreSql.PostgresSessionStore(_connectionString);
+    }
 }

@@ -243,7 +243,10 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             held.Fail(new ConnectionLostException(held.Name) { ConnectionId = null });
         }
 
-        _ = DestroyAsync(session.Id);
+        if (store is not IExpiringSessionStore { TimeToLive: not null })
+        {
+            _ = DestroyAsync(session.Id); // a store that expires sessions itself keeps them: another server may hold the client now
+        }
     }
 
     private sealed class ExpiryState(ServerSessions owner, ServerSession session)

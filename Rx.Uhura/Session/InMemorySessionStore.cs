@@ -13,7 +13,7 @@ namespace Rx.Uhura.Session;
 /// saves a session on every change and again when its client disconnects, so the time counts from the disconnection.
 /// Expired entries are invisible at once and removed on later writes.
 /// </remarks>
-public sealed class InMemorySessionStore : ISessionStore, ISessionStreamStore
+public sealed class InMemorySessionStore : ISessionStore, ISessionStreamStore, IExpiringSessionStore
 {
     private readonly ConcurrentDictionary<string, Entry<IReadOnlyDictionary<string, JToken>>> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Entry<SessionStreamState>> _streams = new(StringComparer.Ordinal);
@@ -41,6 +41,9 @@ public sealed class InMemorySessionStore : ISessionStore, ISessionStreamStore
         _timeToLive = timeToLive;
         _timeProvider = timeProvider ?? TimeProvider.System;
     }
+
+    /// <inheritdoc/>
+    public TimeSpan? TimeToLive => _timeToLive;
 
     /// <summary>The number of sessions held and not expired.</summary>
     public int Count
