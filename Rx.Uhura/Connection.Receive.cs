@@ -86,6 +86,7 @@ public sealed partial class Connection
                 }
                 finally
                 {
+                    _bytesIn += buffer.Slice(buffer.Start, consumed).Length;
                     _input.AdvanceTo(consumed, examined);
                     EndReadBatch();
                 }

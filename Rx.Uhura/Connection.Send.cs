@@ -317,6 +317,7 @@ public sealed partial class Connection : ISessionSink
             return;
         }
 
+        _eventsOut++;
         if (_wire == WireProtocol.Native)
         {
             WriteNativeEventLocked(message);
@@ -514,6 +515,7 @@ public sealed partial class Connection : ISessionSink
                 return;
             }
 
+            _bytesOut += _writing.WrittenCount;
             _writing.Reset();
             NoteWrite();
             List<OutboundMessage> written;

@@ -55,7 +55,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         _server = server;
         PeerCredentials = isServer ? Transport.UnixPeerCredentials.TryGet(stream) : null;
         // A server's connections are known by a client id (a UUID, as socket-ipc makes them); a client's links by a short counter.
-        Id = isServer ? Guid.NewGuid().ToString("D") : "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Id = isServer ? Guid.NewGuid().ToString("D") : "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);        InitializeStatistics(stream);
     }
 
     /// <summary>
@@ -336,6 +336,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// <summary>Delivers to user observers; a throwing observer is logged, never allowed to break the read loop.</summary>
     private void Deliver(UhuraEvent e)
     {
+        _eventsIn++;
         try
         {
             _events.OnNext(e);
@@ -367,4 +368,7 @@ internal interface IServerContext
     void OnReady(Connection connection);
 
     void OnClosed(Connection connection, DisconnectInfo info);
+
+    /// <summary>The server's statistics when it exposes them (<see cref="UhuraServerOptions.ExposeStatistics"/>); null otherwise.</summary>
+    ServerStatistics? ExposedStatistics() => null;
 }

@@ -20,7 +20,7 @@ namespace Rx.Uhura;
 /// await server.ListenAsync("tcp://127.0.0.1:5555");
 /// </code>
 /// </example>
-public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
+public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
 {
     private readonly UhuraServerOptions _options;
     private readonly ILogger _logger;
@@ -45,7 +45,7 @@ public sealed class UhuraServer : IAsyncDisposable, IDisposable, IServerContext
         SessionStore = _options.SessionStore ?? new InMemorySessionStore();
         _serializer = _options.Connection.CreateSerializer();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraServer>();
-        Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);
+        Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);        _startedAt = _options.Connection.TimeProvider.GetUtcNow();
     }
 
     internal Server.ServerSessions Sessions { get; }
