@@ -55,7 +55,8 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         _server = server;
         PeerCredentials = isServer ? Transport.UnixPeerCredentials.TryGet(stream) : null;
         // A server's connections are known by a client id (a UUID, as socket-ipc makes them); a client's links by a short counter.
-        Id = isServer ? Guid.NewGuid().ToString("D") : "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);        InitializeStatistics(stream);
+        Id = isServer ? Guid.NewGuid().ToString("D") : "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        InitializeStatistics(stream);
     }
 
     /// <summary>

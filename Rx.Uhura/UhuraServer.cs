@@ -45,7 +45,8 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         SessionStore = _options.SessionStore ?? new InMemorySessionStore();
         _serializer = _options.Connection.CreateSerializer();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraServer>();
-        Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);        _startedAt = _options.Connection.TimeProvider.GetUtcNow();
+        Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);
+        _startedAt = _options.Connection.TimeProvider.GetUtcNow();
     }
 
     internal Server.ServerSessions Sessions { get; }
