@@ -5,27 +5,46 @@ using Newtonsoft.Json.Linq;
 namespace Rx.Uhura.Cli;
 
 /// <summary>
-/// The machine-readable output: one JSON object per line on stdout, each line written whole and flushed at once,
-/// safe to call from any thread.
+/// Where the commands report: records (JSON objects with a <c>type</c>), each handed whole to one
+/// <see cref="IRecordRenderer"/> (JSON lines for machines, <see cref="HumanRenderer"/> for a person on a terminal),
+/// safe to call from any thread. The commands build the same records whichever renderer is in use.
 /// </summary>
 internal sealed class JsonLines
 {
-    private readonly TextWriter _writer;
+    private static JsonLines? s_stdout;
+    private readonly IRecordRenderer _renderer;
     private readonly object _gate = new();
-    private bool _broken;
 
     public JsonLines(TextWriter writer)
+        : this(new JsonRenderer(writer))
     {
-        _writer = writer;
     }
 
-    /// <summary>Standard output, UTF-8 without BOM, "\n" line ends.</summary>
-    public static JsonLines Stdout { get; } = new(new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 4096) { AutoFlush = false, NewLine = "\n" });
+    public JsonLines(IRecordRenderer renderer)
+    {
+        _renderer = renderer;
+    }
 
-    /// <summary>Writes one line: <c>{"type":TYPE, ...fields}</c>.</summary>
+    /// <summary>
+    /// Standard output as <see cref="Program"/> chose it (<see cref="OutputMode"/>): JSON lines by default (UTF-8 without
+    /// BOM, "\n" line ends, flushed per line), or the human rendering on a terminal.
+    /// </summary>
+    public static JsonLines Stdout
+    {
+        get => LazyInitializer.EnsureInitialized(ref s_stdout, static () => new JsonLines(JsonRenderer.Stdout()));
+        set => Volatile.Write(ref s_stdout, value);
+    }
+
+    /// <summary>Whether records are rendered for a person (then progress bars and live views may be drawn too).</summary>
+    public bool IsHuman => _renderer is HumanRenderer;
+
+    /// <summary>The renderer's console, in human mode: for progress bars and live views on the same output.</summary>
+    public Spectre.Console.IAnsiConsole? Console => (_renderer as HumanRenderer)?.Console;
+
+    /// <summary>Writes one record: <c>{"type":TYPE, ...fields}</c>.</summary>
     public void Write(string type, params (string Name, JToken? Value)[] fields) => Write(Line(type, fields));
 
-    /// <summary>One line, not written yet: <c>{"type":TYPE, ...fields}</c>.</summary>
+    /// <summary>One record, not written yet: <c>{"type":TYPE, ...fields}</c>.</summary>
     public static JObject Line(string type, params (string Name, JToken? Value)[] fields)
     {
         var line = new JObject { ["type"] = type };
@@ -37,35 +56,56 @@ internal sealed class JsonLines
         return line;
     }
 
-    /// <summary>An <c>event</c> line: <c>{"type":"event","conn":ID,"event":NAME,"args":[...]}</c>.</summary>
+    /// <summary>An <c>event</c> record: <c>{"type":"event","conn":ID,"event":NAME,"args":[...]}</c>.</summary>
     public void Event(UhuraEvent e) => Write(
         "event",
         ("conn", e.Connection?.Id),
         ("event", e.Name),
         ("args", new JArray(e.Args.Select(a => a.DeepClone()))));
 
-    /// <summary>Writes a whole object as one line and flushes it.</summary>
+    /// <summary>Renders a whole record (one line in JSON mode) and flushes it.</summary>
     public void Write(JObject line)
     {
-        var text = line.ToString(Formatting.None);
         lock (_gate)
         {
-            if (_broken)
-            {
-                return;
-            }
+            _renderer.Render(line);
+        }
+    }
+}
 
-            try
-            {
-                _writer.Write(text);
-                _writer.Write('\n');
-                _writer.Flush();
-            }
-            catch (IOException)
-            {
-                // The reader went away (broken pipe): nothing more can be reported on stdout.
-                _broken = true;
-            }
+/// <summary>Turns one record into output; called under the output's lock, one record at a time.</summary>
+internal interface IRecordRenderer
+{
+    /// <summary>Writes the record and flushes it; never throws for a reader that went away.</summary>
+    void Render(JObject record);
+}
+
+/// <summary>The machine-readable rendering (CLI.md): one JSON object per line, flushed at once.</summary>
+internal sealed class JsonRenderer(TextWriter writer) : IRecordRenderer
+{
+    private bool _broken;
+
+    /// <summary>Standard output, UTF-8 without BOM, "\n" line ends.</summary>
+    public static JsonRenderer Stdout() => new(new StreamWriter(System.Console.OpenStandardOutput(), new UTF8Encoding(false), 4096) { AutoFlush = false, NewLine = "\n" });
+
+    public void Render(JObject record)
+    {
+        if (_broken)
+        {
+            return;
+        }
+
+        var text = record.ToString(Formatting.None);
+        try
+        {
+            writer.Write(text);
+            writer.Write('\n');
+            writer.Flush();
+        }
+        catch (IOException)
+        {
+            // The reader went away (broken pipe): nothing more can be reported on stdout.
+            _broken = true;
         }
     }
 }

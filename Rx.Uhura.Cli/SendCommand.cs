@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
+using Spectre.Console;
 
 namespace Rx.Uhura.Cli;
 
@@ -73,13 +74,15 @@ internal static class SendCommand
                 parse.GetValue(count),
                 parse.GetValue(waitReply),
                 parse.GetValue(timeout),
-                parse.GetValue(Common.Verbose)),
+                parse.GetValue(Common.Verbose),
+                OutputMode.ProgressConsole(parse)),
             cancellationToken));
         return command;
     }
 
     private sealed record Settings(
-        string? Uri, Transport.TlsOptions? Tls, string? Protocol, string EventName, string[] Args, int? Count, bool WaitReply, double TimeoutSeconds, bool Verbose);
+        string? Uri, Transport.TlsOptions? Tls, string? Protocol, string EventName, string[] Args, int? Count, bool WaitReply, double TimeoutSeconds, bool Verbose,
+        IAnsiConsole? Progress);
 
     private static async Task<int> RunAsync(Settings settings, CancellationToken stop)
     {
@@ -121,6 +124,10 @@ internal static class SendCommand
         var progress = new ConnectProgress(logging.CreateLogger("uhura.send"));
         using var states = client.State.Subscribe(progress.OnState);
         var sends = new SendTracker(settings.Count ?? 1);
+        var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var display = settings.Progress is { } console && sends.Total > 1
+            ? ShowProgressAsync(console, settings.EventName, done, sends, finished.Task)
+            : Task.CompletedTask;
         var graceful = false;
         try
         {
@@ -149,6 +156,8 @@ internal static class SendCommand
             }
 
             await sends.WhenAllAsync(deadline.Token).ConfigureAwait(false);
+            finished.TrySetResult();
+            await display.ConfigureAwait(false);
             if (sends.FirstError is { } error)
             {
                 throw new CliFailureException($"sending '{settings.EventName}' failed ({sends.Acknowledged} of {sends.Total} events {done}): {Common.Describe(error)}", error);
@@ -179,6 +188,8 @@ internal static class SendCommand
         }
         finally
         {
+            finished.TrySetResult();
+            await display.ConfigureAwait(false);
             if (graceful)
             {
                 await client.Disconnect().ConfigureAwait(false);
@@ -189,6 +200,27 @@ internal static class SendCommand
             }
         }
     }
+
+    /// <summary>
+    /// <c>--count N</c> on a terminal: a progress bar of the events acknowledged (written, for socket-ipc), redrawn
+    /// every 100 ms until <paramref name="finished"/>; left on screen at the end.
+    /// </summary>
+    private static Task ShowProgressAsync(IAnsiConsole console, string eventName, string done, SendTracker sends, Task finished)
+        => console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .StartAsync(async context =>
+            {
+                var task = context.AddTask($"{Markup.Escape(eventName)} [grey]({sends.Total} events, {done})[/]", maxValue: sends.Total);
+                while (!finished.IsCompleted)
+                {
+                    task.Value = sends.Acknowledged;
+                    await Task.WhenAny(finished, Task.Delay(100)).ConfigureAwait(false);
+                }
+
+                task.Value = sends.Acknowledged;
+                task.StopTask();
+            });
 
     /// <summary>
     /// Remembers whether the client ever connected and why the last attempt failed, for the timeout message; logs each

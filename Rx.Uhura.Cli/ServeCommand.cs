@@ -8,8 +8,9 @@ using Rx.Uhura.Session;
 namespace Rx.Uhura.Cli;
 
 /// <summary>
-/// <c>uhura serve --listen URI [--protocol P] [--echo] [--store S]</c>: accepts connections and reports them, their
-/// events and the session changes their peers make as JSON lines, until SIGINT / SIGTERM.
+/// <c>uhura serve --listen URI [--protocol P] [--echo] [--store S] [--stats]</c>: accepts connections and reports them,
+/// their events and the session changes their peers make (JSON lines, or the human rendering on a terminal), until
+/// SIGINT / SIGTERM. <c>--stats</c> lets clients ask for the server's statistics (<c>uhura stats</c>).
 /// </summary>
 internal static class ServeCommand
 {
@@ -28,9 +29,14 @@ internal static class ServeCommand
             DefaultValueFactory = _ => SessionStoreSpec.Memory,
         };
 
-        var command = new Command("serve", "Accept connections and print what happens on them as JSON lines.")
+        var stats = new Option<bool>("--stats")
         {
-            listen, protocol, echo, store,
+            Description = "Let clients ask for this server's statistics (connections, counters, queues): see 'uhura stats'.",
+        };
+
+        var command = new Command("serve", "Accept connections and print what happens on them (JSON lines when stdout is redirected).")
+        {
+            listen, protocol, echo, store, stats,
         };
         var tls = new TlsFlags(TlsFlags.Role.Server);
         tls.AddTo(command);
@@ -40,12 +46,13 @@ internal static class ServeCommand
             parse.GetValue(protocol),
             parse.GetValue(echo),
             parse.GetValue(store),
+            parse.GetValue(stats),
             parse.GetValue(Common.Verbose),
             cancellationToken));
         return command;
     }
 
-    private static async Task<int> RunAsync(string? uri, Transport.TlsOptions? tls, string? protocol, bool echo, string? store, bool verbose, CancellationToken stop)
+    private static async Task<int> RunAsync(string? uri, Transport.TlsOptions? tls, string? protocol, bool echo, string? store, bool stats, bool verbose, CancellationToken stop)
     {
         var wires = Common.ParseServerProtocol(protocol);
         var createStore = SessionStoreSpec.Parse(store);
@@ -64,6 +71,7 @@ internal static class ServeCommand
             AcceptNodeUhura = wires.AcceptNodeUhura,
             Protocol = wires.Only,
             Tls = tls,
+            ExposeStatistics = stats,
         });
 
         // "listening" is the first line: a connection accepted before it was written waits for it.

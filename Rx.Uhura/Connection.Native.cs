@@ -162,6 +162,7 @@ public sealed partial class Connection
         JsonArgs.ValidateArray(args.Span, _options.MaxJsonDepth, "arguments of an Event frame");
         var e = new UhuraEvent(frame.Name, MemoryMarshalArray(args), _options.MaxJsonDepth, seq, this);
         var gate = _serverSession?.Gate ?? stream.Gate;
+        var statistics = false;
         lock (gate)
         {
             if (Volatile.Read(ref _closed))
@@ -177,11 +178,22 @@ public sealed partial class Connection
             if (seq > stream.LastReceived)
             {
                 stream.LastReceived = seq;
-                Deliver(e);
+                if (IsStatisticsEvent(e))
+                {
+                    statistics = true; // answered below, outside the stream's gate
+                }
+                else
+                {
+                    Deliver(e);
+                }
             }
         }
 
         _ackOwed = _acksEnabled;
+        if (statistics)
+        {
+            HandleStatisticsEvent(e);
+        }
     }
 
     /// <summary>The frame's args were copied into an array of their own by the reader: use it as it is.</summary>

@@ -93,6 +93,7 @@ public sealed partial class Connection
                 finally
                 {
                     unconsumed = buffer.Slice(consumed).Length;
+                    _bytesIn += buffer.Slice(buffer.Start, consumed).Length;
                     _input.AdvanceTo(consumed, examined);
                     EndReadBatch();
                 }

@@ -327,6 +327,7 @@ public sealed partial class Connection : ISessionSink
             Diagnostics.UhuraMetrics.EventsSent.Add(1, _sideTag); // not the Node wire's own 'connect' and 'invalidateSession'
         }
 
+        _eventsOut++;
         if (_wire == WireProtocol.Native)
         {
             WriteNativeEventLocked(message);
@@ -525,6 +526,7 @@ public sealed partial class Connection : ISessionSink
             }
 
             Diagnostics.UhuraMetrics.BytesSent.Add(_writing.WrittenCount, _sideTag);
+            _bytesOut += _writing.WrittenCount;
             _writing.Reset();
             NoteWrite();
             List<OutboundMessage> written;

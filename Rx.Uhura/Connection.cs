@@ -63,6 +63,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         PeerCredentials = isServer ? Transport.UnixPeerCredentials.TryGet(stream) : null;
         // A server's connections are known by a client id (a UUID, as socket-ipc makes them); a client's links by a short counter.
         Id = isServer ? Guid.NewGuid().ToString("D") : "c" + Interlocked.Increment(ref s_nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        InitializeStatistics(stream);
     }
 
     /// <summary>
@@ -413,6 +414,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private void Deliver(UhuraEvent e)
     {
         Diagnostics.UhuraMetrics.EventsReceived.Add(1, _sideTag);
+        _eventsIn++;
         try
         {
             _events.OnNext(e);
@@ -444,4 +446,7 @@ internal interface IServerContext
     void OnReady(Connection connection);
 
     void OnClosed(Connection connection, DisconnectInfo info);
+
+    /// <summary>The server's statistics when it exposes them (<see cref="UhuraServerOptions.ExposeStatistics"/>); null otherwise.</summary>
+    ServerStatistics? ExposedStatistics() => null;
 }

@@ -212,6 +212,25 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         return _events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// Native protocol: waits until the client is connected, then asks the server for its statistics
+    /// (<see cref="Connection.GetServerStatisticsAsync"/>). Fails with <see cref="StatisticsUnavailableException"/> when
+    /// the server does not set <see cref="UhuraServerOptions.ExposeStatistics"/>, with
+    /// <see cref="ConnectionLostException"/> when the link drops before the answer (ask again).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The client does not speak the native protocol.</exception>
+    public async Task<ServerStatistics> GetServerStatisticsAsync(CancellationToken cancellationToken = default)
+    {
+        if (_options.Protocol != WireProtocol.Native)
+        {
+            throw new NotSupportedException($"Server statistics are part of the native protocol; this client speaks {_options.Protocol}.");
+        }
+
+        await WhenConnectedAsync(cancellationToken).ConfigureAwait(false);
+        var link = Connection ?? throw new ConnectionLostException(Rx.Uhura.Connection.StatisticsEvent);
+        return await link.GetServerStatisticsAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Completes when the client is connected (handshake done); fails if it closes first.</summary>
     public Task WhenConnectedAsync(CancellationToken cancellationToken = default)
         => State

@@ -47,6 +47,7 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraServer>();
         Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);
         InitBackplane();
+        _startedAt = _options.Connection.TimeProvider.GetUtcNow();
     }
 
     internal Server.ServerSessions Sessions { get; }

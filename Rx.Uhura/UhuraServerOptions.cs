@@ -83,6 +83,14 @@ public sealed record UhuraServerOptions
     /// </summary>
     public int BackplaneQueueLimit { get; init; } = 100_000;
 
+    /// <summary>
+    /// Whether clients may ask for the server's statistics (<see cref="UhuraClient.GetServerStatisticsAsync"/>, native
+    /// protocol; <c>uhura stats</c>): every open connection's id, remote address, session, counters and queues. Off by
+    /// default, since it tells any client about the others; a refused request fails with
+    /// <see cref="StatisticsUnavailableException"/> and the connection goes on.
+    /// </summary>
+    public bool ExposeStatistics { get; init; }
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(Connection);

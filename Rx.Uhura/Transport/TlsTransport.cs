@@ -169,6 +169,9 @@ public sealed class TlsTransport : ITransport
     {
         private int _disposed;
 
+        /// <summary>The accepted stream under the TLS handshake (for the connection's remote endpoint).</summary>
+        internal Stream Inner => inner;
+
         /// <summary>Sends the TLS close_notify alert once the handshake succeeded (see <see cref="HalfClose"/>).</summary>
         public Task ShutdownAsync() => handshake.IsCompletedSuccessfully ? handshake.Result.ShutdownAsync() : Task.CompletedTask;
 
