@@ -93,7 +93,10 @@ public abstract class AuthenticationTests : IAsyncLifetime
         var owner = Client("good", new Dictionary<string, JToken> { ["mine"] = 1 });
         await owner.WhenConnectedAsync().For();
         var id = owner.Session.Id!;
+        var ownerLink = Assert.Single(_server.ActiveConnections);
         await owner.Disconnect().For();
+        await Wait.First(ownerLink.Disconnected);
+        await _server.Sessions.WhenSavedAsync(id).For(); // the server saves a session asynchronously: let it land
         var before = await _server.SessionStore.GetAsync(id);
         Assert.NotNull(before);
 
