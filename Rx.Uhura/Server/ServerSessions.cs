@@ -202,7 +202,10 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         // Saved again at the disconnection, so a store's own time to live counts from now, not from the last change.
         connection.Session.SaveAgain();
         session.KeysSaved = Track(connection.Session.FlushAsync());
-        StreamChanged(session);
+        if (session.Native.Established)
+        {
+            StreamChanged(session); // native streams only: the other wires have no resume state
+        }
     }
 
     /// <summary>
