@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Newtonsoft.Json.Linq;
 using Npgsql;
 using NpgsqlTypes;
+using Rx.Uhura.Internal;
 using Rx.Uhura.Session;
 
 namespace Rx.Uhura.PostgreSql;
@@ -25,14 +26,9 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
     private readonly string _sessions;
     private readonly string _streams;
     private readonly long _timeToLiveMs;
-    private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private readonly CancellationTokenSource _closing = new();
-    private readonly ITimer _purgeTimer;
+    private readonly PeriodicPurge _purge;
     private Task? _schema;
-    private Task _purge = Task.CompletedTask;
-    private bool _purging;
-    private bool _purgeAgain;
     private bool _disposed;
 
     /// <summary>Opens the store in the database of <paramref name="connectionString"/>, with the other settings at their defaults.</summary>
@@ -53,8 +49,8 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
         _sessions = $"{qualifier}\"{options.TablePrefix}sessions\"";
         _streams = $"{qualifier}\"{options.TablePrefix}streams\"";
         _timeToLiveMs = (long)options.TimeToLive.TotalMilliseconds;
-        _logger = (ILogger?)options.LoggerFactory?.CreateLogger<PostgresSessionStore>() ?? NullLogger.Instance;
-        _purgeTimer = options.TimeProvider.CreateTimer(static state => ((PostgresSessionStore)state!).StartPurge(), this, options.PurgeInterval, options.PurgeInterval);
+        var logger = (ILogger?)options.LoggerFactory?.CreateLogger<PostgresSessionStore>() ?? NullLogger.Instance;
+        _purge = new PeriodicPurge(PurgeAsync, options.PurgeInterval, options.TimeProvider, logger);
     }
 
     /// <summary>The settings this store was opened with.</summary>
@@ -220,7 +216,6 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
     /// <summary>Stops the purge timer, waits for a running purge and disposes the data source if the store built it. Idempotent.</summary>
     public async ValueTask DisposeAsync()
     {
-        Task purge;
         lock (_gate)
         {
             if (_disposed)
@@ -229,72 +224,13 @@ public sealed class PostgresSessionStore : ISessionStore, ISessionStreamStore, I
             }
 
             _disposed = true;
-            purge = _purge;
+            _purge.Stop(); // with _disposed: a purge failing on the disposed store is not logged
         }
 
-        await _purgeTimer.DisposeAsync().ConfigureAwait(false);
-        await _closing.CancelAsync().ConfigureAwait(false);
-        await purge.ConfigureAwait(false); // RunPurgeAsync never throws
-        _closing.Dispose();
+        await _purge.DisposeAsync().ConfigureAwait(false); // waits for a running purge; never throws
         if (_ownsDataSource)
         {
             await _dataSource.DisposeAsync().ConfigureAwait(false);
-        }
-    }
-
-    private void StartPurge()
-    {
-        lock (_gate)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            if (_purging)
-            {
-                _purgeAgain = true; // a tick during a purge: one more run after it, on the newer clock
-                return;
-            }
-
-            _purging = true;
-            _purge = RunPurgeAsync(_closing.Token);
-        }
-    }
-
-    /// <summary>Purges until no tick came during the last run. Never throws.</summary>
-    private async Task RunPurgeAsync(CancellationToken cancellationToken)
-    {
-        await Task.Yield();
-        while (true)
-        {
-            try
-            {
-                var deleted = await PurgeAsync(cancellationToken).ConfigureAwait(false);
-                if (deleted > 0)
-                {
-                    _logger.LogDebug("Purged {Count} expired session rows", deleted);
-                }
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException && (cancellationToken.IsCancellationRequested || Volatile.Read(ref _disposed)))
-            {
-            }
-            catch (Exception ex)
-            {
-                _logger.LogError(ex, "Purging expired sessions failed");
-            }
-
-            lock (_gate)
-            {
-                if (!_purgeAgain || _disposed)
-                {
-                    _purging = false;
-                    _purgeAgain = false;
-                    return;
-                }
-
-                _purgeAgain = false;
-            }
         }
     }
 

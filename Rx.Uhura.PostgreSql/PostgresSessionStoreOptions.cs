@@ -1,6 +1,7 @@
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Rx.Uhura.Internal;
+using static Rx.Uhura.Internal.StoreOptionsValidation;
 
 namespace Rx.Uhura.PostgreSql;
 
@@ -8,7 +9,7 @@ namespace Rx.Uhura.PostgreSql;
 /// Settings of a <see cref="PostgresSessionStore"/>. Start from <see cref="Default"/> and use <c>with</c>; set
 /// <see cref="ConnectionString"/> or <see cref="DataSource"/>.
 /// </summary>
-public sealed partial record PostgresSessionStoreOptions
+public sealed record PostgresSessionStoreOptions
 {
     /// <summary>The defaults: no database yet, tables <c>uhura_*</c> on the search path, a 24 h time to live, the system clock.</summary>
     public static PostgresSessionStoreOptions Default { get; } = new();
@@ -56,30 +57,12 @@ public sealed partial record PostgresSessionStoreOptions
         ArgumentNullException.ThrowIfNull(TimeProvider);
         Positive(TimeToLive, nameof(TimeToLive));
         Positive(PurgeInterval, nameof(PurgeInterval));
-        if (PurgeBatchSize < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(PurgeBatchSize), PurgeBatchSize, "Must be positive.");
-        }
+        Positive(PurgeBatchSize, nameof(PurgeBatchSize));
+        StoreOptionsValidation.TablePrefix(TablePrefix, nameof(TablePrefix));
 
-        if (TablePrefix is null || !Identifier().IsMatch(TablePrefix))
-        {
-            throw new ArgumentException("The table prefix may hold only letters, digits and '_', and not start with a digit (at most 40 characters).", nameof(TablePrefix));
-        }
-
-        if (Schema is not null && (Schema.Length == 0 || !Identifier().IsMatch(Schema)))
+        if (Schema is not null && (Schema.Length == 0 || !StoreOptionsValidation.IsIdentifier(Schema)))
         {
             throw new ArgumentException("The schema may hold only letters, digits and '_', and not start with a digit (at most 40 characters).", nameof(Schema));
         }
     }
-
-    private static void Positive(TimeSpan value, string name)
-    {
-        if (value <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(name, value, "Must be positive.");
-        }
-    }
-
-    [GeneratedRegex("^(?:[A-Za-z_][A-Za-z0-9_]{0,39})?$")]
-    private static partial Regex Identifier();
 }

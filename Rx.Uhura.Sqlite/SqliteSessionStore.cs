@@ -2,6 +2,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
 using Rx.Uhura.Session;
 
 namespace Rx.Uhura.Sqlite;
@@ -20,14 +21,9 @@ public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IEx
     private readonly string _streams;
     private readonly long _timeToLiveMs;
     private readonly int _busyTimeoutMs;
-    private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private readonly CancellationTokenSource _closing = new();
-    private readonly ITimer _purgeTimer;
+    private readonly PeriodicPurge _purge;
     private Task? _schema;
-    private Task _purge = Task.CompletedTask;
-    private bool _purging;
-    private bool _purgeAgain;
     private bool _disposed;
 
     /// <summary>Opens (or creates) the store in the file at <paramref name="path"/>, with the other settings at their defaults.</summary>
@@ -51,8 +47,8 @@ public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IEx
         _streams = $"\"{options.TablePrefix}streams\"";
         _timeToLiveMs = (long)options.TimeToLive.TotalMilliseconds;
         _busyTimeoutMs = (int)Math.Min(options.BusyTimeout.TotalMilliseconds, int.MaxValue);
-        _logger = (ILogger?)options.LoggerFactory?.CreateLogger<SqliteSessionStore>() ?? NullLogger.Instance;
-        _purgeTimer = options.TimeProvider.CreateTimer(static state => ((SqliteSessionStore)state!).StartPurge(), this, options.PurgeInterval, options.PurgeInterval);
+        var logger = (ILogger?)options.LoggerFactory?.CreateLogger<SqliteSessionStore>() ?? NullLogger.Instance;
+        _purge = new PeriodicPurge(PurgeAsync, options.PurgeInterval, options.TimeProvider, logger);
     }
 
     /// <summary>The settings this store was opened with.</summary>
@@ -217,7 +213,6 @@ public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IEx
     /// <summary>Stops the purge timer, waits for a running purge and releases the file's pooled connections. Idempotent.</summary>
     public async ValueTask DisposeAsync()
     {
-        Task purge;
         lock (_gate)
         {
             if (_disposed)
@@ -226,71 +221,12 @@ public sealed class SqliteSessionStore : ISessionStore, ISessionStreamStore, IEx
             }
 
             _disposed = true;
-            purge = _purge;
+            _purge.Stop(); // with _disposed: a purge failing on the disposed store is not logged
         }
 
-        await _purgeTimer.DisposeAsync().ConfigureAwait(false);
-        await _closing.CancelAsync().ConfigureAwait(false);
-        await purge.ConfigureAwait(false); // RunPurgeAsync never throws
-        _closing.Dispose();
+        await _purge.DisposeAsync().ConfigureAwait(false); // waits for a running purge; never throws
         using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
-    }
-
-    private void StartPurge()
-    {
-        lock (_gate)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            if (_purging)
-            {
-                _purgeAgain = true; // a tick during a purge: one more run after it, on the newer clock
-                return;
-            }
-
-            _purging = true;
-            _purge = RunPurgeAsync(_closing.Token);
-        }
-    }
-
-    /// <summary>Purges until no tick came during the last run. Never throws.</summary>
-    private async Task RunPurgeAsync(CancellationToken cancellationToken)
-    {
-        await Task.Yield();
-        while (true)
-        {
-            try
-            {
-                var deleted = await PurgeAsync(cancellationToken).ConfigureAwait(false);
-                if (deleted > 0)
-                {
-                    _logger.LogDebug("Purged {Count} expired session rows", deleted);
-                }
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException && (cancellationToken.IsCancellationRequested || Volatile.Read(ref _disposed)))
-            {
-            }
-            catch (Exception ex)
-            {
-                _logger.LogError(ex, "Purging expired sessions failed");
-            }
-
-            lock (_gate)
-            {
-                if (!_purgeAgain || _disposed)
-                {
-                    _purging = false;
-                    _purgeAgain = false;
-                    return;
-                }
-
-                _purgeAgain = false;
-            }
-        }
     }
 
     private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)

@@ -1,10 +1,11 @@
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
+using Rx.Uhura.Internal;
+using static Rx.Uhura.Internal.StoreOptionsValidation;
 
 namespace Rx.Uhura.Sqlite;
 
 /// <summary>Settings of a <see cref="SqliteSessionStore"/>. Start from <see cref="Default"/> and use <c>with</c>; set <see cref="Path"/> or <see cref="ConnectionString"/>.</summary>
-public sealed partial record SqliteSessionStoreOptions
+public sealed record SqliteSessionStoreOptions
 {
     /// <summary>The defaults: no file yet (set <see cref="Path"/>), a 24 h time to live, the system clock.</summary>
     public static SqliteSessionStoreOptions Default { get; } = new();
@@ -53,25 +54,7 @@ public sealed partial record SqliteSessionStoreOptions
         Positive(TimeToLive, nameof(TimeToLive));
         Positive(PurgeInterval, nameof(PurgeInterval));
         Positive(BusyTimeout, nameof(BusyTimeout));
-        if (PurgeBatchSize < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(PurgeBatchSize), PurgeBatchSize, "Must be positive.");
-        }
-
-        if (TablePrefix is null || !Identifier().IsMatch(TablePrefix))
-        {
-            throw new ArgumentException("The table prefix may hold only letters, digits and '_', and not start with a digit (at most 40 characters).", nameof(TablePrefix));
-        }
+        Positive(PurgeBatchSize, nameof(PurgeBatchSize));
+        StoreOptionsValidation.TablePrefix(TablePrefix, nameof(TablePrefix));
     }
-
-    private static void Positive(TimeSpan value, string name)
-    {
-        if (value <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(name, value, "Must be positive.");
-        }
-    }
-
-    [GeneratedRegex("^(?:[A-Za-z_][A-Za-z0-9_]{0,39})?$")]
-    private static partial Regex Identifier();
 }

@@ -452,7 +452,7 @@ public sealed partial class Connection
     }
 
     private static byte[] SessionJson(IReadOnlyDictionary<string, JToken> session)
-        => Encoding.UTF8.GetBytes(new JObject(session.Select(kv => new JProperty(kv.Key, kv.Value))).ToString(Formatting.None));
+        => Encoding.UTF8.GetBytes(Rx.Uhura.Session.SessionJson.Write(session));
 
     private void WriteNativeEventLocked(OutboundMessage message)
     {
