@@ -12,6 +12,7 @@ public sealed partial class Connection : ISessionSink
     private readonly Lock _gate = new();
     private readonly Queue<OutboundMessage> _preReady = new();
     private readonly Dictionary<long, OutboundMessage> _inflight = new(); // Node wire: acknowledged one by one, by id
+    private int _protocolInflight; // of _inflight, the Node wire's own messages ('connect'): not the application's sends
     private readonly Queue<OutboundMessage> _unacked = new();              // native: in sequence order, acknowledged cumulatively
     private PooledBufferWriter _pending = new();
     private PooledBufferWriter _writing = new();
@@ -111,6 +112,9 @@ public sealed partial class Connection : ISessionSink
 
         return !message.IsFailed;
     }
+
+    /// <summary>The application's sends written and awaiting the peer's acknowledgement (bounded by <see cref="ConnectionOptions.MaxPendingAcks"/>). Under <c>_gate</c>.</summary>
+    private int PendingAcksLocked => _unacked.Count + _inflight.Count - _protocolInflight;
 
     /// <summary>Validates and encodes an application event once (awaited: a <see cref="Send"/>).</summary>
     internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, WireProtocol? wire, out Exception? error)
@@ -309,16 +313,16 @@ public sealed partial class Connection : ISessionSink
             return;
         }
 
-        if (_acksEnabled && _unacked.Count + _inflight.Count >= _options.MaxPendingAcks)
+        if (_acksEnabled && PendingAcksLocked >= _options.MaxPendingAcks && IsApplicationEvent(message.Name))
         {
             // A peer that reads but does not acknowledge: what waits for its acks is bounded too.
             if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)
             {
-                DisconnectSlowConsumerLocked(message, $"{_unacked.Count + _inflight.Count} sends waited for acknowledgement (MaxPendingAcks {_options.MaxPendingAcks})");
+                DisconnectSlowConsumerLocked(message, $"{PendingAcksLocked} sends waited for acknowledgement (MaxPendingAcks {_options.MaxPendingAcks})");
                 return;
             }
 
-            message.Fail(new OutboundBufferFullException(message.Name, $"{_unacked.Count + _inflight.Count} sends already wait for acknowledgement.") { ConnectionId = Id });
+            message.Fail(new OutboundBufferFullException(message.Name, $"{PendingAcksLocked} sends already wait for acknowledgement.") { ConnectionId = Id });
             return;
         }
 
@@ -365,6 +369,11 @@ public sealed partial class Connection : ISessionSink
             }
 
             _inflight[message.Seq] = message;
+            if (!IsApplicationEvent(message.Name))
+            {
+                _protocolInflight++;
+            }
+
             NodeWireCodec.WriteObject(_pending, message.Payload, _idPrefixUtf8, message.Seq);
         }
         else
@@ -564,6 +573,11 @@ public sealed partial class Connection : ISessionSink
             {
                 return;
             }
+
+            if (!IsApplicationEvent(message.Name))
+            {
+                _protocolInflight--;
+            }
         }
 
         message.Succeed();
@@ -648,6 +662,7 @@ public sealed partial class Connection : ISessionSink
         }
 
         _inflight.Clear();
+        _protocolInflight = 0;
         _writingWaiters.Clear();
         _pendingWaiters.Clear();
         _preReady.Clear();

@@ -40,7 +40,7 @@ public sealed partial class Connection
         long buffered;
         lock (_gate)
         {
-            pendingAcks = _unacked.Count + _inflight.Count;
+            pendingAcks = PendingAcksLocked;
             queueDepth = _preReady.Count + _pendingWaiters.Count + _writingWaiters.Count;
             buffered = _pending.WrittenCount;
         }

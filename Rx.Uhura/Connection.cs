@@ -381,7 +381,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         {
             lock (_gate)
             {
-                return _unacked.Count + _inflight.Count;
+                return PendingAcksLocked;
             }
         }
     }

@@ -58,26 +58,6 @@ public sealed partial class UhuraServer
         }
     }
 
-    /// <summary>Writes a broadcast of another server to every local client (as <see cref="Broadcast"/> does, without publishing it again).</summary>
-    private void DeliverFromBackplane(OutboundMessage message)
-    {
-        Connection.t_broadcasting = true;
-        try
-        {
-            foreach (var (connection, _) in _active)
-            {
-                if (connection.IsConnected)
-                {
-                    connection.Enqueue(message.ForRecipient());
-                }
-            }
-        }
-        finally
-        {
-            Connection.t_broadcasting = false;
-        }
-    }
-
     /// <summary>
     /// The server's side of the backplane: one bounded outbox published in order by one loop (so callers never wait on
     /// the backplane), the messages of other servers, and the sends to other servers' clients awaiting their outcome.
@@ -174,7 +154,7 @@ public sealed partial class UhuraServer
                     case BackplaneMessageKind.Broadcast:
                         if (Volatile.Read(ref _server._closeTask) is null && ToOutbound(message, awaited: false) is { } broadcast)
                         {
-                            _server.DeliverFromBackplane(broadcast);
+                            _server.DeliverToAll(broadcast);
                         }
 
                         break;

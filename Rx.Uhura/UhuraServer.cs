@@ -76,6 +76,14 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
             throw new SendAfterCloseException(eventName) { ArgumentsJson = message.ArgumentsJson };
         }
 
+        var reached = DeliverToAll(message);
+        _backplane?.PublishBroadcast(message);
+        return reached;
+    }
+
+    /// <summary>Writes a copy of <paramref name="message"/> (the same payload bytes) to every connected client here; returns how many accepted it.</summary>
+    private int DeliverToAll(Internal.OutboundMessage message)
+    {
         var reached = 0;
         Connection.t_broadcasting = true;
         try
@@ -93,7 +101,6 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
             Connection.t_broadcasting = false;
         }
 
-        _backplane?.PublishBroadcast(message);
         return reached;
     }
 
