@@ -337,14 +337,14 @@ public sealed partial class Connection
         }
 
         stream.Established = true;
-        var held = resumeStreams ? stream.TakeHeld() : [];
+        var held = stream.TakeHeld(this); // after a fresh start: only sends made since, never written
         var heartbeat = (granted & NativeFeatures.Heartbeats) != 0
             ? TimeSpan.FromMilliseconds(Math.Clamp(hello.HeartbeatIntervalMs, 100, 3_600_000))
             : TimeSpan.Zero;
         var session = SessionJson(Session.Snapshot);
         UndeliveredHandler = (messages, error) =>
         {
-            foreach (var message in stream.Hold(messages, _options.MaxQueuedMessages))
+            foreach (var message in stream.Hold(messages, _options.MaxQueuedMessages, from: this))
             {
                 message.Fail(new ConnectionLostException(message.Name, error) { ConnectionId = Id });
             }

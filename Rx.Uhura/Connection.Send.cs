@@ -74,10 +74,14 @@ public sealed partial class Connection : ISessionSink
             return true;
         }
 
-        foreach (var rejected in session.Native.Hold([message], _options.MaxQueuedMessages))
+        // Held for the client's next link, unless one took over the stream since Active was read: then it writes it.
+        var live = session.Native.HoldUnlessLive(message, _options.MaxQueuedMessages, this, out var rejected);
+        if (live is not null && !live.TryEnqueue(message))
         {
-            rejected.Fail(new OutboundBufferFullException(rejected.Name, "too many sends wait for the client to resume.") { ConnectionId = Id });
+            rejected = session.Native.Hold([message], _options.MaxQueuedMessages).FirstOrDefault(); // that link is closing and hands its own back too
         }
+
+        rejected?.Fail(new OutboundBufferFullException(rejected.Name, "too many sends wait for the client to resume.") { ConnectionId = Id });
 
         if (session.Active is null)
         {

@@ -10,6 +10,7 @@ namespace Rx.Uhura.Internal;
 internal sealed class NativeStream
 {
     private readonly List<OutboundMessage> _held = [];
+    private Connection? _live; // server: the link that continues the stream now, from taking the held events until it hands back its own
 
     public Lock Gate { get; } = new();
 
@@ -30,17 +31,26 @@ internal sealed class NativeStream
             LastSent = 0;
             LastReceived = 0;
             Established = false;
+            _live = null;
             var dropped = new List<OutboundMessage>(_held);
             _held.Clear();
             return dropped;
         }
     }
 
-    /// <summary>Keeps a closed link's unacknowledged events for the next link (at most <paramref name="limit"/>; the rest are returned to fail).</summary>
-    public List<OutboundMessage> Hold(IReadOnlyList<OutboundMessage> undelivered, int limit)
+    /// <summary>
+    /// Keeps a closed link's unacknowledged events for the next link (at most <paramref name="limit"/>; the rest are
+    /// returned to fail). <paramref name="from"/>, the link handing them back, no longer continues the stream.
+    /// </summary>
+    public List<OutboundMessage> Hold(IReadOnlyList<OutboundMessage> undelivered, int limit, Connection? from = null)
     {
         lock (Gate)
         {
+            if (from is not null && ReferenceEquals(_live, from))
+            {
+                _live = null;
+            }
+
             var rejected = new List<OutboundMessage>();
             foreach (var message in undelivered)
             {
@@ -112,13 +122,43 @@ internal sealed class NativeStream
     }
 
     /// <summary>
-    /// Takes the held events: first those already numbered (sent once), in sequence order, then those never written,
-    /// in the order they were sent, which get the next numbers: the receiver's watermark never skips a resend.
+    /// A send for the client while its link is gone (or going): held for the next link, unless a link other than
+    /// <paramref name="except"/> took over the stream meanwhile, which is returned to write it (nothing is held then).
+    /// A held event beyond <paramref name="limit"/> comes back in <paramref name="rejected"/>, to fail.
     /// </summary>
-    public List<OutboundMessage> TakeHeld()
+    public Connection? HoldUnlessLive(OutboundMessage message, int limit, Connection except, out OutboundMessage? rejected)
     {
         lock (Gate)
         {
+            rejected = null;
+            if (_live is { } live && !ReferenceEquals(live, except))
+            {
+                return live;
+            }
+
+            if (_held.Count < limit)
+            {
+                _held.Add(message);
+            }
+            else
+            {
+                rejected = message;
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Takes the held events, as <paramref name="live"/> continues the stream: first those already numbered (sent once),
+    /// in sequence order, then those never written, in the order they were sent, which get the next numbers: the
+    /// receiver's watermark never skips a resend. Sends that follow the session from now on go to <paramref name="live"/>.
+    /// </summary>
+    public List<OutboundMessage> TakeHeld(Connection live)
+    {
+        lock (Gate)
+        {
+            _live = live;
             var held = _held.Where(m => m.Seq != 0).OrderBy(m => m.Seq).Concat(_held.Where(m => m.Seq == 0)).ToList();
             _held.Clear();
             return held;
