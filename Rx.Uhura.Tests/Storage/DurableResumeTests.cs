@@ -50,23 +50,37 @@ public abstract class DurableResumeTests : IAsyncLifetime
         return (server, connections);
     }
 
+    /// <summary>A client connected through a proxy in front of <paramref name="path"/>: the proxy cuts and refuses on demand.</summary>
+    private async Task<(ChaosProxy Proxy, UhuraClient Client)> ConnectThroughProxyAsync(string path)
+    {
+        var proxy = ChaosProxy.Start(new UnixDomainSocketEndPoint(path));
+        _disposables.Add(proxy);
+        var client = UhuraClient.Connect(proxy.Uri, new UhuraClientOptions { Reconnect = Fast });
+        _disposables.Add(client);
+        await client.WhenConnectedAsync().For();
+        return (proxy, client);
+    }
+
+    /// <summary>Drops the client's link and keeps it away until <see cref="ChaosProxy.SetRefusing"/> false.</summary>
+    private static async Task CutAsync(ChaosProxy proxy, Connection serverSide)
+    {
+        proxy.SetRefusing(true);
+        proxy.CutAll();
+        await Wait.First(serverSide.Disconnected);
+    }
+
     [Fact]
     public async Task Events_the_old_server_could_not_deliver_reach_the_client_after_a_restart_exactly_once()
     {
         var path = Path.Combine(_directory, "s.sock");
         var (first, firstConnections) = await StartServerAsync(path);
-        await using var proxy = ChaosProxy.Start(new UnixDomainSocketEndPoint(path));
-        var client = UhuraClient.Connect(proxy.Uri, new UhuraClientOptions { Reconnect = Fast });
-        _disposables.Add(client);
+        var (proxy, client) = await ConnectThroughProxyAsync(path);
         var news = new ReplaySubject<int>();
         client.Event("news").Select(e => e.Arg<int>(0)).Subscribe(news);
-        await client.WhenConnectedAsync().For();
         var link = await Wait.First(firstConnections);
         await link.Send("news", 0).For(); // acknowledged: the stream is established on both sides
 
-        proxy.SetRefusing(true);
-        proxy.CutAll();
-        await Wait.First(link.Disconnected);
+        await CutAsync(proxy, link);
         for (var i = 1; i <= 5; i++)
         {
             Assert.True(link.Post("news", i)); // the link is gone: they wait with the session for the client
@@ -91,19 +105,14 @@ public abstract class DurableResumeTests : IAsyncLifetime
         var (first, firstConnections) = await StartServerAsync(Path.Combine(_directory, "a.sock"));
         var secondPath = Path.Combine(_directory, "b.sock");
         var (second, secondConnections) = await StartServerAsync(secondPath);
-        await using var proxy = ChaosProxy.Start(new UnixDomainSocketEndPoint(Path.Combine(_directory, "a.sock")));
-        var client = UhuraClient.Connect(proxy.Uri, new UhuraClientOptions { Reconnect = Fast });
-        _disposables.Add(client);
+        var (proxy, client) = await ConnectThroughProxyAsync(Path.Combine(_directory, "a.sock"));
         var news = new ReplaySubject<int>();
         client.Event("news").Select(e => e.Arg<int>(0)).Subscribe(news);
-        await client.WhenConnectedAsync().For();
         var link = await Wait.First(firstConnections);
         await link.Send("news", 0).For();
         await client.Send("tick", 0).For();
 
-        proxy.SetRefusing(true);
-        proxy.CutAll();
-        await Wait.First(link.Disconnected);
+        await CutAsync(proxy, link);
         for (var i = 1; i <= 3; i++)
         {
             Assert.True(link.Post("news", i));
@@ -130,10 +139,7 @@ public abstract class DurableResumeTests : IAsyncLifetime
     {
         var path = Path.Combine(_directory, "s.sock");
         var (first, firstConnections) = await StartServerAsync(path);
-        await using var proxy = ChaosProxy.Start(new UnixDomainSocketEndPoint(path));
-        var client = UhuraClient.Connect(proxy.Uri, new UhuraClientOptions { Reconnect = Fast });
-        _disposables.Add(client);
-        await client.WhenConnectedAsync().For();
+        var (proxy, client) = await ConnectThroughProxyAsync(path);
         var link = await Wait.First(firstConnections);
         var before = new ReplaySubject<int>();
         link.Event("tick").Select(e => e.Arg<int>(0)).Subscribe(before);
@@ -142,9 +148,7 @@ public abstract class DurableResumeTests : IAsyncLifetime
             await client.Send("tick", i).For();
         }
 
-        proxy.SetRefusing(true);
-        proxy.CutAll();
-        await Wait.First(link.Disconnected);
+        await CutAsync(proxy, link);
         await first.CloseAsync().For();
         var sends = Enumerable.Range(3, 3).Select(i => client.Send("tick", i)).ToArray();
 
@@ -164,10 +168,7 @@ public abstract class DurableResumeTests : IAsyncLifetime
     {
         var path = Path.Combine(_directory, "s.sock");
         var (first, _) = await StartServerAsync(path);
-        await using var proxy = ChaosProxy.Start(new UnixDomainSocketEndPoint(path));
-        var client = UhuraClient.Connect(proxy.Uri, new UhuraClientOptions { Reconnect = Fast });
-        _disposables.Add(client);
-        await client.WhenConnectedAsync().For();
+        var (proxy, client) = await ConnectThroughProxyAsync(path);
         client.Session.Set("user", "ada");
         await client.Send("sync").For(); // the set travels before this event and is saved by the server
         var sessionId = client.Session.Id;
