@@ -28,11 +28,11 @@ internal sealed class Cluster : IAsyncDisposable
         return new Cluster(servers);
     }
 
-    /// <summary>A native client of server <paramref name="server"/>, connected, and its connection there (whose id <c>SendTo</c> takes).</summary>
-    public async Task<(UhuraClient Client, Connection Connection)> ConnectAsync(int server)
+    /// <summary>A client of server <paramref name="server"/> (native unless told), connected, and its connection there (whose id <c>SendTo</c> takes).</summary>
+    public async Task<(UhuraClient Client, Connection Connection)> ConnectAsync(int server, WireProtocol protocol = WireProtocol.Native)
     {
         var accepted = Wait.First(Servers[server].Connections);
-        var client = UhuraClient.Connect(Servers[server].Uri!, new UhuraClientOptions { Protocol = WireProtocol.Native });
+        var client = UhuraClient.Connect(Servers[server].Uri!, new UhuraClientOptions { Protocol = protocol });
         _clients.Add(client);
         await client.WhenConnectedAsync().For();
         return (client, await accepted);

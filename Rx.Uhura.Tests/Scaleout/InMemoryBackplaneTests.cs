@@ -49,6 +49,30 @@ public sealed class InMemoryBackplaneTests
     }
 
     [Fact]
+    public async Task Clients_on_the_Node_uhura_wire_get_broadcasts_and_sends_from_other_servers_too()
+    {
+        using var backplane = new InMemoryBackplane();
+        await using var cluster = await Cluster.StartAsync(backplane, backplane);
+        var (node, nodeLink) = await cluster.ConnectAsync(1, WireProtocol.NodeUhura);
+        var (native, _) = await cluster.ConnectAsync(1);
+        Assert.Equal(WireProtocol.NodeUhura, nodeLink.GetStatistics().Protocol);
+        using var nodeNews = new Received(node, "news");
+        using var nativeNews = new Received(native, "news");
+        using var direct = new Received(node, "direct");
+
+        Assert.Equal(0, cluster[0].Broadcast("news", "é", new[] { 1, 2 })); // no client of its own: the others deliver it
+        foreach (var received in new[] { nodeNews, nativeNews })
+        {
+            var e = await received.First();
+            Assert.Equal("é", e.Arg<string>(0));
+            Assert.Equal([1, 2], e.Arg<int[]>(1));
+        }
+
+        await cluster[0].SendTo(nodeLink.Id, "direct", 7).For(); // completes on the Node-wire client's ack
+        Assert.Equal(7, (await direct.First()).Arg<int>(0));
+    }
+
+    [Fact]
     public async Task Each_server_publishes_a_broadcast_once_and_receivers_do_not_publish_it_again()
     {
         using var backplane = new InMemoryBackplane();
