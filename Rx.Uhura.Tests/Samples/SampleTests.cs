@@ -55,6 +55,19 @@ public sealed partial class SampleTests
     }
 
     [Fact]
+    public async Task The_durable_sample_rides_out_a_server_restart_with_its_session_and_queued_send()
+    {
+        var (exitCode, stdout, stderr) = await RunAsync("durable");
+        var all = string.Join('\n', stdout);
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{all}\n{stderr}");
+        var session = Regex.Match(stdout[0], "^session (\\S+) started with user=ada$");
+        Assert.True(session.Success, all);
+        Assert.Equal(
+            ["server stopped", "server restarted on the same socket and file", $"session {session.Groups[1].Value} resumed: True, user=ada", "got note: sent while the server was down"],
+            stdout.Skip(1));
+    }
+
+    [Fact]
     public async Task The_masterless_counter_ping_pongs_to_500_printing_every_hundred_and_exits_zero()
     {
         var (exitCode, stdout, stderr) = await RunAsync("masterless");
