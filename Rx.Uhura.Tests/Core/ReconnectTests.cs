@@ -346,27 +346,42 @@ public sealed class ReconnectTestsOverTheNodeUhuraWire : ReconnectTests
 
 public sealed class SessionExpiryTests
 {
-    [Fact]
-    public async Task A_disconnected_session_expires_after_its_time_to_live_on_the_virtual_clock()
-    {
-        var scheduler = new TestScheduler();
-        var time = new SchedulerTimeProvider(scheduler);
-        await using var server = new UhuraServer(new UhuraServerOptions
-        {
-            SessionTimeToLive = TimeSpan.FromMinutes(5),
-            Connection = ConnectionOptions.Default with { TimeProvider = time },
-        });
-        var connections = new ReplaySubject<Connection>();
-        server.Connections.Subscribe(connections);
-        await server.ListenAsync("tcp://127.0.0.1:0");
+    private readonly TestScheduler _scheduler = new();
+    private readonly ReplaySubject<Connection> _connections = new();
 
+    /// <summary>A server on the virtual clock whose sessions live 5 minutes after their client left.</summary>
+    private async Task<UhuraServer> StartAsync(ISessionStore? store = null)
+    {
+        var server = new UhuraServer(new UhuraServerOptions
+        {
+            SessionStore = store,
+            SessionTimeToLive = TimeSpan.FromMinutes(5),
+            Connection = ConnectionOptions.Default with { TimeProvider = new SchedulerTimeProvider(_scheduler) },
+        });
+        server.Connections.Subscribe(_connections);
+        await server.ListenAsync("tcp://127.0.0.1:0");
+        return server;
+    }
+
+    /// <summary>A client connects, then leaves; returns its session (to present again) and the server's side of its link.</summary>
+    private async Task<(IReadOnlyDictionary<string, JToken> Saved, string Id, Connection Connection)> ConnectAndLeaveAsync(UhuraServer server)
+    {
         var client = await UhuraClient.ConnectAsync(server.Uri!).For();
         var saved = client.Session.Get();
         var id = client.Session.Id!;
-        var connection = await Wait.First(connections);
+        var connection = await Wait.First(_connections);
         await connection.Session.FlushAsync().For();
         client.Dispose();
         await Wait.First(connection.Disconnected);
+        return (saved, id, connection);
+    }
+
+    [Fact]
+    public async Task A_disconnected_session_expires_after_its_time_to_live_on_the_virtual_clock()
+    {
+        await using var server = await StartAsync();
+        var (saved, id, _) = await ConnectAndLeaveAsync(server);
+        var scheduler = _scheduler;
         await Wait.First(Observable.Interval(TimeSpan.FromMilliseconds(5)).Where(_ => server.Sessions.Count == 1 && server.ActiveConnections.Count == 0));
 
         scheduler.AdvanceBy(TimeSpan.FromMinutes(4).Ticks);
@@ -382,25 +397,10 @@ public sealed class SessionExpiryTests
     [Fact]
     public async Task A_store_that_expires_sessions_itself_keeps_a_session_the_server_forgot()
     {
-        var scheduler = new TestScheduler();
-        var time = new SchedulerTimeProvider(scheduler);
-        var store = new InMemorySessionStore(TimeSpan.FromDays(1), time); // shared with other servers, say
-        await using var server = new UhuraServer(new UhuraServerOptions
-        {
-            SessionStore = store,
-            SessionTimeToLive = TimeSpan.FromMinutes(5),
-            Connection = ConnectionOptions.Default with { TimeProvider = time },
-        });
-        var connections = new ReplaySubject<Connection>();
-        server.Connections.Subscribe(connections);
-        await server.ListenAsync("tcp://127.0.0.1:0");
-
-        var client = await UhuraClient.ConnectAsync(server.Uri!).For();
-        var saved = client.Session.Get();
-        var id = client.Session.Id!;
-        var connection = await Wait.First(connections);
-        client.Dispose();
-        await Wait.First(connection.Disconnected);
+        var scheduler = _scheduler;
+        var store = new InMemorySessionStore(TimeSpan.FromDays(1), new SchedulerTimeProvider(scheduler)); // shared with other servers, say
+        await using var server = await StartAsync(store);
+        var (saved, id, _) = await ConnectAndLeaveAsync(server);
         await server.Sessions.WhenSavedAsync(id).For();
 
         scheduler.AdvanceBy(TimeSpan.FromMinutes(5).Ticks);
@@ -410,7 +410,7 @@ public sealed class SessionExpiryTests
         var late = await UhuraClient.ConnectAsync(server.Uri!, new UhuraClientOptions { InitialSession = saved }).For();
         Assert.True(late.CurrentState.Resumed);
         Assert.Equal(id, late.Session.Id);
-        var lateConnection = await Wait.First(connections.Skip(1));
+        var lateConnection = await Wait.First(_connections.Skip(1));
         late.Dispose();
         await Wait.First(lateConnection.Disconnected);
         await server.Sessions.WhenSavedAsync(id).For(); // saved as its link ended: the store's time to live starts now
