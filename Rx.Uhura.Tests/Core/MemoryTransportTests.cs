@@ -252,6 +252,30 @@ public sealed class MemoryTransportTests
     }
 
     [Fact]
+    public async Task The_clients_connections_replay_the_current_link_show_each_new_one_and_complete_when_it_closes()
+    {
+        var uri = UniqueUri();
+        await using var server = new UhuraServer();
+        await server.ListenAsync(uri);
+        var client = await UhuraClient.ConnectAsync(uri).For();
+        var first = await Wait.First(client.Connections); // a late subscriber gets the link that is up
+        Assert.Same(client.Connection, first);
+
+        var seen = new List<Connection>();
+        var completed = new TaskCompletionSource();
+        client.Connections.Subscribe(seen.Add, () => completed.TrySetResult());
+        var second = Wait.First(client.Connections, link => !ReferenceEquals(link, first));
+        client.Reconnect();
+        var next = await second;
+        Assert.NotSame(first, next);
+        Assert.True(next.Resumed);
+
+        await client.Disconnect().For();
+        await completed.Task.For();
+        Assert.Equal([first, next], seen);
+    }
+
+    [Fact]
     public async Task Two_mesh_nodes_connect_over_memory_uris()
     {
         await using var kit = new MeshTestKit();
