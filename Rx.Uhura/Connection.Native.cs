@@ -253,6 +253,7 @@ public sealed partial class Connection
             _ackedUpTo = upTo;
         }
 
+        MarkProgress();
         if (done is not null)
         {
             foreach (var message in done)
@@ -439,6 +440,11 @@ public sealed partial class Connection
             }
 
             ScheduleWriteLocked();
+        }
+
+        if (delivered.Count > 0)
+        {
+            MarkProgress();
         }
 
         foreach (var message in delivered)

@@ -584,6 +584,11 @@ public sealed partial class Connection : ISessionSink
             }
         }
 
+        if (IsApplicationEvent(message.Name))
+        {
+            MarkProgress();
+        }
+
         message.Succeed();
         CheckIdle();
     }

@@ -411,8 +411,19 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     }
 
     /// <summary>Delivers to user observers; a throwing observer is logged, never allowed to break the read loop.</summary>
+    /// <summary>
+    /// Whether this link delivered anything: an application event received, or a send acknowledged by the peer. A link
+    /// that ends without either does not reset the client's reconnect backoff.
+    /// </summary>
+    internal bool MadeProgress => Volatile.Read(ref _madeProgress);
+
+    private bool _madeProgress;
+
+    private void MarkProgress() => Volatile.Write(ref _madeProgress, true);
+
     private void Deliver(UhuraEvent e)
     {
+        MarkProgress();
         Diagnostics.UhuraMetrics.EventsReceived.Add(1, _sideTag);
         _eventsIn++;
         try

@@ -66,7 +66,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         _droppedSink = System.Reactive.Observer.Synchronize(_dropped);
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraClient>();
         Session = new UhuraSession(_serializer);
-        if (_options.Reconnect is { } reconnect)
+        if (_options.ReconnectPipeline is { } ownPipeline)
+        {
+            _pipeline = ownPipeline; // the application's own backoff, instead of the one built from Reconnect
+        }
+        else if (_options.Reconnect is { } reconnect)
         {
             SetReconnect(reconnect);
         }
@@ -192,6 +196,20 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
 
     /// <summary>The state now.</summary>
     public ConnectionState CurrentState => _state.Value;
+
+    /// <summary>
+    /// The client's links, the connect sequence made visible: the current link first (when one is up), then each new link
+    /// once its handshake completed. The client opens links by subscribing to its connect sequence and reconnects by
+    /// subscribing again (with the backoff of <see cref="UhuraClientOptions.Reconnect"/> or
+    /// <see cref="UhuraClientOptions.ReconnectPipeline"/>); every link it gets shows here, once. Subscribing opens nothing:
+    /// it only watches. Completes when the client closes.
+    /// </summary>
+    public IObservable<Connection> Connections => State
+        .Where(state => state.Status == ConnectionStatus.Connected)
+        .Select(_ => Connection) // read as the client reports Connected: the link that just connected, before it can be detached
+        .Where(link => link is not null)
+        .Select(link => link!)
+        .DistinctUntilChanged<Connection>(ReferenceEqualityComparer.Instance);
 
     /// <summary>The current link, while one is open.</summary>
     public Connection? Connection

@@ -34,6 +34,17 @@ public sealed record UhuraClientOptions
     public ReconnectOptions? Reconnect { get; init; }
 
     /// <summary>
+    /// Your own Polly pipeline for reconnection (its retry strategy's delays, attempts and handled errors, on its
+    /// <see cref="TimeProvider"/>), used instead of the backoff of <see cref="Reconnect"/>. Null (the default) = the
+    /// backoff of <see cref="Reconnect"/>. The client runs its connect sequence through it with
+    /// <see cref="ObservableResilienceExtensions.RetryWith{T}(IObservable{T}, Polly.ResiliencePipeline, Func{T, bool}?)"/>;
+    /// a link that ends before it delivered anything (no event received, no send acknowledged) continues the backoff.
+    /// With this pipeline the client's <see cref="UhuraClient.State"/> shows each attempt as
+    /// <see cref="ConnectionStatus.Connecting"/>, without the attempt number and delay that <see cref="Reconnect"/> reports.
+    /// </summary>
+    public Polly.ResiliencePipeline? ReconnectPipeline { get; init; }
+
+    /// <summary>
     /// What a send does when <see cref="ConnectionOptions.MaxQueuedMessages"/> sends already wait for a link. Default
     /// <see cref="QueueFullPolicy.Reject"/>.
     /// </summary>

@@ -189,7 +189,7 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
 
     /// <summary>
     /// Starts listening on an endpoint URI (<c>tcp://HOST:PORT</c>, port 0 for any; <c>tls://HOST:PORT</c> with
-    /// <see cref="UhuraServerOptions.Tls"/>; <c>unix:///PATH</c>).
+    /// <see cref="UhuraServerOptions.Tls"/>; <c>unix:///PATH</c>; <c>memory://NAME</c>, in-process, see <see cref="MemoryTransport"/>).
     /// </summary>
     /// <returns>The endpoint actually bound.</returns>
     /// <exception cref="InvalidOperationException">The server is already listening or was closed.</exception>

@@ -11,6 +11,9 @@ public abstract class ServerClientTests : IAsyncLifetime
     /// <summary>The wire the clients of this run speak (the server accepts both).</summary>
     protected abstract WireProtocol Protocol { get; }
 
+    /// <summary>Where the server listens (the clients connect to its <see cref="UhuraServer.Uri"/>).</summary>
+    protected virtual string ListenUri => "tcp://127.0.0.1:0";
+
     private readonly UhuraServer _server = new();
     private readonly List<UhuraClient> _clients = [];
     private readonly ReplaySubjectBox<Connection> _accepted = new();
@@ -18,7 +21,7 @@ public abstract class ServerClientTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server.Connections.Subscribe(_accepted.Subject);
-        await _server.ListenAsync("tcp://127.0.0.1:0");
+        await _server.ListenAsync(ListenUri);
     }
 
     public async Task DisposeAsync()

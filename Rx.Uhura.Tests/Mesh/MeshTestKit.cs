@@ -8,11 +8,11 @@ internal sealed class MeshTestKit : IAsyncDisposable
 {
     private readonly List<UhuraNode> _nodes = [];
 
-    public async Task<UhuraNode> StartAsync(string id, UhuraNodeOptions? options = null)
+    public async Task<UhuraNode> StartAsync(string id, UhuraNodeOptions? options = null, string listenUri = "tcp://127.0.0.1:0")
     {
         var node = new UhuraNode((options ?? UhuraNodeOptions.Default) with { NodeId = id });
         _nodes.Add(node);
-        await node.ListenAsync("tcp://127.0.0.1:0").For();
+        await node.ListenAsync(listenUri).For();
         return node;
     }
 

@@ -17,17 +17,27 @@ internal static class RetryWithPolicy
     /// <summary>
     /// Mirrors <paramref name="source"/>; when it errors, Polly (from <paramref name="pipelines"/>, asked at the start of
     /// each outage) decides whether to retry, computes the delay and waits it on its <see cref="TimeProvider"/>, then
-    /// the source is subscribed to again. A source that emitted before failing had succeeded (it connected): its error
-    /// starts a new outage, so the attempt count restarts, and counts as that outage's first failed attempt, so the first
-    /// reconnect waits the first delay. <see cref="ResubscribeNowException"/> re-subscribes at once. When the pipeline
-    /// is null or gives up, the last error ends the sequence.
+    /// the source is subscribed to again. A source that emitted before failing had succeeded (it connected) when
+    /// <paramref name="madeProgress"/> (null = always) says so of the last value it emitted: its error starts a new outage,
+    /// so the attempt count restarts, and counts as that outage's first failed attempt, so the first reconnect waits the
+    /// first delay. A source that emitted but made no progress failed like one that did not emit: the backoff goes on.
+    /// <see cref="ResubscribeNowException"/> re-subscribes at once. When the pipeline is null or gives up, the last error
+    /// ends the sequence.
     /// </summary>
-    public static IObservable<T> RetryWith<T>(this IObservable<T> source, Func<ResiliencePipeline?> pipelines) =>
+    public static IObservable<T> RetryWith<T>(this IObservable<T> source, Func<ResiliencePipeline?> pipelines, Func<T, bool>? madeProgress = null) =>
         Observable.Create<T>((observer, cancellationToken) =>
         {
             // The loop must not run on the subscriber's SynchronizationContext (a UI thread, a test framework's).
-            return WithoutSynchronizationContext(() => RunAsync(source, observer, pipelines, cancellationToken));
+            return WithoutSynchronizationContext(() => RunAsync(source, observer, pipelines, madeProgress, cancellationToken));
         });
+
+    /// <summary>
+    /// The client's connect sequence: a link that ends before it delivered anything (no event received, no send
+    /// acknowledged) does not reset the backoff, so a peer that accepts and then drops every link cannot make the client
+    /// reconnect in a hot loop.
+    /// </summary>
+    public static IObservable<Connection> RetryWith(this IObservable<Connection> source, Func<ResiliencePipeline?> pipelines)
+        => RetryWith(source, pipelines, static link => link.MadeProgress);
 
     /// <summary>Runs <paramref name="action"/> with no SynchronizationContext, so the continuations it triggers inline capture none.</summary>
     private static TResult WithoutSynchronizationContext<TResult>(Func<TResult> action)
@@ -49,7 +59,7 @@ internal static class RetryWithPolicy
         }
     }
 
-    private static async Task RunAsync<T>(IObservable<T> source, IObserver<T> observer, Func<ResiliencePipeline?> pipelines, CancellationToken cancellationToken)
+    private static async Task RunAsync<T>(IObservable<T> source, IObserver<T> observer, Func<ResiliencePipeline?> pipelines, Func<T, bool>? madeProgress, CancellationToken cancellationToken)
     {
             Exception? carried = null;
             while (true)
@@ -65,11 +75,11 @@ internal static class RetryWithPolicy
                             throw carried;
                         }
 
-                        result = await SubscribeOnceAsync(source, observer, cancellationToken).ConfigureAwait(false);
+                        result = await SubscribeOnceAsync(source, observer, madeProgress, cancellationToken).ConfigureAwait(false);
                     }
                     else
                     {
-                        var attempt = new Attempt<T>(source, observer, carried);
+                        var attempt = new Attempt<T>(source, observer, madeProgress, carried);
                         carried = null;
                         result = await pipeline.ExecuteAsync(
                             static async (a, token) =>
@@ -80,7 +90,7 @@ internal static class RetryWithPolicy
                                     throw error;
                                 }
 
-                                return await SubscribeOnceAsync(a.Source, a.Observer, token).ConfigureAwait(false);
+                                return await SubscribeOnceAsync(a.Source, a.Observer, a.MadeProgress, token).ConfigureAwait(false);
                             },
                             attempt,
                             cancellationToken).ConfigureAwait(false);
@@ -107,22 +117,24 @@ internal static class RetryWithPolicy
             }
     }
 
-    /// <summary>One subscription: completes with how it ended; throws its error when it failed before emitting.</summary>
-    private static async Task<Outcome> SubscribeOnceAsync<T>(IObservable<T> source, IObserver<T> observer, CancellationToken cancellationToken)
+    /// <summary>One subscription: completes with how it ended; throws its error when it failed before it emitted a value that made progress.</summary>
+    private static async Task<Outcome> SubscribeOnceAsync<T>(IObservable<T> source, IObserver<T> observer, Func<T, bool>? madeProgress, CancellationToken cancellationToken)
     {
         // Continuations run inline where the source ended: all that follows is choosing a delay and arming a timer, and
         // on a virtual clock the whole schedule then runs deterministically inside the scheduler.
         var ended = new TaskCompletionSource<Outcome>();
         var emitted = false;
+        T last = default!;
         using var subscription = source.Subscribe(
             value =>
             {
                 emitted = true;
+                last = value;
                 observer.OnNext(value);
             },
             error => WithoutSynchronizationContext(() => ended.TrySetResult(error is ResubscribeNowException
                 ? new Outcome(OutcomeKind.ResubscribeNow, null)
-                : emitted ? new Outcome(OutcomeKind.FailedAfterSuccess, error) : new Outcome(OutcomeKind.Failed, error))),
+                : emitted && Succeeded(madeProgress, last) ? new Outcome(OutcomeKind.FailedAfterSuccess, error) : new Outcome(OutcomeKind.Failed, error))),
             () => WithoutSynchronizationContext(() => ended.TrySetResult(new Outcome(OutcomeKind.Completed, null))));
         using var cancel = cancellationToken.Register(() => WithoutSynchronizationContext(() => ended.TrySetCanceled(cancellationToken)));
         var outcome = await ended.Task.ConfigureAwait(false);
@@ -134,11 +146,31 @@ internal static class RetryWithPolicy
         return outcome;
     }
 
-    private sealed class Attempt<T>(IObservable<T> source, IObserver<T> observer, Exception? carried)
+    /// <summary>Whether the subscription that emitted <paramref name="last"/> made progress; a throwing predicate counts as yes (the old behaviour).</summary>
+    private static bool Succeeded<T>(Func<T, bool>? madeProgress, T last)
+    {
+        if (madeProgress is null)
+        {
+            return true;
+        }
+
+        try
+        {
+            return madeProgress(last);
+        }
+        catch (Exception)
+        {
+            return true;
+        }
+    }
+
+    private sealed class Attempt<T>(IObservable<T> source, IObserver<T> observer, Func<T, bool>? madeProgress, Exception? carried)
     {
         public IObservable<T> Source { get; } = source;
 
         public IObserver<T> Observer { get; } = observer;
+
+        public Func<T, bool>? MadeProgress { get; } = madeProgress;
 
         public Exception? Carried { get; set; } = carried;
     }

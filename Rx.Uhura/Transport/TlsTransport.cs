@@ -32,11 +32,17 @@ public sealed class TlsTransport : ITransport
 
     /// <summary>
     /// The transport for <paramref name="endPoint"/>: a <see cref="TlsTransport"/> over <paramref name="transport"/> for a
-    /// <see cref="TlsEndPoint"/>, <paramref name="transport"/> itself otherwise.
+    /// <see cref="TlsEndPoint"/>, <see cref="MemoryTransport.Shared"/> for a <see cref="MemoryEndPoint"/> when
+    /// <paramref name="transport"/> is a <see cref="SocketTransport"/>, <paramref name="transport"/> itself otherwise.
     /// </summary>
     /// <exception cref="ArgumentException">A <c>tls://</c> endpoint without TLS options.</exception>
     internal static ITransport For(EndPoint endPoint, ITransport transport, TlsOptions? tls, string optionsName, TimeProvider timeProvider)
     {
+        if (endPoint is MemoryEndPoint && transport is SocketTransport)
+        {
+            return MemoryTransport.Shared; // memory:// with the default transport: the process-wide in-memory registry
+        }
+
         if (endPoint is not TlsEndPoint || transport is TlsTransport)
         {
             return transport;

@@ -7,7 +7,8 @@ namespace Rx.Uhura.Transport;
 /// <summary>
 /// Parses and formats the endpoint URIs the library and the <c>uhura</c> command accept:
 /// <c>tcp://HOST:PORT</c> (port 0 picks a free port when listening), <c>tls://HOST:PORT</c> (TCP with TLS: a
-/// <see cref="TlsEndPoint"/>) and <c>unix:///ABSOLUTE/PATH</c>.
+/// <see cref="TlsEndPoint"/>), <c>unix:///ABSOLUTE/PATH</c> and <c>memory://NAME</c> (in-process: a
+/// <see cref="MemoryEndPoint"/> of a <see cref="MemoryTransport"/>).
 /// </summary>
 public static class UhuraEndpoint
 {
@@ -25,6 +26,17 @@ public static class UhuraEndpoint
             }
 
             return Unix(path);
+        }
+
+        if (uri.StartsWith("memory://", StringComparison.OrdinalIgnoreCase))
+        {
+            var name = Uri.UnescapeDataString(uri["memory://".Length..].TrimEnd('/'));
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                throw new FormatException($"'{uri}' is not a valid memory endpoint: expected memory://NAME.");
+            }
+
+            return new MemoryEndPoint(name);
         }
 
         if (uri.StartsWith("tls://", StringComparison.OrdinalIgnoreCase))
@@ -62,7 +74,7 @@ public static class UhuraEndpoint
             return IPAddress.TryParse(host, out var address) ? new IPEndPoint(address, port) : new DnsEndPoint(host, port);
         }
 
-        throw new FormatException($"'{uri}' is not a supported endpoint: use tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH.");
+        throw new FormatException($"'{uri}' is not a supported endpoint: use tcp://HOST:PORT, tls://HOST:PORT, unix:///PATH or memory://NAME.");
     }
 
     /// <summary>
@@ -106,6 +118,7 @@ public static class UhuraEndpoint
     {
         TlsEndPoint tls => Format(tls.Inner) is var inner && inner.StartsWith("tcp://", StringComparison.Ordinal) ? "tls://" + inner["tcp://".Length..] : "tls+" + inner,
         UnixDomainSocketEndPoint unix => "unix://" + unix.ToString(),
+        MemoryEndPoint memory => "memory://" + Uri.EscapeDataString(memory.Name),
         IPEndPoint { Address.AddressFamily: AddressFamily.InterNetworkV6 } ip => $"tcp://[{ip.Address}]:{ip.Port}",
         IPEndPoint ip => $"tcp://{ip.Address}:{ip.Port}",
         DnsEndPoint dns => $"tcp://{dns.Host}:{dns.Port}",
