@@ -629,7 +629,7 @@ public sealed partial class Connection
         var config = array.Count > 1 ? array[1] as JObject : null;
         lock (_gate)
         {
-            if (_handshakeDone)
+            if (_handshakeDone || _closed)
             {
                 return;
             }
