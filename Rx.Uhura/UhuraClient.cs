@@ -98,10 +98,20 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// A client for <paramref name="endPoint"/> that does not connect until <see cref="BeginConnecting"/> (a hosted
+    /// Creates a client for an endpoint URI (as <see cref="Connect(string, UhuraClientOptions?)"/> takes) that does not
+    /// connect until <see cref="StartAsync"/>: subscribe to <see cref="Events"/>, <see cref="Event"/> or
+    /// <see cref="State"/> first, and no event the server sends as the client connects (from its
+    /// <see cref="UhuraServer.Connections"/> handler) can be missed. Sends made before are queued as while disconnected.
+    /// </summary>
+    /// <exception cref="ArgumentException">A <c>tls://</c> endpoint without <see cref="UhuraClientOptions.Tls"/>.</exception>
+    public static UhuraClient Create(string uri, UhuraClientOptions? options = null) => Create(UhuraEndpoint.Parse(uri), options);
+
+    /// <summary>
+    /// Creates a client for <paramref name="endPoint"/> that does not connect until <see cref="StartAsync"/> (a hosted
     /// client connects when its host starts); sends made before are queued as while disconnected.
     /// </summary>
-    internal static UhuraClient Create(EndPoint endPoint, UhuraClientOptions? options = null)
+    /// <exception cref="ArgumentException">A <see cref="TlsEndPoint"/> without <see cref="UhuraClientOptions.Tls"/>.</exception>
+    public static UhuraClient Create(EndPoint endPoint, UhuraClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         var settings = options ?? UhuraClientOptions.Default;
@@ -109,7 +119,19 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         return new UhuraClient(ct => transport.ConnectAsync(endPoint, ct), options, UhuraEndpoint.Format(endPoint));
     }
 
-    /// <summary>Starts connecting a client made by <see cref="Create"/> (once; ignored after the first call or once closing).</summary>
+    /// <summary>
+    /// Starts a client made by <see cref="Create(string, UhuraClientOptions?)"/> and waits until the handshake completed
+    /// (its first link is up). Connecting goes on in the background when the wait is canceled; calling it again, or on a
+    /// client that already started, only waits.
+    /// </summary>
+    /// <exception cref="UhuraException">The client closed before it connected (see <see cref="WhenConnectedAsync"/>).</exception>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        BeginConnecting();
+        return WhenConnectedAsync(cancellationToken);
+    }
+
+    /// <summary>Starts connecting a client made by <see cref="Create(EndPoint, UhuraClientOptions?)"/> (once; ignored after the first call or once closing).</summary>
     internal void BeginConnecting()
     {
         lock (_gate)
@@ -152,11 +174,37 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         return client;
     }
 
-    /// <summary>Connects to an endpoint URI and waits until the handshake completed.</summary>
+    /// <summary>
+    /// Connects to an endpoint URI and waits until the handshake completed. Events the server sends as the client
+    /// connects arrive before this returns: to see them, subscribe in
+    /// <see cref="ConnectAsync(string, UhuraClientOptions?, Action{UhuraClient}, CancellationToken)"/>'s
+    /// <c>configure</c>, or use <see cref="Create(string, UhuraClientOptions?)"/> and <see cref="StartAsync"/>.
+    /// </summary>
     /// <exception cref="UhuraException">The client could not connect.</exception>
-    public static async Task<UhuraClient> ConnectAsync(string uri, UhuraClientOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<UhuraClient> ConnectAsync(string uri, UhuraClientOptions? options = null, CancellationToken cancellationToken = default)
+        => ConnectAsync(uri, options, static _ => { }, cancellationToken);
+
+    /// <summary>
+    /// Connects to an endpoint URI and waits until the handshake completed, having run <paramref name="configure"/> on
+    /// the client before it connects: subscriptions made there see every event the server sends, even those it sends
+    /// from its <see cref="UhuraServer.Connections"/> handler as the client connects.
+    /// </summary>
+    /// <exception cref="UhuraException">The client could not connect.</exception>
+    public static async Task<UhuraClient> ConnectAsync(string uri, UhuraClientOptions? options, Action<UhuraClient> configure, CancellationToken cancellationToken = default)
     {
-        var client = Connect(uri, options);
+        ArgumentNullException.ThrowIfNull(configure);
+        var client = Create(uri, options);
+        try
+        {
+            configure(client);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+
+        client.BeginConnecting();
         try
         {
             await client.WhenConnectedAsync(cancellationToken).ConfigureAwait(false);
