@@ -218,6 +218,21 @@ public abstract class ReconnectTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reconnect_during_a_long_backoff_wait_connects_at_once_and_resends_what_was_queued()
+    {
+        var client = Client(new UhuraClientOptions { Reconnect = Fast with { FirstDelay = TimeSpan.FromSeconds(60), MaxDelay = TimeSpan.FromSeconds(60), UseJitter = false } });
+        await client.WhenConnectedAsync().For();
+        var waiting = Wait.First(client.State, s => s.Status == ConnectionStatus.Reconnecting);
+        (await Nth(0)).Dispose();
+        await waiting; // a 60 s wait has begun
+        var queued = client.Send("queued");
+        client.Reconnect();
+        var second = await Nth(1); // within Wait's 10 s: the wait was cut short
+        await queued.For();
+        Assert.True(second.Resumed);
+    }
+
+    [Fact]
     public async Task Disconnect_during_a_backoff_wait_stops_reconnecting_and_fails_what_was_queued()
     {
         var client = Client(new UhuraClientOptions { Reconnect = Fast with { FirstDelay = TimeSpan.FromSeconds(30), MaxDelay = TimeSpan.FromSeconds(30), UseJitter = false } });
