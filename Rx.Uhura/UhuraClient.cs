@@ -217,7 +217,13 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>The server's application events, across every link, in arrival order. Completes when the client is closed.</summary>
+    /// <summary>
+    /// The server's application events, across every link, in arrival order. Completes when the client is closed. Hot:
+    /// an event that arrives while nobody subscribes is not kept, so subscribe before the client connects
+    /// (<see cref="Create(string, UhuraClientOptions?)"/> then <see cref="StartAsync"/>, or the <c>configure</c> of
+    /// <see cref="ConnectAsync(string, UhuraClientOptions?, Action{UhuraClient}, CancellationToken)"/>) to see what a
+    /// server sends as the client connects.
+    /// </summary>
     public IObservable<UhuraEvent> Events => _events.AsObservable();
 
     /// <summary>The shared session; it outlives links and is resumed by id.</summary>
