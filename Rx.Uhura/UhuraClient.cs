@@ -724,7 +724,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             return;
         }
 
-        _linkSubscription.Disposable = Links.RetryWith(() => Volatile.Read(ref _pipeline), () => ReconnectNowToken).Subscribe(
+        _linkSubscription.Disposable = Links.RetryWith(() => Volatile.Read(ref _pipeline), cutShort: () => ReconnectNowToken).Subscribe(
             _ => { },
             error =>
             {
