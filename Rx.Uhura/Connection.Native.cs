@@ -390,11 +390,21 @@ public sealed partial class Connection
     private void HandleWelcome(in NativeFrame welcome)
     {
         var stream = _native!;
+        if (Volatile.Read(ref _closed))
+        {
+            return; // dropped meanwhile (a forced reconnect): the stream and the session belong to the next link now
+        }
+
         Session.ApplyRemote(ParseJson<JObject>(welcome.Session, "Welcome"));
         Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
         List<OutboundMessage> delivered = [];
         lock (_gate)
         {
+            if (_closed)
+            {
+                return; // shut down since: its sends were handed back as they were, the stream untouched
+            }
+
             _objectMode = true;
             _acksEnabled = (welcome.Features & NativeFeatures.Acks) != 0;
             if (welcome.Resumed)

@@ -433,6 +433,13 @@ public sealed partial class Connection
         }
 
         Session.AttachStore(store, sessionId, _logger);
+        if (stored is null)
+        {
+            // A new session is in the store before its id leaves in the Welcome (or '_set'): a client that resumes at
+            // once, even while this link is still up, finds it instead of being handed yet another fresh session.
+            await Session.FlushAsync().WaitAsync(_readCancel.Token).ConfigureAwait(false);
+        }
+
         return (sessionId, stored is not null);
     }
 
@@ -563,6 +570,9 @@ public sealed partial class Connection
 
         var presentedId = Session.Snapshot.TryGetValue(UhuraSession.IdKey, out var idToken) && idToken.Type == JTokenType.String ? (string?)idToken : null;
         var (sessionId, stored) = await ResolveSessionAsync(presentedId).ConfigureAwait(false);
+
+        // The session is this link's before the client learns its id: a resume that follows at once finds it attached.
+        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
         if (stored)
         {
             WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [new JObject(Session.Snapshot.Select(kv => new JProperty(kv.Key, kv.Value)))], _serializer));
@@ -572,7 +582,6 @@ public sealed partial class Connection
             WriteInternal(Protocol.NodeWireCodec.EncodePayload("_set", [UhuraSession.IdKey, sessionId], _serializer));
         }
 
-        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
         lock (_gate)
         {
             _objectMode = objectMode;
@@ -620,7 +629,7 @@ public sealed partial class Connection
         var config = array.Count > 1 ? array[1] as JObject : null;
         lock (_gate)
         {
-            if (_handshakeDone)
+            if (_handshakeDone || _closed)
             {
                 return;
             }

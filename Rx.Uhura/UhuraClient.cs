@@ -37,6 +37,8 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly Lock _stateGate = new();
     private readonly Queue<OutboundMessage> _queue = new();
     private readonly SerialDisposable _linkSubscription = new();
+    private CancellationTokenSource _reconnectNow = new(); // canceled by Reconnect() (then replaced): ends the current link or attempt, or cuts a backoff wait short
+    private int _requeuedAhead; // of _queue, how many at its front were handed back by a link that ended (accepted: never dropped)
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Subject<SendException> _dropped = new();
     private readonly IObserver<SendException> _droppedSink;
@@ -100,10 +102,20 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// A client for <paramref name="endPoint"/> that does not connect until <see cref="BeginConnecting"/> (a hosted
+    /// Creates a client for an endpoint URI (as <see cref="Connect(string, UhuraClientOptions?)"/> takes) that does not
+    /// connect until <see cref="StartAsync"/>: subscribe to <see cref="Events"/>, <see cref="Event"/> or
+    /// <see cref="State"/> first, and no event the server sends as the client connects (from its
+    /// <see cref="UhuraServer.Connections"/> handler) can be missed. Sends made before are queued as while disconnected.
+    /// </summary>
+    /// <exception cref="ArgumentException">A <c>tls://</c> endpoint without <see cref="UhuraClientOptions.Tls"/>.</exception>
+    public static UhuraClient Create(string uri, UhuraClientOptions? options = null) => Create(UhuraEndpoint.Parse(uri), options);
+
+    /// <summary>
+    /// Creates a client for <paramref name="endPoint"/> that does not connect until <see cref="StartAsync"/> (a hosted
     /// client connects when its host starts); sends made before are queued as while disconnected.
     /// </summary>
-    internal static UhuraClient Create(EndPoint endPoint, UhuraClientOptions? options = null)
+    /// <exception cref="ArgumentException">A <see cref="TlsEndPoint"/> without <see cref="UhuraClientOptions.Tls"/>.</exception>
+    public static UhuraClient Create(EndPoint endPoint, UhuraClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         var settings = options ?? UhuraClientOptions.Default;
@@ -111,7 +123,19 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         return new UhuraClient(ct => transport.ConnectAsync(endPoint, ct), options, UhuraEndpoint.Format(endPoint));
     }
 
-    /// <summary>Starts connecting a client made by <see cref="Create"/> (once; ignored after the first call or once closing).</summary>
+    /// <summary>
+    /// Starts a client made by <see cref="Create(string, UhuraClientOptions?)"/> and waits until the handshake completed
+    /// (its first link is up). Connecting goes on in the background when the wait is canceled; calling it again, or on a
+    /// client that already started, only waits.
+    /// </summary>
+    /// <exception cref="UhuraException">The client closed before it connected (see <see cref="WhenConnectedAsync"/>).</exception>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        BeginConnecting();
+        return WhenConnectedAsync(cancellationToken);
+    }
+
+    /// <summary>Starts connecting a client made by <see cref="Create(EndPoint, UhuraClientOptions?)"/> (once; ignored after the first call or once closing).</summary>
     internal void BeginConnecting()
     {
         lock (_gate)
@@ -154,11 +178,37 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         return client;
     }
 
-    /// <summary>Connects to an endpoint URI and waits until the handshake completed.</summary>
+    /// <summary>
+    /// Connects to an endpoint URI and waits until the handshake completed. Events the server sends as the client
+    /// connects arrive before this returns: to see them, subscribe in
+    /// <see cref="ConnectAsync(string, UhuraClientOptions?, Action{UhuraClient}, CancellationToken)"/>'s
+    /// <c>configure</c>, or use <see cref="Create(string, UhuraClientOptions?)"/> and <see cref="StartAsync"/>.
+    /// </summary>
     /// <exception cref="UhuraException">The client could not connect.</exception>
-    public static async Task<UhuraClient> ConnectAsync(string uri, UhuraClientOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<UhuraClient> ConnectAsync(string uri, UhuraClientOptions? options = null, CancellationToken cancellationToken = default)
+        => ConnectAsync(uri, options, static _ => { }, cancellationToken);
+
+    /// <summary>
+    /// Connects to an endpoint URI and waits until the handshake completed, having run <paramref name="configure"/> on
+    /// the client before it connects: subscriptions made there see every event the server sends, even those it sends
+    /// from its <see cref="UhuraServer.Connections"/> handler as the client connects.
+    /// </summary>
+    /// <exception cref="UhuraException">The client could not connect.</exception>
+    public static async Task<UhuraClient> ConnectAsync(string uri, UhuraClientOptions? options, Action<UhuraClient> configure, CancellationToken cancellationToken = default)
     {
-        var client = Connect(uri, options);
+        ArgumentNullException.ThrowIfNull(configure);
+        var client = Create(uri, options);
+        try
+        {
+            configure(client);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+
+        client.BeginConnecting();
         try
         {
             await client.WhenConnectedAsync(cancellationToken).ConfigureAwait(false);
@@ -171,7 +221,13 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>The server's application events, across every link, in arrival order. Completes when the client is closed.</summary>
+    /// <summary>
+    /// The server's application events, across every link, in arrival order. Completes when the client is closed. Hot:
+    /// an event that arrives while nobody subscribes is not kept, so subscribe before the client connects
+    /// (<see cref="Create(string, UhuraClientOptions?)"/> then <see cref="StartAsync"/>, or the <c>configure</c> of
+    /// <see cref="ConnectAsync(string, UhuraClientOptions?, Action{UhuraClient}, CancellationToken)"/>) to see what a
+    /// server sends as the client connects.
+    /// </summary>
     public IObservable<UhuraEvent> Events => _events.AsObservable();
 
     /// <summary>The shared session; it outlives links and is resumed by id.</summary>
@@ -372,15 +428,42 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// </summary>
     public void Reconnect()
     {
+        CancellationTokenSource? now = null;
         lock (_gate)
         {
             if (_closing)
             {
                 return;
             }
+
+            if (Volatile.Read(ref _generation) != 0)
+            {
+                now = _reconnectNow;
+                _reconnectNow = new CancellationTokenSource();
+            }
         }
 
-        Start();
+        if (now is null)
+        {
+            Start(); // never started: start now
+            return;
+        }
+
+        // The same path as any drop: the current link (or attempt) ends, hands its unacknowledged sends back to the queue,
+        // and only then does the retry loop subscribe again, at once, for the next link. Never two links at a time.
+        now.Cancel();
+    }
+
+    /// <summary>The token the current link, attempt or backoff wait ends on when <see cref="Reconnect"/> is called.</summary>
+    private CancellationToken ReconnectNowToken
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _reconnectNow.Token;
+            }
+        }
     }
 
     private bool IsClosing
@@ -419,9 +502,9 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         dropped = null;
         if (_queue.Count >= _options.Connection.MaxQueuedMessages)
         {
-            if (_options.QueueFullPolicy == QueueFullPolicy.Reject)
+            if (_options.QueueFullPolicy == QueueFullPolicy.Reject || _requeuedAhead > 0)
             {
-                return false;
+                return false; // handed-back sends count against the bound but are never dropped for it: the new one is refused
             }
 
             dropped = _queue.Dequeue();
@@ -458,6 +541,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                     _queue.Enqueue(message);
                 }
 
+                _requeuedAhead += undelivered.Count;
                 return;
             }
         }
@@ -500,13 +584,28 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// The connect sequence: each subscription opens a socket, runs the handshake, emits the link, and then ends with
-    /// an error when the link drops (or completes when this side closed it). Reconnecting is re-subscribing.
+    /// an error when the link drops (or completes when this side closed it). Reconnecting is re-subscribing. A
+    /// subscription ends only once its link has fully shut down and handed its undelivered sends back to the queue, so
+    /// the next link never overlaps it; <see cref="Reconnect"/> ends it with <see cref="ResubscribeNowException"/>.
     /// </summary>
     internal IObservable<Connection> Links => Observable.Create<Connection>(async (observer, cancellationToken) =>
     {
+        var reconnectNow = ReconnectNowToken;
+        using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, reconnectNow);
+        bool Forced() => reconnectNow.IsCancellationRequested && !cancellationToken.IsCancellationRequested;
         SetState(new ConnectionState(ConnectionStatus.Connecting));
-        var link = await OpenLinkAsync(cancellationToken).ConfigureAwait(false);
-        using var abort = cancellationToken.Register(link.Dispose);
+        Connection link;
+        try
+        {
+            link = await OpenLinkAsync(attempt.Token).ConfigureAwait(false);
+        }
+        catch (Exception) when (Forced())
+        {
+            observer.OnError(new ResubscribeNowException()); // Reconnect() during the attempt: a new one, at once
+            return;
+        }
+
+        using var abort = attempt.Token.Register(link.Dispose);
         observer.OnNext(link);
         var isReconnect = Interlocked.Exchange(ref _connectedBefore, 1) != 0;
         link.OnClientConnected();
@@ -517,11 +616,17 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
 
         SetState(new ConnectionState(ConnectionStatus.Connected) { Resumed = link.Resumed, IsReconnect = isReconnect });
 
-        var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(false);
+        // Never inline in whoever ended the link (a Reconnect() caller is still inside its cancellation callbacks).
+        var info = await link.Disconnected.ToTask(CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         Detach(link);
         if (info.Reason == DisconnectReason.LocalClose && IsClosing)
         {
             observer.OnCompleted();
+        }
+        else if (Forced())
+        {
+            SetState(new ConnectionState(ConnectionStatus.Disconnected) { Disconnect = info });
+            observer.OnError(new ResubscribeNowException());
         }
         else
         {
@@ -615,6 +720,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         catch (OperationCanceledException)
         {
             link.Dispose();
+            await link.ShutdownCompleted.ConfigureAwait(false); // its queued sends are back in the queue before the next link takes it
             Detach(link);
             if (cancellationToken.IsCancellationRequested)
             {
@@ -626,22 +732,20 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Subscribes to the connect sequence, retried with the reconnect backoff when one is set. Calling it again (a forced
-    /// reconnect) replaces the subscription: the old link is dropped and its undelivered sends requeued.
+    /// Subscribes to the connect sequence (once per client), retried with the reconnect backoff when one is set. A
+    /// forced reconnect does not subscribe again: it ends the current link, and the retry loop follows up at once.
     /// </summary>
     private void Start()
     {
-        var generation = Interlocked.Increment(ref _generation);
-        bool Current() => Volatile.Read(ref _generation) == generation;
-        _linkSubscription.Disposable = Links.RetryWith(() => Volatile.Read(ref _pipeline)).Subscribe(
+        if (Interlocked.CompareExchange(ref _generation, 1, 0) != 0)
+        {
+            return;
+        }
+
+        _linkSubscription.Disposable = Links.RetryWith(() => Volatile.Read(ref _pipeline), cutShort: () => ReconnectNowToken).Subscribe(
             _ => { },
             error =>
             {
-                if (!Current())
-                {
-                    return;
-                }
-
                 if (error is not AuthenticationFailedException && Volatile.Read(ref _reconnect) is { MaxAttempts: not null })
                 {
                     error = new ReconnectFailedException(Volatile.Read(ref _lastAttempt), error);
@@ -650,13 +754,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                 _logger.LogWarning(error, "The client's connection ended");
                 Finish(new ConnectionState(ConnectionStatus.Closed) { Error = error, Disconnect = _state.Value.Disconnect }, error);
             },
-            () =>
-            {
-                if (Current())
-                {
-                    Finish(new ConnectionState(ConnectionStatus.Closed), null);
-                }
-            });
+            () => Finish(new ConnectionState(ConnectionStatus.Closed), null));
     }
 
     /// <summary>A new link takes over the queued sends.</summary>
@@ -667,6 +765,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             _link = link;
             link.EnqueueRange(_queue);
             _queue.Clear();
+            _requeuedAhead = 0;
         }
     }
 
@@ -728,6 +827,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             _closing = true;
             queued = [.. _queue];
             _queue.Clear();
+            _requeuedAhead = 0;
         }
 
         foreach (var message in queued)

@@ -218,6 +218,21 @@ public abstract class ReconnectTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reconnect_during_a_long_backoff_wait_connects_at_once_and_resends_what_was_queued()
+    {
+        var client = Client(new UhuraClientOptions { Reconnect = Fast with { FirstDelay = TimeSpan.FromSeconds(60), MaxDelay = TimeSpan.FromSeconds(60), UseJitter = false } });
+        await client.WhenConnectedAsync().For();
+        var waiting = Wait.First(client.State, s => s.Status == ConnectionStatus.Reconnecting);
+        (await Nth(0)).Dispose();
+        await waiting; // a 60 s wait has begun
+        var queued = client.Send("queued");
+        client.Reconnect();
+        var second = await Nth(1); // within Wait's 10 s: the wait was cut short
+        await queued.For();
+        Assert.True(second.Resumed);
+    }
+
+    [Fact]
     public async Task Disconnect_during_a_backoff_wait_stops_reconnecting_and_fails_what_was_queued()
     {
         var client = Client(new UhuraClientOptions { Reconnect = Fast with { FirstDelay = TimeSpan.FromSeconds(30), MaxDelay = TimeSpan.FromSeconds(30), UseJitter = false } });
@@ -331,6 +346,40 @@ public abstract class ReconnectTests : IAsyncLifetime
         _clients.Add(second);
         await second.WhenConnectedAsync().For();
         Assert.Equal(DisconnectReason.LocalClose, (await Wait.First(old.Disconnected)).Reason);
+    }
+
+    [Fact]
+    public async Task A_client_resuming_right_after_the_first_handshake_finds_its_session_even_when_the_store_saves_slowly()
+    {
+        // What made A_resuming_connection_supersedes_a_half_dead_one flaky: the id left before the session was saved.
+        await using var server = new UhuraServer(new UhuraServerOptions { SessionStore = new SlowSessionStore() });
+        var connections = new ReplaySubject<Connection>();
+        server.Connections.Subscribe(connections);
+        await server.ListenAsync("tcp://127.0.0.1:0");
+        await using var first = await UhuraClient.ConnectAsync(server.Uri!, new UhuraClientOptions { Protocol = Protocol }).For();
+        var old = await Wait.First(connections);
+        await using var second = await UhuraClient.ConnectAsync(server.Uri!, new UhuraClientOptions { InitialSession = first.Session.Get(), Protocol = Protocol }).For();
+        Assert.Equal(first.Session.Id, second.Session.Id);
+        Assert.True(second.Connection!.Resumed);
+        Assert.Equal(DisconnectReason.LocalClose, (await Wait.First(old.Disconnected)).Reason);
+    }
+
+    /// <summary>An in-memory store whose saves take a while (a remote database's round trip), reads immediate.</summary>
+    private sealed class SlowSessionStore : ISessionStore
+    {
+        private readonly InMemorySessionStore _inner = new();
+
+        public ValueTask<IReadOnlyDictionary<string, JToken>?> GetAsync(string sessionId, CancellationToken cancellationToken = default)
+            => _inner.GetAsync(sessionId, cancellationToken);
+
+        public async ValueTask SetAsync(string sessionId, IReadOnlyDictionary<string, JToken> session, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(300), cancellationToken); // the store's latency, not a wait for anything
+            await _inner.SetAsync(sessionId, session, cancellationToken);
+        }
+
+        public ValueTask DestroyAsync(string sessionId, CancellationToken cancellationToken = default)
+            => _inner.DestroyAsync(sessionId, cancellationToken);
     }
 }
 

@@ -185,4 +185,15 @@ public class RetryWithPolicyTests : ReactiveTest
         scheduler.AdvanceTo(S + 5000 * Ms);
         xs.Subscriptions.AssertEqual(Subscribe(S, S + 10 * Ms));
     }
+
+    [Fact]
+    public void Cutting_short_never_ends_a_running_subscription()
+    {
+        var (scheduler, _, pipeline) = Setup(NoJitter);
+        var cut = new CancellationTokenSource();
+        var xs = scheduler.CreateColdObservable<int>();
+        scheduler.ScheduleAbsolute<object?>(null, S + 50 * Ms, (_, _) => { cut.Cancel(); return System.Reactive.Disposables.Disposable.Empty; });
+        scheduler.Start(() => RetryWithPolicy.RetryWith(xs, pipeline, cutShort: () => cut.Token), created: Created, subscribed: S, disposed: S + 1000 * Ms);
+        xs.Subscriptions.AssertEqual(Subscribe(S, S + 1000 * Ms));
+    }
 }

@@ -22,13 +22,15 @@ internal static class RetryWithPolicy
     /// so the attempt count restarts, and counts as that outage's first failed attempt, so the first reconnect waits the
     /// first delay. A source that emitted but made no progress failed like one that did not emit: the backoff goes on.
     /// <see cref="ResubscribeNowException"/> re-subscribes at once. When the pipeline is null or gives up, the last error
-    /// ends the sequence.
+    /// ends the sequence. A backoff wait is cut short (the source is subscribed to again at once) when the token
+    /// <paramref name="cutShort"/> gave as the wait began is canceled; a subscription that is running is never cut by it
+    /// (the source ends itself, with <see cref="ResubscribeNowException"/>).
     /// </summary>
-    public static IObservable<T> RetryWith<T>(this IObservable<T> source, Func<ResiliencePipeline?> pipelines, Func<T, bool>? madeProgress = null) =>
+    public static IObservable<T> RetryWith<T>(this IObservable<T> source, Func<ResiliencePipeline?> pipelines, Func<T, bool>? madeProgress = null, Func<CancellationToken>? cutShort = null) =>
         Observable.Create<T>((observer, cancellationToken) =>
         {
             // The loop must not run on the subscriber's SynchronizationContext (a UI thread, a test framework's).
-            return WithoutSynchronizationContext(() => RunAsync(source, observer, pipelines, madeProgress, cancellationToken));
+            return WithoutSynchronizationContext(() => RunAsync(source, observer, pipelines, madeProgress, cutShort, cancellationToken));
         });
 
     /// <summary>
@@ -36,8 +38,8 @@ internal static class RetryWithPolicy
     /// acknowledged) does not reset the backoff, so a peer that accepts and then drops every link cannot make the client
     /// reconnect in a hot loop.
     /// </summary>
-    public static IObservable<Connection> RetryWith(this IObservable<Connection> source, Func<ResiliencePipeline?> pipelines)
-        => RetryWith(source, pipelines, static link => link.MadeProgress);
+    public static IObservable<Connection> RetryWith(this IObservable<Connection> source, Func<ResiliencePipeline?> pipelines, Func<CancellationToken>? cutShort = null)
+        => RetryWith(source, pipelines, static link => link.MadeProgress, cutShort);
 
     /// <summary>Runs <paramref name="action"/> with no SynchronizationContext, so the continuations it triggers inline capture none.</summary>
     private static TResult WithoutSynchronizationContext<TResult>(Func<TResult> action)
@@ -59,7 +61,7 @@ internal static class RetryWithPolicy
         }
     }
 
-    private static async Task RunAsync<T>(IObservable<T> source, IObserver<T> observer, Func<ResiliencePipeline?> pipelines, Func<T, bool>? madeProgress, CancellationToken cancellationToken)
+    private static async Task RunAsync<T>(IObservable<T> source, IObserver<T> observer, Func<ResiliencePipeline?> pipelines, Func<T, bool>? madeProgress, Func<CancellationToken>? cutShort, CancellationToken cancellationToken)
     {
             Exception? carried = null;
             while (true)
@@ -79,21 +81,32 @@ internal static class RetryWithPolicy
                     }
                     else
                     {
-                        var attempt = new Attempt<T>(source, observer, madeProgress, carried);
+                        var attempt = new Attempt<T>(source, observer, madeProgress, carried, cancellationToken);
                         carried = null;
-                        result = await pipeline.ExecuteAsync(
-                            static async (a, token) =>
-                            {
-                                if (a.Carried is { } error)
+                        var waitCut = cutShort?.Invoke() ?? CancellationToken.None;
+                        using var waits = waitCut.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, waitCut) : null;
+                        try
+                        {
+                            result = await pipeline.ExecuteAsync(
+                                static async (a, _) =>
                                 {
-                                    a.Carried = null; // the drop was this outage's first failed attempt
-                                    throw error;
-                                }
+                                    if (a.Carried is { } error)
+                                    {
+                                        a.Carried = null; // the drop was this outage's first failed attempt
+                                        throw error;
+                                    }
 
-                                return await SubscribeOnceAsync(a.Source, a.Observer, a.MadeProgress, token).ConfigureAwait(false);
-                            },
-                            attempt,
-                            cancellationToken).ConfigureAwait(false);
+                                    // Not Polly's token: a cut-short wait must never tear down a running subscription.
+                                    return await SubscribeOnceAsync(a.Source, a.Observer, a.MadeProgress, a.CancellationToken).ConfigureAwait(false);
+                                },
+                                attempt,
+                                waits?.Token ?? cancellationToken).ConfigureAwait(false);
+                        }
+                        catch (OperationCanceledException) when (waitCut.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                        {
+                            carried = null; // the backoff wait was cut short: subscribe again now
+                            continue;
+                        }
                     }
                 }
                 catch (ResubscribeNowException)
@@ -164,8 +177,10 @@ internal static class RetryWithPolicy
         }
     }
 
-    private sealed class Attempt<T>(IObservable<T> source, IObserver<T> observer, Func<T, bool>? madeProgress, Exception? carried)
+    private sealed class Attempt<T>(IObservable<T> source, IObserver<T> observer, Func<T, bool>? madeProgress, Exception? carried, CancellationToken cancellationToken)
     {
+        public CancellationToken CancellationToken { get; } = cancellationToken;
+
         public IObservable<T> Source { get; } = source;
 
         public IObserver<T> Observer { get; } = observer;
