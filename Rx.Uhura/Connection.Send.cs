@@ -38,12 +38,14 @@ public sealed partial class Connection : ISessionSink
     /// now; <see cref="JToken"/>s are sent as they are. The task completes when the peer acknowledges the event (acks on)
     /// or when it was written to the socket (acks off), and fails with a <see cref="SendException"/> when it cannot be
     /// delivered: <see cref="EncodeException"/>, <see cref="SendAfterCloseException"/>, <see cref="OutboundBufferFullException"/>,
-    /// <see cref="ConnectionLostException"/>. Sends made before the handshake completes are queued and sent in order.
+    /// <see cref="ConnectionLostException"/>; or, for an event the peer would refuse (its frame over
+    /// <see cref="ConnectionOptions.MaxMessageSize"/>), with a <see cref="FrameTooLargeException"/> before anything is sent
+    /// or queued. Sends made before the handshake completes are queued and sent in order.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = CreateMessage(eventName, args, _serializer, _wire, out var error);
+        var message = CreateMessage(eventName, args, _serializer, _wire, _options, out var error);
         if (message is null)
         {
             return Task.FromException(error!);
@@ -99,10 +101,11 @@ public sealed partial class Connection : ISessionSink
     /// reported one by one (on a server, native protocol, it follows the session to the client's next link).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
-    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized, or not as JSON the peer accepts.</exception>
+    /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _wire, out var error) ?? throw error!;
+        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _wire, _options, out var error) ?? throw error!;
         return Enqueue(message);
     }
 
@@ -121,14 +124,16 @@ public sealed partial class Connection : ISessionSink
     private int PendingAcksLocked => _unacked.Count + _inflight.Count - _protocolInflight;
 
     /// <summary>Validates and encodes an application event once (awaited: a <see cref="Send"/>).</summary>
-    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, WireProtocol? wire, out Exception? error)
-        => CreateMessage(eventName, args, serializer, awaited: true, null, wire, out error);
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, WireProtocol? wire, ConnectionOptions limits, out Exception? error)
+        => CreateMessage(eventName, args, serializer, awaited: true, null, wire, limits, out error);
 
     /// <summary>
     /// Validates and encodes an application event once; <paramref name="awaited"/> false for a posted event. The name
-    /// rules and the number of arguments depend on the <paramref name="wire"/> (null = either uhura wire).
+    /// rules and the number of arguments depend on the <paramref name="wire"/> (null = either uhura wire). An event the
+    /// peer would refuse (<see cref="RefusePoison"/>) fails here, before anything is queued: sent, it would only end the
+    /// link, and be sent again on every new one.
     /// </summary>
-    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, WireProtocol? wire, out Exception? error)
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, WireProtocol? wire, ConnectionOptions limits, out Exception? error)
     {
         if (wire == WireProtocol.SocketIpc)
         {
@@ -144,16 +149,52 @@ public sealed partial class Connection : ISessionSink
             ValidateEventName(eventName);
         }
 
+        byte[] payload;
+        int nameEnd;
         try
         {
-            error = null;
-            var payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out var nameEnd);
-            return new OutboundMessage(eventName, payload, awaited, nameEnd, failureSink);
+            payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out nameEnd);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
         {
             error = new EncodeException(eventName, ex);
             return null;
+        }
+
+        error = RefusePoison(eventName, payload, nameEnd, wire, limits);
+        return error is null ? new OutboundMessage(eventName, payload, awaited, nameEnd, failureSink) : null;
+    }
+
+    /// <summary>Bytes a frame adds around the payload on the JSON wires (object form with its id, socket-ipc's keys and delimiter), at most.</summary>
+    private const int JsonFrameOverhead = 128;
+
+    /// <summary>
+    /// Checks an encoded payload against what the receiving side's decoder accepts, with this side's limits (the native
+    /// handshake announces none, so both ends are expected to share them): a frame larger than
+    /// <see cref="ConnectionOptions.MaxMessageSize"/> is a <see cref="FrameTooLargeException"/>; JSON that is not strict
+    /// (Newtonsoft writes <c>undefined</c>, <c>NaN</c> or <c>Infinity</c> for some values, which neither a .NET peer nor
+    /// Node's JSON parser accepts), invalid UTF-8 or nesting deeper than <see cref="ConnectionOptions.MaxJsonDepth"/> is an
+    /// <see cref="EncodeException"/>. Only the bytes already encoded are read: nothing is serialized twice.
+    /// </summary>
+    private static Exception? RefusePoison(string eventName, byte[] payload, int nameEnd, WireProtocol? wire, ConnectionOptions limits)
+    {
+        long frame = wire == WireProtocol.Native
+            ? 11 + (nameEnd - 3) + (payload[nameEnd] == (byte)',' ? payload.Length - nameEnd : 2) // type, seq, name length, name, args
+            : payload.Length + JsonFrameOverhead;
+        if (frame > limits.MaxMessageSize)
+        {
+            return new FrameTooLargeException(limits.MaxMessageSize, $"The event '{eventName}' encodes to a {frame}-byte frame, over the maximum of {limits.MaxMessageSize} bytes the peer accepts; nothing was sent.");
+        }
+
+        try
+        {
+            // The Node wire's object form nests the payload one level deeper ({"args": [...]}).
+            JsonArgs.ValidateArray(payload, wire == WireProtocol.Native || wire == WireProtocol.SocketIpc ? limits.MaxJsonDepth : limits.MaxJsonDepth - 1, "arguments");
+            return null;
+        }
+        catch (Exception ex) when (ex is DecodeException or ProtocolException)
+        {
+            return new EncodeException(eventName, ex);
         }
     }
 

@@ -245,12 +245,14 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// <summary>
     /// Sends an event to the server. Sends made before the link is ready are queued (at most
     /// <see cref="ConnectionOptions.MaxQueuedMessages"/>) and go out in order. The task completes when the server
-    /// acknowledged the event and fails with a <see cref="SendException"/> when it cannot be delivered.
+    /// acknowledged the event and fails with a <see cref="SendException"/> when it cannot be delivered (an
+    /// <see cref="EncodeException"/> or <see cref="FrameTooLargeException"/> at once, nothing queued, for an event the
+    /// server would refuse).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, out var error);
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, _options.Connection, out var error);
         if (message is null)
         {
             return Task.FromException(error!);
@@ -269,10 +271,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// on <see cref="Dropped"/>.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
-    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized, or not as JSON the peer accepts.</exception>
+    /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, _options.Protocol, out var error) ?? throw error!;
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, _options.Protocol, _options.Connection, out var error) ?? throw error!;
         Submit(message);
         return !message.IsFailed;
     }
