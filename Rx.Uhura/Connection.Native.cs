@@ -244,6 +244,7 @@ public sealed partial class Connection
             while (_unacked.TryPeek(out var message) && message.Seq <= upTo)
             {
                 _unacked.Dequeue();
+                _heldBytes -= message.Payload.Length;
                 if (message.Completion is not null)
                 {
                     (done ??= []).Add(message);
@@ -372,7 +373,7 @@ public sealed partial class Connection
                 }
             }
 
-            while (_preReady.TryDequeue(out var queued))
+            while (TakePreReadyLocked(out var queued))
             {
                 WriteMessageLocked(queued);
             }
@@ -423,7 +424,7 @@ public sealed partial class Connection
                 NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
             }
 
-            while (_preReady.TryDequeue(out var queued))
+            while (TakePreReadyLocked(out var queued))
             {
                 if (!welcome.Resumed)
                 {

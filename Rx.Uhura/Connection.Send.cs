@@ -22,6 +22,7 @@ public sealed partial class Connection : ISessionSink
     private bool _endedUndelivered;
     private TaskCompletionSource<bool>? _idle; // true: idle reached; false: the link ended with events undelivered
     private long _nextSeq;
+    private long _heldBytes; // payload bytes of the messages in the collections above (bounded by ConnectionOptions.MaxQueuedBytes)
     private bool _handshakeDone;
     private bool _objectMode;
     private bool _acksEnabled;
@@ -45,6 +46,11 @@ public sealed partial class Connection : ISessionSink
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
+        if (RefusedForBytes(eventName, args, _wire) is { } full)
+        {
+            return Task.FromException(full);
+        }
+
         var message = CreateMessage(eventName, args, _serializer, _wire, _options, out var error);
         if (message is null)
         {
@@ -105,8 +111,51 @@ public sealed partial class Connection : ISessionSink
     /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
+        if (RefusedForBytes(eventName, args, _wire) is not null)
+        {
+            return false;
+        }
+
         var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _wire, _options, out var error) ?? throw error!;
         return Enqueue(message);
+    }
+
+    /// <summary>
+    /// The error of a send that <see cref="TryEnqueue"/> would refuse whatever its size, because
+    /// <see cref="ConnectionOptions.MaxQueuedBytes"/> are held already (and the policy fails the send): such a send is
+    /// refused before its arguments are encoded, so a flood against a slow peer costs no memory. Null otherwise.
+    /// </summary>
+    internal OutboundBufferFullException? RefusedForBytes(string eventName, ReadOnlySpan<object?> args, WireProtocol? wire)
+    {
+        var atLeast = MinimumPayloadBytes(eventName, args);
+        long held;
+        lock (_gate)
+        {
+            held = _heldBytes;
+            if (_closing || held == 0 || held + atLeast <= _options.MaxQueuedBytes
+                || (_handshakeDone && _options.SlowConsumerPolicy != SlowConsumerPolicy.FailSend))
+            {
+                return null;
+            }
+        }
+
+        ValidateEventName(eventName, wire); // a misuse is reported as such, full or not
+        return new OutboundBufferFullException(eventName, $"{held} bytes of events already wait to be written or acknowledged.") { ConnectionId = Id };
+    }
+
+    /// <summary>
+    /// A lower bound of the payload's size, without encoding it: <c>["name",...]</c> with each string at least one byte
+    /// a character (UTF-8 never takes fewer) and anything else at least one byte.
+    /// </summary>
+    internal static long MinimumPayloadBytes(string? eventName, ReadOnlySpan<object?> args)
+    {
+        long bytes = 4 + (eventName?.Length ?? 0);
+        foreach (var arg in args)
+        {
+            bytes += arg is string s ? s.Length + 3 : 2;
+        }
+
+        return bytes;
     }
 
     /// <summary>Queues a posted message (or a broadcast's copy); false when it was not accepted.</summary>
@@ -135,18 +184,14 @@ public sealed partial class Connection : ISessionSink
     /// </summary>
     internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, WireProtocol? wire, ConnectionOptions limits, out Exception? error)
     {
+        ValidateEventName(eventName, wire);
         if (wire == WireProtocol.SocketIpc)
         {
-            ArgumentNullException.ThrowIfNull(eventName); // any topic, even empty: socket-ipc reserves none
             if (args.Length > 1)
             {
                 error = new EncodeException(eventName, $"socket-ipc carries one message per topic, not {args.Length}: send one array or object.");
                 return null;
             }
-        }
-        else
-        {
-            ValidateEventName(eventName);
         }
 
         byte[] payload;
@@ -198,6 +243,19 @@ public sealed partial class Connection : ISessionSink
         }
     }
 
+    /// <summary>The name rules of <paramref name="wire"/>: socket-ipc takes any topic, even empty; the uhura wires reserve their own names.</summary>
+    private static void ValidateEventName(string eventName, WireProtocol? wire)
+    {
+        if (wire == WireProtocol.SocketIpc)
+        {
+            ArgumentNullException.ThrowIfNull(eventName);
+        }
+        else
+        {
+            ValidateEventName(eventName);
+        }
+    }
+
     /// <summary>Names the Node wire uses for itself cannot be sent as application events.</summary>
     internal static void ValidateEventName(string eventName)
     {
@@ -222,15 +280,32 @@ public sealed partial class Connection : ISessionSink
                 return false;
             }
 
+            var overBytes = _heldBytes > 0 && _heldBytes + message.Payload.Length > _options.MaxQueuedBytes;
             if (!_handshakeDone)
             {
-                if (_preReady.Count >= _options.MaxQueuedMessages)
+                if (_preReady.Count >= _options.MaxQueuedMessages || overBytes)
                 {
-                    message.Fail(new OutboundBufferFullException(message.Name, $"{_preReady.Count} sends already wait for the handshake.") { ConnectionId = Id });
+                    message.Fail(new OutboundBufferFullException(message.Name, $"{_preReady.Count} sends ({_heldBytes} bytes) already wait for the handshake.") { ConnectionId = Id });
                     return true;
                 }
 
                 _preReady.Enqueue(message);
+                _heldBytes += message.Payload.Length;
+                return true;
+            }
+
+            if (overBytes && !_outputEnded)
+            {
+                // Bytes held for a peer that does not take them fast enough: bounded like the bytes waiting to be written.
+                if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)
+                {
+                    DisconnectSlowConsumerLocked(message, $"{_heldBytes} bytes of events waited to be written or acknowledged (MaxQueuedBytes {_options.MaxQueuedBytes})");
+                }
+                else
+                {
+                    message.Fail(new OutboundBufferFullException(message.Name, $"{_heldBytes} bytes of events already wait to be written or acknowledged.") { ConnectionId = Id });
+                }
+
                 return true;
             }
 
@@ -253,9 +328,22 @@ public sealed partial class Connection : ISessionSink
                 else
                 {
                     _preReady.Enqueue(message);
+                    _heldBytes += message.Payload.Length; // handed over: counted, never refused
                 }
             }
         }
+    }
+
+    /// <summary>Takes the next send that waited for the handshake (it is counted again if it is written).</summary>
+    private bool TakePreReadyLocked([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out OutboundMessage? message)
+    {
+        if (!_preReady.TryDequeue(out message))
+        {
+            return false;
+        }
+
+        _heldBytes -= message.Payload.Length;
+        return true;
     }
 
     void ISessionSink.SendSet(string key, JToken value)
@@ -377,6 +465,7 @@ public sealed partial class Connection : ISessionSink
         }
 
         _eventsOut++;
+        _heldBytes += message.Payload.Length; // until written (no acks) or acknowledged
         if (_wire == WireProtocol.Native)
         {
             WriteNativeEventLocked(message);
@@ -590,6 +679,10 @@ public sealed partial class Connection : ISessionSink
                 if (written.Count > 0)
                 {
                     _writingWaiters = new List<OutboundMessage>();
+                    foreach (var message in written)
+                    {
+                        _heldBytes -= message.Payload.Length;
+                    }
                 }
             }
 
@@ -618,6 +711,8 @@ public sealed partial class Connection : ISessionSink
             {
                 return;
             }
+
+            _heldBytes -= message.Payload.Length;
 
             if (!IsApplicationEvent(message.Name))
             {
@@ -708,6 +803,7 @@ public sealed partial class Connection : ISessionSink
 
         _inflight.Clear();
         _protocolInflight = 0;
+        _heldBytes = 0;
         _writingWaiters.Clear();
         _pendingWaiters.Clear();
         _preReady.Clear();

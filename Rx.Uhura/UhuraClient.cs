@@ -36,6 +36,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly Lock _gate = new();
     private readonly Lock _stateGate = new();
     private readonly Queue<OutboundMessage> _queue = new();
+    private long _queuedBytes; // payload bytes in _queue (bounded by ConnectionOptions.MaxQueuedBytes)
     private readonly SerialDisposable _linkSubscription = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Subject<SendException> _dropped = new();
@@ -252,6 +253,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
+        if (Connection?.RefusedForBytes(eventName, args, _options.Protocol) is { } full)
+        {
+            return Task.FromException(full);
+        }
+
         var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, _options.Connection, out var error);
         if (message is null)
         {
@@ -275,6 +281,12 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
+        if (Connection?.RefusedForBytes(eventName, args, _options.Protocol) is { } full)
+        {
+            _droppedSink.OnNext(full); // as the link reports a posted event it refuses
+            return false;
+        }
+
         var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, _options.Protocol, _options.Connection, out var error) ?? throw error!;
         Submit(message);
         return !message.IsFailed;
@@ -284,7 +296,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private void Submit(OutboundMessage message)
     {
         Exception? refused = null;
-        OutboundMessage? dropped = null;
+        List<OutboundMessage>? dropped = null;
         lock (_gate)
         {
             if (_closing)
@@ -311,7 +323,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                 }
                 else if (!QueueLocked(message, out dropped))
                 {
-                    refused = new OutboundBufferFullException(message.Name, $"{_queue.Count} sends already wait for a connection.");
+                    refused = new OutboundBufferFullException(message.Name, $"{_queue.Count} sends ({_queuedBytes} bytes) already wait for a connection.");
                 }
             }
         }
@@ -321,11 +333,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             message.Refuse(refused);
         }
 
-        if (dropped is not null)
+        foreach (var oldest in dropped ?? [])
         {
-            var error = new OutboundBufferFullException(dropped.Name, $"it was dropped: {_options.Connection.MaxQueuedMessages} sends waited for a connection and a newer one arrived.");
-            dropped.Fail(error);
-            if (dropped.FailureSink is null)
+            var error = new OutboundBufferFullException(oldest.Name, $"it was dropped: the sends waiting for a connection reached their bound ({_options.Connection.MaxQueuedMessages} sends, {_options.Connection.MaxQueuedBytes} bytes) and a newer one arrived.");
+            oldest.Fail(error);
+            if (oldest.FailureSink is null)
             {
                 _droppedSink.OnNext(error); // a posted event reported itself there already
             }
@@ -396,23 +408,30 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Queues for the next link, applying the overflow policy: false when the queue is full and the policy rejects;
-    /// <paramref name="dropped"/> is the oldest send, taken out to make room, for the caller to fail outside the lock.
+    /// Queues for the next link, applying the overflow policy to both bounds (sends and bytes): false when the queue is
+    /// full and the policy rejects; <paramref name="dropped"/> are the oldest sends, taken out to make room, for the caller
+    /// to fail outside the lock.
     /// </summary>
-    private bool QueueLocked(OutboundMessage message, out OutboundMessage? dropped)
+    private bool QueueLocked(OutboundMessage message, out List<OutboundMessage>? dropped)
     {
         dropped = null;
-        if (_queue.Count >= _options.Connection.MaxQueuedMessages)
+        var limits = _options.Connection;
+        bool Full() => _queue.Count >= limits.MaxQueuedMessages
+            || (_queue.Count > 0 && _queuedBytes + message.Payload.Length > limits.MaxQueuedBytes);
+        if (Full() && _options.QueueFullPolicy == QueueFullPolicy.Reject)
         {
-            if (_options.QueueFullPolicy == QueueFullPolicy.Reject)
-            {
-                return false;
-            }
+            return false;
+        }
 
-            dropped = _queue.Dequeue();
+        while (Full())
+        {
+            var oldest = _queue.Dequeue();
+            _queuedBytes -= oldest.Payload.Length;
+            (dropped ??= []).Add(oldest);
         }
 
         _queue.Enqueue(message);
+        _queuedBytes += message.Payload.Length;
         return true;
     }
 
@@ -436,6 +455,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                 foreach (var message in undelivered)
                 {
                     _queue.Enqueue(message);
+                    _queuedBytes += message.Payload.Length; // counted, never refused: they were accepted
                 }
 
                 foreach (var message in waiting)
@@ -652,6 +672,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             _link = link;
             link.EnqueueRange(_queue);
             _queue.Clear();
+            _queuedBytes = 0;
         }
     }
 
@@ -713,6 +734,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             _closing = true;
             queued = [.. _queue];
             _queue.Clear();
+            _queuedBytes = 0;
         }
 
         foreach (var message in queued)
