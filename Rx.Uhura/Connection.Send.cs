@@ -652,7 +652,7 @@ public sealed partial class Connection : ISessionSink
 
             try
             {
-                await _stream.WriteAsync(_writing.WrittenMemory).ConfigureAwait(false);
+                await _writing.WriteToAsync(_stream).ConfigureAwait(false);
                 await _stream.FlushAsync().ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException or NotSupportedException)
