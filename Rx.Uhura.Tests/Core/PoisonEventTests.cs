@@ -101,6 +101,9 @@ public abstract class PoisonEventTests : IAsyncLifetime
 
     public static TheoryData<string> Unencodable => ["undefined", "undefined inside an object", "NaN as a symbol", "Infinity as a symbol", "too deep"];
 
+    /// <summary>The values that are unencodable whatever the serializer settings (the server's settings are its own).</summary>
+    public static TheoryData<string> UnencodableAlways => ["undefined", "undefined inside an object", "too deep"];
+
     /// <summary>Each value is written by Newtonsoft as something that is not JSON, or nests deeper than the peer reads.</summary>
     private static (object? Value, JsonSerializerSettings? Settings) Make(string what) => what switch
     {
@@ -137,15 +140,10 @@ public abstract class PoisonEventTests : IAsyncLifetime
     }
 
     [Theory]
-    [MemberData(nameof(Unencodable))]
+    [MemberData(nameof(UnencodableAlways))]
     public async Task An_unencodable_value_fails_the_servers_Send_Broadcast_and_SendTo_with_an_encode_error(string what)
     {
-        var (value, settings) = Make(what);
-        if (settings is not null)
-        {
-            return; // the server's serializer settings are its own: covered by the JToken cases
-        }
-
+        var (value, _) = Make(what);
         var (client, connection) = await ConnectAsync();
 
         await Assert.ThrowsAsync<EncodeException>(() => connection.Send("bad", value).For());
