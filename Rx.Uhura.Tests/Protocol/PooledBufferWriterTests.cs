@@ -70,6 +70,29 @@ public class PooledBufferWriterTests
     }
 
     [Fact]
+    public async Task A_large_shared_array_is_written_out_in_place_between_the_bytes_around_it()
+    {
+        var writer = new PooledBufferWriter();
+        var shared = new byte[PooledBufferWriter.ShareMinimum + 10];
+        new Random(9).NextBytes(shared);
+        writer.Write("head"u8);
+        writer.WriteShared(shared, 5, shared.Length - 5);
+        writer.Write("tail"u8);
+        writer.WriteShared(shared, 0, 3); // small: copied
+
+        byte[] expected = [.. "head"u8.ToArray(), .. shared.AsSpan(5).ToArray(), .. "tail"u8.ToArray(), .. shared.AsSpan(0, 3).ToArray()];
+        Assert.Equal(expected.Length, writer.WrittenCount);
+        Assert.Equal(expected, writer.ToArray());
+        using var stream = new MemoryStream();
+        await writer.WriteToAsync(stream);
+        Assert.Equal(expected, stream.ToArray());
+
+        writer.Reset();
+        writer.Write("next"u8);
+        Assert.Equal("next"u8.ToArray(), writer.WrittenSpan.ToArray()); // the shared array is no longer referenced
+    }
+
+    [Fact]
     public void The_callers_serializer_settings_are_copied_never_changed()
     {
         var settings = new JsonSerializerSettings { DateParseHandling = DateParseHandling.DateTimeOffset };

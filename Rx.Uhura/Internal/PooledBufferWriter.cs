@@ -8,6 +8,7 @@ namespace Rx.Uhura.Internal;
 /// Only arrays up to <see cref="PoolLimit"/> come from (and go back to) the shared pool. Past that size the writer does
 /// not grow one array by doubling (a copy of everything at each step, and a burst's worth of memory kept by whoever gets
 /// the array next): it goes on in segments of its own, at least <see cref="PoolLimit"/> each, dropped once written out.
+/// A large encoded event is not copied at all (<see cref="WriteShared"/>).
 /// </summary>
 internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 {
@@ -19,7 +20,7 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     private byte[] _buffer; // the segment being written
     private bool _pooled;   // whether _buffer was rented (and goes back to the pool)
     private int _written;   // bytes written in _buffer
-    private List<(byte[] Array, int Count, bool Pooled)>? _full; // earlier segments, in order; only once a batch outgrew PoolLimit
+    private List<(byte[] Array, int Offset, int Count, bool Pooled)>? _full; // earlier segments, in order (or referenced arrays, see WriteShared)
     private int _fullBytes;
 
     public PooledBufferWriter()
@@ -75,14 +76,49 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         _written += bytes.Length;
     }
 
+    /// <summary>Below this many bytes <see cref="WriteShared"/> copies: a reference costs a segment and a write of its own.</summary>
+    internal const int ShareMinimum = 32 * 1024;
+
+    /// <summary>
+    /// Appends <paramref name="count"/> bytes of <paramref name="array"/> from <paramref name="offset"/> by reference when
+    /// they are many (at least <see cref="ShareMinimum"/>): the array must not change until the writer is reset. Large
+    /// encoded events are written out from their own arrays, so waiting to be written costs no second copy of them.
+    /// </summary>
+    public void WriteShared(byte[] array, int offset, int count)
+    {
+        if (count < ShareMinimum)
+        {
+            Write(array.AsSpan(offset, count));
+            return;
+        }
+
+        if ((long)WrittenCount + count > Array.MaxLength)
+        {
+            throw new OutOfMemoryException($"A buffer of {(long)WrittenCount + count} bytes was asked for.");
+        }
+
+        var full = _full ??= [];
+        if (_written > 0)
+        {
+            full.Add((_buffer, 0, _written, _pooled)); // what was written so far stays first; later writes start a new array
+            _fullBytes += _written;
+            _buffer = [];
+            _pooled = false;
+            _written = 0;
+        }
+
+        full.Add((array, offset, count, false));
+        _fullBytes += count;
+    }
+
     /// <summary>Writes every segment to <paramref name="stream"/>, in order (one write when there is one segment).</summary>
     public async ValueTask WriteToAsync(Stream stream)
     {
         if (_full is { } full)
         {
-            foreach (var (array, count, _) in full)
+            foreach (var (array, offset, count, _) in full)
             {
-                await stream.WriteAsync(array.AsMemory(0, count)).ConfigureAwait(false);
+                await stream.WriteAsync(array.AsMemory(offset, count)).ConfigureAwait(false);
             }
         }
 
@@ -115,9 +151,9 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     {
         var result = GC.AllocateUninitializedArray<byte>(WrittenCount);
         var at = 0;
-        foreach (var (array, count, _) in _full ?? [])
+        foreach (var (array, offset, count, _) in _full ?? [])
         {
-            array.AsSpan(0, count).CopyTo(result.AsSpan(at));
+            array.AsSpan(offset, count).CopyTo(result.AsSpan(at));
             at += count;
         }
 
@@ -138,7 +174,7 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     {
         if (_full is { } full)
         {
-            foreach (var (array, _, pooled) in full)
+            foreach (var (array, _, _, pooled) in full)
             {
                 GiveBack(array, pooled);
             }
@@ -176,7 +212,7 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 
         if (_written > 0)
         {
-            (_full ??= []).Add((_buffer, _written, _pooled));
+            (_full ??= []).Add((_buffer, 0, _written, _pooled));
             _fullBytes += _written;
         }
         else
