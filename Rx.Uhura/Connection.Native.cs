@@ -56,15 +56,35 @@ public sealed partial class Connection
 
         while (!Volatile.Read(ref _closed))
         {
-            if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out var frame, out var next, Names))
+            NativeFrame frame;
+            SequencePosition next;
+            try
             {
-                examined.Value = buffer.End;
-                break;
+                if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out frame, out next, Names))
+                {
+                    examined.Value = buffer.End;
+                    break;
+                }
+            }
+            catch (FrameTooLargeException tooLarge) when (PeekEventSequence(buffer.Slice(consumed.Value)) is { } seq)
+            {
+                await RefuseEventAsync(seq, tooLarge).ConfigureAwait(false);
+                throw;
             }
 
             consumed.Value = next;
             examined.Value = next;
-            var pending = HandleNativeFrame(frame);
+            ValueTask pending;
+            try
+            {
+                pending = HandleNativeFrame(frame);
+            }
+            catch (DecodeException undecodable) when (frame.Type == NativeFrameType.Event)
+            {
+                await RefuseEventAsync((long)frame.Sequence, undecodable).ConfigureAwait(false);
+                throw;
+            }
+
             if (!pending.IsCompletedSuccessfully)
             {
                 await pending.ConfigureAwait(false);
@@ -76,6 +96,94 @@ public sealed partial class Connection
             _ackOwed = false;
             WriteNativeAck();
         }
+    }
+
+    /// <summary>The sequence number of the Event frame at the start of <paramref name="buffer"/>, when its header is buffered; null otherwise.</summary>
+    private static long? PeekEventSequence(ReadOnlySequence<byte> buffer)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        if (reader.Remaining < NativeFrameReader.LengthPrefixSize + 1 + 8)
+        {
+            return null;
+        }
+
+        reader.Advance(NativeFrameReader.LengthPrefixSize);
+        return reader.TryRead(out var type) && type == (byte)NativeFrameType.Event && reader.TryReadBigEndian(out long seq) ? seq : null;
+    }
+
+    /// <summary>
+    /// The peer's next event cannot be read here (<see cref="NativeCloseCodes.EventRefused"/>): the events before it are
+    /// acknowledged and Close tells the peer to fail that one send rather than send it again. The link then ends with
+    /// <paramref name="error"/> as before. (Should the Close be lost, the peer resends the event as it always did.)
+    /// </summary>
+    private async ValueTask RefuseEventAsync(long seq, DecodeException error)
+    {
+        if (!_handshakeDone || !_acksEnabled || _native is not { } stream)
+        {
+            return; // without acks nothing is sent again anyway
+        }
+
+        lock (_serverSession?.Gate ?? stream.Gate)
+        {
+            if (seq != stream.LastReceived + 1)
+            {
+                return; // a gap or a resend: not the next event
+            }
+        }
+
+        _logger.LogWarning("Connection {Id}: refused event {Seq}: {Reason}", Id, seq, error.Message);
+        WriteNativeAck(); // everything before the refused event, so the peer knows which one it is
+        var reason = error.Message.Length <= 1000 ? error.Message : error.Message[..1000];
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            NativeFrameWriter.WriteClose(_pending, NativeCloseCodes.EventRefused, reason);
+            _outputEnded = true;
+            ScheduleWriteLocked();
+        }
+
+        EndReadBatch(); // this batch ends here: what it owes is written now, not after the link is gone
+        try
+        {
+            await WhenDrainedAsync().WaitAsync(_options.CloseTimeout, _options.TimeProvider).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// The peer could not read the first event it has not acknowledged: that send fails and is not sent again. The
+    /// events written after it move down one sequence number (the peer still expects the refused one's), so they
+    /// follow on without a gap when they are sent again on the next link.
+    /// </summary>
+    private void FailRefusedEvent(string reason)
+    {
+        OutboundMessage? refused = null;
+        lock (_gate)
+        {
+            if (_native is { } stream && _unacked.TryPeek(out var first) && first.Seq == _ackedUpTo + 1)
+            {
+                _unacked.Dequeue();
+                _heldBytes -= first.Payload.Length;
+                refused = first;
+                lock (stream.Gate)
+                {
+                    foreach (var later in _unacked)
+                    {
+                        later.Seq--;
+                    }
+
+                    stream.LastSent--;
+                }
+            }
+        }
+
+        refused?.Fail(new EncodeException(refused.Name, $"the peer could not read it ({reason}); it was not sent again.") { ConnectionId = Id });
     }
 
     private ValueTask HandleNativeFrame(in NativeFrame frame)
@@ -139,6 +247,11 @@ public sealed partial class Connection
                 HandleInvalidated();
                 break;
             case NativeFrameType.Close:
+                if (frame.CloseCode == NativeCloseCodes.EventRefused)
+                {
+                    FailRefusedEvent(frame.Reason);
+                }
+
                 _peerClosed = true;
                 lock (_gate)
                 {
@@ -244,6 +357,7 @@ public sealed partial class Connection
             while (_unacked.TryPeek(out var message) && message.Seq <= upTo)
             {
                 _unacked.Dequeue();
+                _heldBytes -= message.Payload.Length;
                 if (message.Completion is not null)
                 {
                     (done ??= []).Add(message);
@@ -373,7 +487,7 @@ public sealed partial class Connection
                 }
             }
 
-            while (_preReady.TryDequeue(out var queued))
+            while (TakePreReadyLocked(out var queued))
             {
                 WriteMessageLocked(queued);
             }
@@ -434,7 +548,7 @@ public sealed partial class Connection
                 NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
             }
 
-            while (_preReady.TryDequeue(out var queued))
+            while (TakePreReadyLocked(out var queued))
             {
                 if (!welcome.Resumed)
                 {

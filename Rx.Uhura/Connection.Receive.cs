@@ -587,7 +587,7 @@ public sealed partial class Connection
             _objectMode = objectMode;
             _acksEnabled = acks;
             _handshakeDone = true;
-            while (_preReady.TryDequeue(out var queued))
+            while (TakePreReadyLocked(out var queued))
             {
                 WriteMessageLocked(queued);
             }
@@ -638,7 +638,7 @@ public sealed partial class Connection
             _acksEnabled = _objectMode && JsonTruthiness.IsTruthy(config?["enableAcks"]);
             Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
             _handshakeDone = true;
-            while (_preReady.TryDequeue(out var queued))
+            while (TakePreReadyLocked(out var queued))
             {
                 WriteMessageLocked(queued);
             }

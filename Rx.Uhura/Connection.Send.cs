@@ -22,6 +22,7 @@ public sealed partial class Connection : ISessionSink
     private bool _endedUndelivered;
     private TaskCompletionSource<bool>? _idle; // true: idle reached; false: the link ended with events undelivered
     private long _nextSeq;
+    private long _heldBytes; // payload bytes of the messages in the collections above (bounded by ConnectionOptions.MaxQueuedBytes)
     private bool _handshakeDone;
     private bool _objectMode;
     private bool _acksEnabled;
@@ -38,12 +39,19 @@ public sealed partial class Connection : ISessionSink
     /// now; <see cref="JToken"/>s are sent as they are. The task completes when the peer acknowledges the event (acks on)
     /// or when it was written to the socket (acks off), and fails with a <see cref="SendException"/> when it cannot be
     /// delivered: <see cref="EncodeException"/>, <see cref="SendAfterCloseException"/>, <see cref="OutboundBufferFullException"/>,
-    /// <see cref="ConnectionLostException"/>. Sends made before the handshake completes are queued and sent in order.
+    /// <see cref="ConnectionLostException"/>; or, for an event the peer would refuse (its frame over
+    /// <see cref="ConnectionOptions.MaxMessageSize"/>), with a <see cref="FrameTooLargeException"/> before anything is sent
+    /// or queued. Sends made before the handshake completes are queued and sent in order.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = CreateMessage(eventName, args, _serializer, _wire, out var error);
+        if (RefusedForBytes(eventName, args, _wire) is { } full)
+        {
+            return Task.FromException(full);
+        }
+
+        var message = CreateMessage(eventName, args, _serializer, _wire, _options, out var error);
         if (message is null)
         {
             return Task.FromException(error!);
@@ -99,11 +107,55 @@ public sealed partial class Connection : ISessionSink
     /// reported one by one (on a server, native protocol, it follows the session to the client's next link).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
-    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized, or not as JSON the peer accepts.</exception>
+    /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _wire, out var error) ?? throw error!;
+        if (RefusedForBytes(eventName, args, _wire) is not null)
+        {
+            return false;
+        }
+
+        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _wire, _options, out var error) ?? throw error!;
         return Enqueue(message);
+    }
+
+    /// <summary>
+    /// The error of a send that <see cref="TryEnqueue"/> would refuse whatever its size, because
+    /// <see cref="ConnectionOptions.MaxQueuedBytes"/> are held already (and the policy fails the send): such a send is
+    /// refused before its arguments are encoded, so a flood against a slow peer costs no memory. Null otherwise.
+    /// </summary>
+    internal OutboundBufferFullException? RefusedForBytes(string eventName, ReadOnlySpan<object?> args, WireProtocol? wire)
+    {
+        var atLeast = MinimumPayloadBytes(eventName, args);
+        long held;
+        lock (_gate)
+        {
+            held = _heldBytes;
+            if (_closing || held == 0 || held + atLeast <= _options.MaxQueuedBytes
+                || (_handshakeDone && _options.SlowConsumerPolicy != SlowConsumerPolicy.FailSend))
+            {
+                return null;
+            }
+        }
+
+        ValidateEventName(eventName, wire); // a misuse is reported as such, full or not
+        return new OutboundBufferFullException(eventName, $"{held} bytes of events already wait to be written or acknowledged.") { ConnectionId = Id };
+    }
+
+    /// <summary>
+    /// A lower bound of the payload's size, without encoding it: <c>["name",...]</c> with each string at least one byte
+    /// a character (UTF-8 never takes fewer) and anything else at least one byte.
+    /// </summary>
+    internal static long MinimumPayloadBytes(string? eventName, ReadOnlySpan<object?> args)
+    {
+        long bytes = 4 + (eventName?.Length ?? 0);
+        foreach (var arg in args)
+        {
+            bytes += arg is string s ? s.Length + 3 : 2;
+        }
+
+        return bytes;
     }
 
     /// <summary>Queues a posted message (or a broadcast's copy); false when it was not accepted.</summary>
@@ -121,39 +173,86 @@ public sealed partial class Connection : ISessionSink
     private int PendingAcksLocked => _unacked.Count + _inflight.Count - _protocolInflight;
 
     /// <summary>Validates and encodes an application event once (awaited: a <see cref="Send"/>).</summary>
-    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, WireProtocol? wire, out Exception? error)
-        => CreateMessage(eventName, args, serializer, awaited: true, null, wire, out error);
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, WireProtocol? wire, ConnectionOptions limits, out Exception? error)
+        => CreateMessage(eventName, args, serializer, awaited: true, null, wire, limits, out error);
 
     /// <summary>
     /// Validates and encodes an application event once; <paramref name="awaited"/> false for a posted event. The name
-    /// rules and the number of arguments depend on the <paramref name="wire"/> (null = either uhura wire).
+    /// rules and the number of arguments depend on the <paramref name="wire"/> (null = either uhura wire). An event the
+    /// peer would refuse (<see cref="RefusePoison"/>) fails here, before anything is queued: sent, it would only end the
+    /// link, and be sent again on every new one.
     /// </summary>
-    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, WireProtocol? wire, out Exception? error)
+    internal static OutboundMessage? CreateMessage(string eventName, ReadOnlySpan<object?> args, JsonSerializer serializer, bool awaited, IObserver<SendException>? failureSink, WireProtocol? wire, ConnectionOptions limits, out Exception? error)
     {
+        ValidateEventName(eventName, wire);
         if (wire == WireProtocol.SocketIpc)
         {
-            ArgumentNullException.ThrowIfNull(eventName); // any topic, even empty: socket-ipc reserves none
             if (args.Length > 1)
             {
                 error = new EncodeException(eventName, $"socket-ipc carries one message per topic, not {args.Length}: send one array or object.");
                 return null;
             }
         }
-        else
-        {
-            ValidateEventName(eventName);
-        }
 
+        byte[] payload;
+        int nameEnd;
         try
         {
-            error = null;
-            var payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out var nameEnd);
-            return new OutboundMessage(eventName, payload, awaited, nameEnd, failureSink);
+            payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out nameEnd);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
         {
             error = new EncodeException(eventName, ex);
             return null;
+        }
+
+        error = RefusePoison(eventName, payload, nameEnd, wire, limits);
+        return error is null ? new OutboundMessage(eventName, payload, awaited, nameEnd, failureSink) : null;
+    }
+
+    /// <summary>Bytes a frame adds around the payload on the JSON wires (object form with its id, socket-ipc's keys and delimiter), at most.</summary>
+    private const int JsonFrameOverhead = 128;
+
+    /// <summary>
+    /// Checks an encoded payload against what the receiving side's decoder accepts, with this side's limits (the native
+    /// handshake announces none, so both ends are expected to share them): a frame larger than
+    /// <see cref="ConnectionOptions.MaxMessageSize"/> is a <see cref="FrameTooLargeException"/>; JSON that is not strict
+    /// (Newtonsoft writes <c>undefined</c>, <c>NaN</c> or <c>Infinity</c> for some values, which neither a .NET peer nor
+    /// Node's JSON parser accepts), invalid UTF-8 or nesting deeper than <see cref="ConnectionOptions.MaxJsonDepth"/> is an
+    /// <see cref="EncodeException"/>. Only the bytes already encoded are read: nothing is serialized twice.
+    /// </summary>
+    private static Exception? RefusePoison(string eventName, byte[] payload, int nameEnd, WireProtocol? wire, ConnectionOptions limits)
+    {
+        long frame = wire == WireProtocol.Native
+            ? 11 + (nameEnd - 3) + (payload[nameEnd] == (byte)',' ? payload.Length - nameEnd : 2) // type, seq, name length, name, args
+            : payload.Length + JsonFrameOverhead;
+        if (frame > limits.MaxMessageSize)
+        {
+            return new FrameTooLargeException(limits.MaxMessageSize, $"The event '{eventName}' encodes to a {frame}-byte frame, over the maximum of {limits.MaxMessageSize} bytes the peer accepts; nothing was sent.");
+        }
+
+        try
+        {
+            // The Node wire's object form nests the payload one level deeper ({"args": [...]}).
+            JsonArgs.ValidateArray(payload, wire == WireProtocol.Native || wire == WireProtocol.SocketIpc ? limits.MaxJsonDepth : limits.MaxJsonDepth - 1, "arguments");
+            return null;
+        }
+        catch (Exception ex) when (ex is DecodeException or ProtocolException)
+        {
+            return new EncodeException(eventName, ex);
+        }
+    }
+
+    /// <summary>The name rules of <paramref name="wire"/>: socket-ipc takes any topic, even empty; the uhura wires reserve their own names.</summary>
+    private static void ValidateEventName(string eventName, WireProtocol? wire)
+    {
+        if (wire == WireProtocol.SocketIpc)
+        {
+            ArgumentNullException.ThrowIfNull(eventName);
+        }
+        else
+        {
+            ValidateEventName(eventName);
         }
     }
 
@@ -181,15 +280,32 @@ public sealed partial class Connection : ISessionSink
                 return false;
             }
 
+            var overBytes = _heldBytes > 0 && _heldBytes + message.Payload.Length > _options.MaxQueuedBytes;
             if (!_handshakeDone)
             {
-                if (_preReady.Count >= _options.MaxQueuedMessages)
+                if (_preReady.Count >= _options.MaxQueuedMessages || overBytes)
                 {
-                    message.Fail(new OutboundBufferFullException(message.Name, $"{_preReady.Count} sends already wait for the handshake.") { ConnectionId = Id });
+                    message.Fail(new OutboundBufferFullException(message.Name, $"{_preReady.Count} sends ({_heldBytes} bytes) already wait for the handshake.") { ConnectionId = Id });
                     return true;
                 }
 
                 _preReady.Enqueue(message);
+                _heldBytes += message.Payload.Length;
+                return true;
+            }
+
+            if (overBytes && !_outputEnded)
+            {
+                // Bytes held for a peer that does not take them fast enough: bounded like the bytes waiting to be written.
+                if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)
+                {
+                    DisconnectSlowConsumerLocked(message, $"{_heldBytes} bytes of events waited to be written or acknowledged (MaxQueuedBytes {_options.MaxQueuedBytes})");
+                }
+                else
+                {
+                    message.Fail(new OutboundBufferFullException(message.Name, $"{_heldBytes} bytes of events already wait to be written or acknowledged.") { ConnectionId = Id });
+                }
+
                 return true;
             }
 
@@ -212,9 +328,22 @@ public sealed partial class Connection : ISessionSink
                 else
                 {
                     _preReady.Enqueue(message);
+                    _heldBytes += message.Payload.Length; // handed over: counted, never refused
                 }
             }
         }
+    }
+
+    /// <summary>Takes the next send that waited for the handshake (it is counted again if it is written).</summary>
+    private bool TakePreReadyLocked([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out OutboundMessage? message)
+    {
+        if (!_preReady.TryDequeue(out message))
+        {
+            return false;
+        }
+
+        _heldBytes -= message.Payload.Length;
+        return true;
     }
 
     void ISessionSink.SendSet(string key, JToken value)
@@ -336,6 +465,7 @@ public sealed partial class Connection : ISessionSink
         }
 
         _eventsOut++;
+        _heldBytes += message.Payload.Length; // until written (no acks) or acknowledged
         if (_wire == WireProtocol.Native)
         {
             WriteNativeEventLocked(message);
@@ -522,7 +652,7 @@ public sealed partial class Connection : ISessionSink
 
             try
             {
-                await _stream.WriteAsync(_writing.WrittenMemory).ConfigureAwait(false);
+                await _writing.WriteToAsync(_stream).ConfigureAwait(false);
                 await _stream.FlushAsync().ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException or NotSupportedException)
@@ -549,6 +679,10 @@ public sealed partial class Connection : ISessionSink
                 if (written.Count > 0)
                 {
                     _writingWaiters = new List<OutboundMessage>();
+                    foreach (var message in written)
+                    {
+                        _heldBytes -= message.Payload.Length;
+                    }
                 }
             }
 
@@ -577,6 +711,8 @@ public sealed partial class Connection : ISessionSink
             {
                 return;
             }
+
+            _heldBytes -= message.Payload.Length;
 
             if (!IsApplicationEvent(message.Name))
             {
@@ -672,6 +808,7 @@ public sealed partial class Connection : ISessionSink
 
         _inflight.Clear();
         _protocolInflight = 0;
+        _heldBytes = 0;
         _writingWaiters.Clear();
         _pendingWaiters.Clear();
         _preReady.Clear();

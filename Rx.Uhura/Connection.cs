@@ -189,7 +189,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             lock (_gate)
             {
                 _handshakeDone = true;
-                while (_preReady.TryDequeue(out var queued))
+                while (TakePreReadyLocked(out var queued))
                 {
                     WriteMessageLocked(queued); // handed over by a client before the link started
                 }

@@ -23,6 +23,16 @@ public sealed record ConnectionOptions
     public long MaxOutboundBufferBytes { get; init; } = UhuraDefaults.MaxOutboundBufferBytes;
 
     /// <summary>
+    /// Bytes of encoded events one side holds for its peer and has not had acknowledged: waiting for the link (a client's
+    /// queue while disconnected, sends before the handshake), waiting to be written, or written and waiting for the
+    /// peer's acknowledgement. A send past it is refused as a full queue: on a live link <see cref="SlowConsumerPolicy"/>
+    /// applies, on a client's queue <see cref="UhuraClientOptions.QueueFullPolicy"/> (an <see cref="OutboundBufferFullException"/>,
+    /// reported on <see cref="UhuraClient.Dropped"/> for posted events). One event larger than the bound is still
+    /// accepted when nothing else is held. Default 64 MiB.
+    /// </summary>
+    public long MaxQueuedBytes { get; init; } = UhuraDefaults.MaxQueuedBytes;
+
+    /// <summary>
     /// Sends written to a live link and waiting for the peer's acknowledgement; past this <see cref="SlowConsumerPolicy"/>
     /// applies, as for bytes. Bounds what a peer that reads but never acknowledges can make a sender hold. Default 1,000,000
     /// (generous: a fast sender may have hundreds of thousands in flight before the acks of a burst come back).
@@ -106,6 +116,11 @@ public sealed record ConnectionOptions
         if (MaxOutboundBufferBytes < 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxOutboundBufferBytes), MaxOutboundBufferBytes, "Must be at least 1 KiB.");
+        }
+
+        if (MaxQueuedBytes < 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxQueuedBytes), MaxQueuedBytes, "Must be at least 1 KiB.");
         }
 
         if (HandshakeTimeout <= TimeSpan.Zero && HandshakeTimeout != Timeout.InfiniteTimeSpan)

@@ -36,6 +36,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private readonly Lock _gate = new();
     private readonly Lock _stateGate = new();
     private readonly Queue<OutboundMessage> _queue = new();
+    private long _queuedBytes; // payload bytes in _queue (bounded by ConnectionOptions.MaxQueuedBytes)
     private readonly SerialDisposable _linkSubscription = new();
     private CancellationTokenSource _reconnectNow = new(); // canceled by Reconnect() (then replaced): ends the current link or attempt, or cuts a backoff wait short
     private int _requeuedAhead; // of _queue, how many at its front were handed back by a link that ended (accepted: never dropped)
@@ -319,12 +320,19 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// <summary>
     /// Sends an event to the server. Sends made before the link is ready are queued (at most
     /// <see cref="ConnectionOptions.MaxQueuedMessages"/>) and go out in order. The task completes when the server
-    /// acknowledged the event and fails with a <see cref="SendException"/> when it cannot be delivered.
+    /// acknowledged the event and fails with a <see cref="SendException"/> when it cannot be delivered (an
+    /// <see cref="EncodeException"/> or <see cref="FrameTooLargeException"/> at once, nothing queued, for an event the
+    /// server would refuse).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, out var error);
+        if (Connection?.RefusedForBytes(eventName, args, _options.Protocol) is { } full)
+        {
+            return Task.FromException(full);
+        }
+
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, _options.Connection, out var error);
         if (message is null)
         {
             return Task.FromException(error!);
@@ -343,10 +351,17 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// on <see cref="Dropped"/>.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
-    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized, or not as JSON the peer accepts.</exception>
+    /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, _options.Protocol, out var error) ?? throw error!;
+        if (Connection?.RefusedForBytes(eventName, args, _options.Protocol) is { } full)
+        {
+            _droppedSink.OnNext(full); // as the link reports a posted event it refuses
+            return false;
+        }
+
+        var message = Rx.Uhura.Connection.CreateMessage(eventName, args, _serializer, awaited: false, _droppedSink, _options.Protocol, _options.Connection, out var error) ?? throw error!;
         Submit(message);
         return !message.IsFailed;
     }
@@ -355,7 +370,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private void Submit(OutboundMessage message)
     {
         Exception? refused = null;
-        OutboundMessage? dropped = null;
+        List<OutboundMessage>? dropped = null;
         lock (_gate)
         {
             if (_closing)
@@ -382,7 +397,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                 }
                 else if (!QueueLocked(message, out dropped))
                 {
-                    refused = new OutboundBufferFullException(message.Name, $"{_queue.Count} sends already wait for a connection.");
+                    refused = new OutboundBufferFullException(message.Name, $"{_queue.Count} sends ({_queuedBytes} bytes) already wait for a connection.");
                 }
             }
         }
@@ -392,11 +407,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             message.Refuse(refused);
         }
 
-        if (dropped is not null)
+        foreach (var oldest in dropped ?? [])
         {
-            var error = new OutboundBufferFullException(dropped.Name, $"it was dropped: {_options.Connection.MaxQueuedMessages} sends waited for a connection and a newer one arrived.");
-            dropped.Fail(error);
-            if (dropped.FailureSink is null)
+            var error = new OutboundBufferFullException(oldest.Name, $"it was dropped: the sends waiting for a connection reached their bound ({_options.Connection.MaxQueuedMessages} sends, {_options.Connection.MaxQueuedBytes} bytes) and a newer one arrived.");
+            oldest.Fail(error);
+            if (oldest.FailureSink is null)
             {
                 _droppedSink.OnNext(error); // a posted event reported itself there already
             }
@@ -494,23 +509,30 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Queues for the next link, applying the overflow policy: false when the queue is full and the policy rejects;
-    /// <paramref name="dropped"/> is the oldest send, taken out to make room, for the caller to fail outside the lock.
+    /// Queues for the next link, applying the overflow policy to both bounds (sends and bytes): false when the queue is
+    /// full and the policy rejects; <paramref name="dropped"/> are the oldest sends, taken out to make room, for the caller
+    /// to fail outside the lock.
     /// </summary>
-    private bool QueueLocked(OutboundMessage message, out OutboundMessage? dropped)
+    private bool QueueLocked(OutboundMessage message, out List<OutboundMessage>? dropped)
     {
         dropped = null;
-        if (_queue.Count >= _options.Connection.MaxQueuedMessages)
+        var limits = _options.Connection;
+        bool Full() => _queue.Count >= limits.MaxQueuedMessages
+            || (_queue.Count > 0 && _queuedBytes + message.Payload.Length > limits.MaxQueuedBytes);
+        if (Full() && (_options.QueueFullPolicy == QueueFullPolicy.Reject || _requeuedAhead > 0))
         {
-            if (_options.QueueFullPolicy == QueueFullPolicy.Reject || _requeuedAhead > 0)
-            {
-                return false; // handed-back sends count against the bound but are never dropped for it: the new one is refused
-            }
+            return false; // handed-back sends count against the bound but are never dropped for it: the new one is refused
+        }
 
-            dropped = _queue.Dequeue();
+        while (Full())
+        {
+            var oldest = _queue.Dequeue();
+            _queuedBytes -= oldest.Payload.Length;
+            (dropped ??= []).Add(oldest);
         }
 
         _queue.Enqueue(message);
+        _queuedBytes += message.Payload.Length;
         return true;
     }
 
@@ -534,6 +556,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
                 foreach (var message in undelivered)
                 {
                     _queue.Enqueue(message);
+                    _queuedBytes += message.Payload.Length; // counted, never refused: they were accepted
                 }
 
                 foreach (var message in waiting)
@@ -766,6 +789,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             link.EnqueueRange(_queue);
             _queue.Clear();
             _requeuedAhead = 0;
+            _queuedBytes = 0;
         }
     }
 
@@ -828,6 +852,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             queued = [.. _queue];
             _queue.Clear();
             _requeuedAhead = 0;
+            _queuedBytes = 0;
         }
 
         foreach (var message in queued)

@@ -45,8 +45,8 @@ public sealed record UhuraClientOptions
     public Polly.ResiliencePipeline? ReconnectPipeline { get; init; }
 
     /// <summary>
-    /// What a send does when <see cref="ConnectionOptions.MaxQueuedMessages"/> sends already wait for a link. Default
-    /// <see cref="QueueFullPolicy.Reject"/>.
+    /// What a send does when <see cref="ConnectionOptions.MaxQueuedMessages"/> sends, or <see cref="ConnectionOptions.MaxQueuedBytes"/>
+    /// bytes, already wait for a link. Default <see cref="QueueFullPolicy.Reject"/>.
     /// </summary>
     public QueueFullPolicy QueueFullPolicy { get; init; } = QueueFullPolicy.Reject;
 

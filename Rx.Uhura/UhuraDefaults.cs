@@ -15,6 +15,9 @@ public static class UhuraDefaults
     /// <summary>Bytes that may wait to be written to one socket: 64 MiB.</summary>
     public const long MaxOutboundBufferBytes = 64L * 1024 * 1024;
 
+    /// <summary>Bytes of encoded events held for one peer until it acknowledges them (queued, buffered or in flight): 64 MiB.</summary>
+    public const long MaxQueuedBytes = 64L * 1024 * 1024;
+
     /// <summary>How long a graceful close waits for queued sends and acknowledgements: 5 seconds.</summary>
     public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
 

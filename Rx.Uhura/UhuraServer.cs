@@ -66,11 +66,12 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
     /// other server writes them to its own clients (not counted here: they are reached later, at most once).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
-    /// <exception cref="EncodeException">An argument cannot be serialized.</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized, or not as JSON the clients accept.</exception>
+    /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     /// <exception cref="SendAfterCloseException">The server is closing or closed.</exception>
     public int Broadcast(string eventName, params ReadOnlySpan<object?> args)
     {
-        var message = Connection.CreateMessage(eventName, args, _serializer, awaited: false, null, _options.Protocol, out var error) ?? throw error!;
+        var message = Connection.CreateMessage(eventName, args, _serializer, awaited: false, null, _options.Protocol, _options.Connection, out var error) ?? throw error!;
         if (Volatile.Read(ref _closeTask) is not null)
         {
             throw new SendAfterCloseException(eventName) { ArgumentsJson = message.ArgumentsJson };
@@ -114,7 +115,7 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
     public Task SendTo(string clientId, string eventName, params ReadOnlySpan<object?> args)
     {
         ArgumentNullException.ThrowIfNull(clientId);
-        var message = Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, out var error);
+        var message = Connection.CreateMessage(eventName, args, _serializer, _options.Protocol, _options.Connection, out var error);
         if (message is null)
         {
             return Task.FromException(error!);

@@ -297,6 +297,39 @@ public abstract class ReconnectTests : IAsyncLifetime
         Assert.False(c.IsCompleted);
     }
 
+    [Theory]
+    [InlineData(QueueFullPolicy.Reject)]
+    [InlineData(QueueFullPolicy.DropOldest)]
+    public async Task The_queue_of_sends_waiting_for_a_link_is_bounded_in_bytes_too(QueueFullPolicy policy)
+    {
+        var client = UhuraClient.Connect(UnusedEndpoint(), new UhuraClientOptions
+        {
+            Reconnect = Fast with { FirstDelay = TimeSpan.FromSeconds(30), MaxDelay = TimeSpan.FromSeconds(30) },
+            Connection = ConnectionOptions.Default with { MaxQueuedBytes = 4096 },
+            QueueFullPolicy = policy,
+        });
+        _clients.Add(client);
+        var dropped = Wait.First(client.Dropped);
+        var blob = new string('x', 1500); // two fit in 4 KiB, three do not
+        var a = client.Send("a", blob);
+        var b = client.Send("b", blob);
+        var c = client.Send("c", blob);
+        if (policy == QueueFullPolicy.Reject)
+        {
+            await Assert.ThrowsAsync<OutboundBufferFullException>(() => c.For());
+            Assert.False(a.IsCompleted);
+        }
+        else
+        {
+            Assert.Equal("a", (await dropped).EventName);
+            await Assert.ThrowsAsync<OutboundBufferFullException>(() => a.For());
+            Assert.False(c.IsCompleted);
+        }
+
+        Assert.False(b.IsCompleted);
+        Assert.True(client.Post("small")); // a small one still fits under Reject, and takes no one's place under DropOldest
+    }
+
     [Fact]
     public async Task A_message_id_seen_before_is_acknowledged_but_not_delivered_again()
     {

@@ -57,6 +57,22 @@ public sealed class NodeClientDotNetServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Events_the_node_client_could_not_parse_fail_at_the_servers_Send_and_the_link_stays_up()
+    {
+        var connection = await Wait.First(_connections);
+        await ServerConnect();
+
+        await Assert.ThrowsAsync<EncodeException>(() => connection.Send("bad", JValue.CreateUndefined()).For());
+        await Assert.ThrowsAsync<FrameTooLargeException>(() => connection.Send("big", new string('x', 20 * 1024 * 1024)).For());
+
+        var when = new DateTime(2026, 12, 2, 17, 0, 0, DateTimeKind.Utc);
+        await connection.Send("after", when, double.NaN).For(); // a date and NaN go as JSON strings, which Node reads
+        var after = await Node.WaitForAsync(l => Type(l) == "event" && (string?)l["event"] == "after");
+        Assert.Equal("""["2026-12-02T17:00:00Z","NaN"]""", after["args"]!.ToString(Newtonsoft.Json.Formatting.None)); // the driver's reader makes the date a date again
+        Assert.True(connection.IsConnected);
+    }
+
+    [Fact]
     public async Task Session_values_set_on_either_side_reach_the_other()
     {
         var connection = await Wait.First(_connections);
@@ -186,6 +202,22 @@ public sealed class DotNetClientNodeServerTests : IAsyncLifetime
         Assert.Equal("a", e.Arg<string>(0));
         Assert.Equal(2, e.Arg<int>(1));
         Assert.Equal("t", (string?)(await Node.WaitForAsync(l => Type(l) == "ack"))["tag"]); // the .NET client acked
+    }
+
+    [Fact]
+    public async Task Events_the_node_server_could_not_parse_fail_at_the_clients_Send_and_the_link_stays_up()
+    {
+        var (client, _) = await Connect();
+        var link = client.Connection;
+
+        await Assert.ThrowsAsync<EncodeException>(() => client.Send("bad", new JObject { ["a"] = JValue.CreateUndefined() }).For());
+        Assert.Throws<FrameTooLargeException>(() => client.Post("big", new string('x', 20 * 1024 * 1024)));
+
+        var when = new DateTime(2026, 12, 2, 17, 0, 0, DateTimeKind.Utc);
+        await client.Send("after", when, double.PositiveInfinity).For(); // acknowledged by the Node server
+        var after = await Node.WaitForAsync(l => Type(l) == "event" && (string?)l["event"] == "after");
+        Assert.Equal("""["2026-12-02T17:00:00Z","Infinity"]""", after["args"]!.ToString(Newtonsoft.Json.Formatting.None)); // the driver's reader makes the date a date again
+        Assert.Same(link, client.Connection);
     }
 
     [Fact]

@@ -79,7 +79,14 @@ internal sealed class OutboundMessage
             var span = output.GetSpan(1);
             span[0] = (byte)'[';
             output.Advance(1);
-            output.Write(Payload.AsSpan(NameEnd + 1));
+            if (output is PooledBufferWriter pooled)
+            {
+                pooled.WriteShared(Payload, NameEnd + 1, Payload.Length - NameEnd - 1); // a large payload is referenced, not copied
+            }
+            else
+            {
+                output.Write(Payload.AsSpan(NameEnd + 1));
+            }
         }
         else
         {

@@ -101,11 +101,39 @@ internal static class NodeWireCodec
 
     public static void WriteLegacy(IBufferWriter<byte> output, ReadOnlySpan<byte> payload) => output.Write(payload);
 
+    /// <summary>Writes an encoded payload; a large one is referenced, not copied, by a <see cref="PooledBufferWriter"/> (payloads are never changed once encoded).</summary>
+    public static void WriteLegacy(IBufferWriter<byte> output, byte[] payload) => WritePayload(output, payload);
+
     /// <summary>Writes <c>{"args":PAYLOAD,"id":"PREFIXSEQ"}</c>, or without the id when <paramref name="seq"/> is 0.</summary>
     public static void WriteObject(IBufferWriter<byte> output, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> idPrefix, long seq)
     {
         output.Write(ObjectPrefix);
         output.Write(payload);
+        WriteObjectEnd(output, idPrefix, seq);
+    }
+
+    /// <summary><inheritdoc cref="WriteObject(IBufferWriter{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, long)"/> A large payload is referenced, not copied (see <see cref="WriteLegacy(IBufferWriter{byte}, byte[])"/>).</summary>
+    public static void WriteObject(IBufferWriter<byte> output, byte[] payload, ReadOnlySpan<byte> idPrefix, long seq)
+    {
+        output.Write(ObjectPrefix);
+        WritePayload(output, payload);
+        WriteObjectEnd(output, idPrefix, seq);
+    }
+
+    private static void WritePayload(IBufferWriter<byte> output, byte[] payload)
+    {
+        if (output is PooledBufferWriter pooled)
+        {
+            pooled.WriteShared(payload, 0, payload.Length);
+        }
+        else
+        {
+            output.Write(payload);
+        }
+    }
+
+    private static void WriteObjectEnd(IBufferWriter<byte> output, ReadOnlySpan<byte> idPrefix, long seq)
+    {
         if (seq > 0)
         {
             output.Write(IdPrefix);

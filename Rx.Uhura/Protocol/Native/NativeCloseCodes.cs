@@ -17,4 +17,11 @@ internal static class NativeCloseCodes
 
     /// <summary>Server → client, instead of <c>Welcome</c>: the server refused the client (authentication); the reason says why. The client does not retry.</summary>
     public const ushort Unauthorized = 4;
+
+    /// <summary>
+    /// The receiver cannot read the sender's next event (its frame is over the receiver's size limit, or its JSON does
+    /// not decode): it counts that event as received without delivering it, acknowledges the events before it, and ends
+    /// the link. The sender fails that one send instead of sending it again; the rest resume on the next link.
+    /// </summary>
+    public const ushort EventRefused = 5;
 }

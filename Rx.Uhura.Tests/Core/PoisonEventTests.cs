@@ -1,0 +1,188 @@
+using System.Reactive.Linq;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+
+namespace Rx.Uhura.Tests.Core;
+
+/// <summary>
+/// Events the peer cannot accept (a frame over the size limit, JSON that is not strict, nesting over the depth limit)
+/// are refused where they are sent, with a typed error: nothing reaches the wire, the link stays up, and what is sent
+/// next is delivered. Sent, such an event ends the link and is resent on every new one.
+/// </summary>
+public abstract class PoisonEventTests : IAsyncLifetime
+{
+    private const int Limit = 1 << 20;
+
+    /// <summary>The wire the client of this run speaks (the server accepts both).</summary>
+    protected abstract WireProtocol Protocol { get; }
+
+    private static readonly ConnectionOptions Limits = ConnectionOptions.Default with { MaxMessageSize = Limit };
+
+    private readonly UhuraServer _server = new(new UhuraServerOptions { Connection = Limits });
+    private readonly ReplaySubjectBox<Connection> _accepted = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Exception> _errors = new();
+    private UhuraClient? _client;
+
+    public async Task InitializeAsync()
+    {
+        _server.Connections.Subscribe(_accepted.Subject);
+        _server.Errors.Subscribe(_errors.Enqueue);
+        await _server.ListenAsync("tcp://127.0.0.1:0");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client?.Dispose();
+        await _server.CloseAsync().For();
+    }
+
+    private async Task<(UhuraClient Client, Connection Connection)> ConnectAsync(JsonSerializerSettings? settings = null)
+    {
+        _client = UhuraClient.Connect(_server.Uri!, new UhuraClientOptions { Protocol = Protocol, Connection = Limits with { SerializerSettings = settings } });
+        await _client.WhenConnectedAsync().For();
+        return (_client, await Wait.First(_accepted.Subject));
+    }
+
+    /// <summary>The link is the one it was, and the next event each way is the harmless one sent after the refused one.</summary>
+    private async Task AssertTheLinkCarriesOn(UhuraClient client, Connection connection)
+    {
+        var link = client.Connection;
+        var atServer = Wait.First(connection.Events);
+        await client.Send("after", 1).For();
+        Assert.Equal("after", (await atServer).Name);
+
+        var atClient = Wait.First(client.Events);
+        await connection.Send("after", 2).For();
+        Assert.Equal("after", (await atClient).Name);
+
+        Assert.Same(link, client.Connection);
+        Assert.True(connection.IsConnected);
+        Assert.Equal(ConnectionStatus.Connected, client.CurrentState.Status);
+        Assert.Empty(_errors);
+    }
+
+    private static string Oversized() => new('x', 20 * 1024 * 1024);
+
+    [Fact]
+    public async Task A_20_MiB_string_fails_the_clients_Send_and_Post_with_FrameTooLarge_and_the_link_stays_up()
+    {
+        var (client, connection) = await ConnectAsync();
+        var big = Oversized();
+
+        var error = await Assert.ThrowsAsync<FrameTooLargeException>(() => client.Send("big", big).For());
+        Assert.Equal(Limit, error.Limit);
+        Assert.Throws<FrameTooLargeException>(() => client.Post("big", big));
+
+        await AssertTheLinkCarriesOn(client, connection);
+    }
+
+    [Fact]
+    public async Task A_20_MiB_string_fails_the_servers_Send_Broadcast_and_SendTo_with_FrameTooLarge_and_the_link_stays_up()
+    {
+        var (client, connection) = await ConnectAsync();
+        var big = Oversized();
+
+        await Assert.ThrowsAsync<FrameTooLargeException>(() => connection.Send("big", big).For());
+        Assert.Throws<FrameTooLargeException>(() => connection.Post("big", big));
+        Assert.Throws<FrameTooLargeException>(() => _server.Broadcast("big", big));
+        await Assert.ThrowsAsync<FrameTooLargeException>(() => _server.SendTo(connection.Id, "big", big).For());
+
+        await AssertTheLinkCarriesOn(client, connection);
+    }
+
+    [Fact]
+    public async Task An_event_just_under_the_limit_is_still_delivered()
+    {
+        var (client, connection) = await ConnectAsync();
+        var received = Wait.First(connection.Events);
+        await client.Send("fits", new string('x', Limit - 256)).For();
+        Assert.Equal(Limit - 256, (await received).Arg<string>(0)!.Length);
+    }
+
+    public static TheoryData<string> Unencodable => ["undefined", "undefined inside an object", "NaN as a symbol", "Infinity as a symbol", "too deep"];
+
+    /// <summary>The values that are unencodable whatever the serializer settings (the server's settings are its own).</summary>
+    public static TheoryData<string> UnencodableAlways => ["undefined", "undefined inside an object", "too deep"];
+
+    /// <summary>Each value is written by Newtonsoft as something that is not JSON, or nests deeper than the peer reads.</summary>
+    private static (object? Value, JsonSerializerSettings? Settings) Make(string what) => what switch
+    {
+        "undefined" => (JValue.CreateUndefined(), null),
+        "undefined inside an object" => (new JObject { ["a"] = 1, ["b"] = JValue.CreateUndefined() }, null),
+        "NaN as a symbol" => (new[] { double.NaN }, new JsonSerializerSettings { FloatFormatHandling = FloatFormatHandling.Symbol }),
+        "Infinity as a symbol" => (new { x = double.PositiveInfinity }, new JsonSerializerSettings { FloatFormatHandling = FloatFormatHandling.Symbol }),
+        "too deep" => (Nested(ConnectionOptions.Default.MaxJsonDepth), null),
+        _ => throw new ArgumentOutOfRangeException(nameof(what)),
+    };
+
+    private static JToken Nested(int depth)
+    {
+        JToken token = new JArray(1);
+        for (var i = 1; i < depth; i++)
+        {
+            token = new JArray(token);
+        }
+
+        return token;
+    }
+
+    [Theory]
+    [MemberData(nameof(Unencodable))]
+    public async Task An_unencodable_value_fails_the_clients_Send_and_Post_with_an_encode_error_and_nothing_reaches_the_wire(string what)
+    {
+        var (value, settings) = Make(what);
+        var (client, connection) = await ConnectAsync(settings);
+
+        await Assert.ThrowsAsync<EncodeException>(() => client.Send("bad", value).For());
+        Assert.Throws<EncodeException>(() => client.Post("bad", value));
+
+        await AssertTheLinkCarriesOn(client, connection);
+    }
+
+    [Theory]
+    [MemberData(nameof(UnencodableAlways))]
+    public async Task An_unencodable_value_fails_the_servers_Send_Broadcast_and_SendTo_with_an_encode_error(string what)
+    {
+        var (value, _) = Make(what);
+        var (client, connection) = await ConnectAsync();
+
+        await Assert.ThrowsAsync<EncodeException>(() => connection.Send("bad", value).For());
+        Assert.Throws<EncodeException>(() => connection.Post("bad", value));
+        Assert.Throws<EncodeException>(() => _server.Broadcast("bad", value));
+        await Assert.ThrowsAsync<EncodeException>(() => _server.SendTo(connection.Id, "bad", value).For());
+
+        await AssertTheLinkCarriesOn(client, connection);
+    }
+
+    [Fact]
+    public async Task Nesting_one_level_under_the_depth_limit_is_delivered_on_either_wire()
+    {
+        var (client, connection) = await ConnectAsync();
+        var received = Wait.First(connection.Events);
+        await client.Send("deep", Nested(ConnectionOptions.Default.MaxJsonDepth - 2)).For();
+        Assert.Equal("deep", (await received).Name);
+    }
+
+    [Fact]
+    public async Task Dates_and_non_finite_doubles_are_sent_as_json_strings_that_any_peer_reads()
+    {
+        var (client, connection) = await ConnectAsync();
+        var received = Wait.First(connection.Events);
+        var when = new DateTime(2026, 12, 2, 17, 0, 0, DateTimeKind.Utc);
+        await client.Send("values", when, new DateTimeOffset(when), double.NaN, double.NegativeInfinity, new JValue(double.PositiveInfinity)).For();
+        var e = await received;
+        Assert.Equal("2026-12-02T17:00:00Z", e.Args[0].Value<string>());
+        Assert.Equal("2026-12-02T17:00:00+00:00", e.Args[1].Value<string>());
+        Assert.Equal(["NaN", "-Infinity", "Infinity"], e.Args.Skip(2).Select(a => a.Value<string>()));
+    }
+}
+
+public sealed class PoisonEventTestsOverTheNativeProtocol : PoisonEventTests
+{
+    protected override WireProtocol Protocol => WireProtocol.Native;
+}
+
+public sealed class PoisonEventTestsOverTheNodeUhuraWire : PoisonEventTests
+{
+    protected override WireProtocol Protocol => WireProtocol.NodeUhura;
+}
