@@ -177,9 +177,10 @@ public sealed partial class UhuraNode
                 }
 
                 _links.Add(link);
-                _openLinks.OnNext(_links.Count);
+                CountOpenLinksLocked();
             }
 
+            PublishOpenLinks();
             Raise(new NodeEvent(NodeEventKind.Connect));
             link.Start();
         }
@@ -215,9 +216,10 @@ public sealed partial class UhuraNode
             }
 
             _links.Add(link);
-            _openLinks.OnNext(_links.Count);
+            CountOpenLinksLocked();
         }
 
+        PublishOpenLinks();
         Raise(new NodeEvent(NodeEventKind.Connect) { PeerId = expectedId });
         link.Start();
         link.Enqueue(Protocol == MeshProtocol.Native

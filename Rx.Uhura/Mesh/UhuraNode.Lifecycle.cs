@@ -72,7 +72,12 @@ public sealed partial class UhuraNode
         _messages.OnCompleted();
         _busEvents.OnCompleted();
         _listening.OnCompleted();
-        _openLinks.OnCompleted();
+        _errors.OnCompleted();
+        lock (_openLinksGate)
+        {
+            _openLinks.OnCompleted();
+        }
+
         _closing.Dispose();
     }
 

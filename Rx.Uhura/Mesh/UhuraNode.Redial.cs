@@ -21,7 +21,7 @@ public sealed partial class UhuraNode
         lock (_gate)
         {
             _links.Remove(link);
-            _openLinks.OnNext(_links.Count);
+            CountOpenLinksLocked();
             var wasStable = link.Phase == LinkPhase.Stable;
             link.Phase = LinkPhase.Closed;
             link.Handshake.TrySetException(link.CloseReason ?? new PeerLostException("The connection closed during the handshake.", link.RemoteId));
@@ -56,6 +56,7 @@ public sealed partial class UhuraNode
             _logger.LogDebug(reason, "Node {NodeId}: {Link} ended", Id, link);
         }
 
+        PublishOpenLinks();
         Raise(raised);
         if (reconnect is not null)
         {

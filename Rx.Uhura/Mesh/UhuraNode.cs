@@ -34,6 +34,14 @@ public sealed partial class UhuraNode : IAsyncDisposable
     private readonly ISubject<BusEvent> _busEvents = Subject.Synchronize(new Subject<BusEvent>());
     private readonly BehaviorSubject<string?> _listening = new(null);
     private readonly BehaviorSubject<int> _openLinks = new(0);
+    private readonly Lock _openLinksGate = new();
+    private readonly ErrorStream _errors;
+    private readonly IObservable<string> _guardedListening;
+    private readonly IObservable<MeshMessage> _guardedMessages;
+    private readonly IObservable<BusEvent> _guardedEvents;
+    private readonly IObservable<NodeEvent> _guardedNodeEvents;
+    private readonly IObservable<string> _guardedPeerConnected;
+    private readonly IObservable<string> _guardedPeerDisconnected;
     private readonly JsonSerializer _serializer;
     private readonly ILogger _logger;
     private readonly string _incarnation = Guid.NewGuid().ToString("N");
@@ -45,6 +53,9 @@ public sealed partial class UhuraNode : IAsyncDisposable
     private Task? _closeTask;
     private string? _info;
     private ulong _nextLinkId;
+    private int _openLinkCount;
+    private long _openLinksVersion;
+    private long _openLinksPublished;
     private bool _closed;
 
     /// <summary>Creates a node; it does nothing until it listens or connects.</summary>
@@ -57,9 +68,16 @@ public sealed partial class UhuraNode : IAsyncDisposable
         Time = Options.TimeProvider;
         _serializer = Options.CreateSerializer();
         _logger = Options.LoggerFactory.CreateLogger<UhuraNode>();
+        _errors = new ErrorStream(_logger, "UhuraNode.Errors");
+        _guardedListening = Guard(_listening.Where(static info => info is not null).Select(static info => info!), "UhuraNode.Listening", null);
+        _guardedMessages = Guard(_messages.AsObservable(), "UhuraNode.Messages", null);
+        _guardedEvents = Guard(_busEvents.AsObservable(), "UhuraNode.Events", static e => e.Name);
+        _guardedNodeEvents = Guard(_nodeEvents.AsObservable(), "UhuraNode.NodeEvents", static e => e.Kind.ToString());
+        _guardedPeerConnected = Guard(_nodeEvents.Where(static e => e.Kind == NodeEventKind.Initialized).Select(static e => e.PeerId!), "UhuraNode.PeerConnected", null);
+        _guardedPeerDisconnected = Guard(_nodeEvents.Where(static e => e.Kind == NodeEventKind.PeerGone).Select(static e => e.PeerId!), "UhuraNode.PeerDisconnected", null);
         var tick = Options.HeartbeatInterval / 2;
-        _heartbeatTimer = Time.CreateTimer(static s => ((UhuraNode)s!).OnHeartbeatTick(), this, tick, tick);
-        _busTimer = Time.CreateTimer(static s => ((UhuraNode)s!).OnBusTick(), this, Options.AcknowledgeInterval, Options.AcknowledgeInterval);
+        _heartbeatTimer = Time.CreateTimer(static s => ((UhuraNode)s!).OnTimer(static node => node.OnHeartbeatTick()), this, tick, tick);
+        _busTimer = Time.CreateTimer(static s => ((UhuraNode)s!).OnTimer(static node => node.OnBusTick()), this, Options.AcknowledgeInterval, Options.AcknowledgeInterval);
     }
 
     /// <summary>The node's id.</summary>
@@ -72,22 +90,30 @@ public sealed partial class UhuraNode : IAsyncDisposable
     public string? Info => Volatile.Read(ref _info);
 
     /// <summary>The node's address once it listens: replays it to late subscribers, then completes when the node closes.</summary>
-    public IObservable<string> Listening => _listening.Where(static info => info is not null).Select(static info => info!);
+    public IObservable<string> Listening => _guardedListening;
 
     /// <summary>Packets peers sent to this node (masterless's <c>message(sender, packet)</c>). Hot; completes when the node closes.</summary>
-    public IObservable<MeshMessage> Messages => _messages.AsObservable();
+    public IObservable<MeshMessage> Messages => _guardedMessages;
 
     /// <summary>Events other nodes emitted on the bus, each exactly once. Hot; completes when the node closes.</summary>
-    public IObservable<BusEvent> Events => _busEvents.AsObservable();
+    public IObservable<BusEvent> Events => _guardedEvents;
 
     /// <summary>Everything that happens to the node and its links (verbose's stream events and more). Hot; completes when the node closes.</summary>
-    public IObservable<NodeEvent> NodeEvents => _nodeEvents.AsObservable();
+    public IObservable<NodeEvent> NodeEvents => _guardedNodeEvents;
 
     /// <summary>A peer's id each time a link to it becomes ready (masterless's <c>connect</c>), including reconnections.</summary>
-    public IObservable<string> PeerConnected => NodeEvents.Where(static e => e.Kind == NodeEventKind.Initialized).Select(static e => e.PeerId!);
+    public IObservable<string> PeerConnected => _guardedPeerConnected;
 
     /// <summary>A peer's id when the node forgets it: not connected, not kept, not being reconnected (masterless's <c>disconnect</c>).</summary>
-    public IObservable<string> PeerDisconnected => NodeEvents.Where(static e => e.Kind == NodeEventKind.PeerGone).Select(static e => e.PeerId!);
+    public IObservable<string> PeerDisconnected => _guardedPeerDisconnected;
+
+    /// <summary>
+    /// What went wrong in the node without failing a call: a subscriber of one of its streams that threw
+    /// (<see cref="SubscriberException"/>; the other subscribers still got the notification, and no link was dropped).
+    /// Also logged when a logger is configured. A subscriber of <see cref="Errors"/> that throws is logged and ignored.
+    /// Hot; completes when the node closes.
+    /// </summary>
+    public IObservable<UhuraException> Errors => _errors;
 
     /// <summary>The ids of the peers connected now.</summary>
     public IReadOnlyList<string> Peers
@@ -120,7 +146,60 @@ public sealed partial class UhuraNode : IAsyncDisposable
     public IObservable<BusEvent> Event(string eventName)
     {
         ArgumentNullException.ThrowIfNull(eventName);
-        return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+        return Guard(_busEvents.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal)), "UhuraNode.Event", static e => e.Name);
+    }
+
+    /// <summary>A stream whose every subscriber is guarded: what it throws goes to <see cref="Errors"/> and the log, never to the emitter.</summary>
+    private GuardedObservable<T> Guard<T>(IObservable<T> source, string streamName, Func<T, string?>? eventName)
+        => new(source, streamName, eventName, ReportSubscriberError);
+
+    private void ReportSubscriberError(SubscriberException error)
+    {
+        _logger.LogError(error.InnerException, "Node {NodeId}: a subscriber of {Stream} threw; the others go on", Id, error.StreamName);
+        _errors.OnNext(error);
+    }
+
+    /// <summary>Counts a link opened or closed. Caller holds the lock; <see cref="PublishOpenLinks"/> tells it after.</summary>
+    private void CountOpenLinksLocked()
+    {
+        _openLinkCount = _links.Count;
+        _openLinksVersion++;
+    }
+
+    /// <summary>Publishes the newest link count on <see cref="OpenLinks"/>, outside the node's lock; an older count is never published after a newer one.</summary>
+    private void PublishOpenLinks()
+    {
+        lock (_openLinksGate)
+        {
+            int count;
+            long version;
+            lock (_gate)
+            {
+                count = _openLinkCount;
+                version = _openLinksVersion;
+            }
+
+            if (version == _openLinksPublished)
+            {
+                return;
+            }
+
+            _openLinksPublished = version;
+            _openLinks.OnNext(count);
+        }
+    }
+
+    /// <summary>Runs a timer's work; what escapes it is logged, never thrown on the timer's thread (which would end the process).</summary>
+    private void OnTimer(Action<UhuraNode> work)
+    {
+        try
+        {
+            work(this);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Node {NodeId}: a timer's work failed", Id);
+        }
     }
 
     private void Raise(NodeEvent e)
