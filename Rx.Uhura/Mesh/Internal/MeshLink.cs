@@ -5,14 +5,6 @@ using Newtonsoft.Json.Linq;
 
 namespace Rx.Uhura.Mesh.Internal;
 
-/// <summary>Where a link is in its life.</summary>
-internal enum LinkPhase
-{
-    Handshaking,
-    Stable,
-    Closed,
-}
-
 /// <summary>
 /// One socket between two nodes: a read loop that decodes frames (native) or packets (masterless) and hands them to
 /// the node, and a write loop that drains a queue of <see cref="OutFrame"/>s into the socket. The handshake state
