@@ -258,7 +258,7 @@ public sealed partial class UhuraNode
                     link.Abort(new PeerLostException($"Peer {peer.Id} acknowledged nothing for {Options.InactivityTimeout.TotalSeconds:0.###} s.", peer.Id));
                 }
 
-                if (peer.Link is null && peer.Reconnecting is null && Time.GetElapsedTime(peer.LostAt, now) >= Options.BufferTimeout)
+                if (peer.Link is null && peer.Redial is null && Time.GetElapsedTime(peer.LostAt, now) >= Options.BufferTimeout)
                 {
                     (abandoned ??= []).Add(peer);
                 }

@@ -36,10 +36,7 @@ public sealed partial class UhuraNode
             listener = _listener;
             foreach (var peer in _peers.Values)
             {
-                if (peer.Reconnecting is { } reconnecting)
-                {
-                    MeshLink.CancelSoon(reconnecting);
-                }
+                StopRedialLocked(peer);
             }
         }
 

@@ -252,11 +252,11 @@ public sealed partial class UhuraNode
 
         _logger.LogDebug("Node {NodeId}: {Link} established", Id, link);
         link.Handshake.TrySetResult(id);
-        if (peer.Reconnecting is { } reconnecting)
+        if (peer.RedialAttempt is { } attempt)
         {
-            // The outage is over (by our dial or by the peer's): the reconnection loop stops.
-            peer.Reconnecting = null;
-            MeshLink.CancelSoon(reconnecting);
+            // The outage is over (by the redial's dial or by the peer's): a dial in flight stops, the redial adopts THE link.
+            peer.RedialAttempt = null;
+            MeshLink.CancelSoon(attempt);
         }
 
         return raised;
@@ -276,12 +276,7 @@ public sealed partial class UhuraNode
     private NodeEvent[] ForgetLocked(MeshPeer peer, Exception? reason)
     {
         _peers.Remove(peer.Id);
-        if (peer.Reconnecting is { } reconnecting)
-        {
-            MeshLink.CancelSoon(reconnecting);
-        }
-
-        peer.Reconnecting = null;
+        StopRedialLocked(peer);
         var dropped = peer.Bus.Buffer.Count + peer.Pending.Count;
         peer.Bus.Buffer.Clear();
         peer.Pending.Clear();

@@ -86,6 +86,9 @@ internal sealed class MeshLink
     /// <summary>Set when the link is replaced by another link to the same peer: its end is not a loss.</summary>
     public bool Superseded { get; set; }
 
+    /// <summary>Whether the peer kept talking on the link once it was ready: a packet, a bus event, an ack or a heartbeat came.</summary>
+    public bool MadeProgress { get; set; }
+
     public long StartedAt { get; }
 
     public long LastRead { get; private set; }
