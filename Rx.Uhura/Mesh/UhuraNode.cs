@@ -15,11 +15,13 @@ namespace Rx.Uhura.Mesh;
 /// nodes however they dialled each other (masterless), plus an event bus that carries <see cref="Emit(string, ReadOnlySpan{object?})"/>
 /// to every node of the graph exactly once, whatever its shape (verbose). Everything it observes is an Rx stream:
 /// <see cref="Messages"/>, <see cref="Events"/>, <see cref="PeerConnected"/>, <see cref="PeerDisconnected"/>,
-/// <see cref="NodeEvents"/>. <see cref="CloseAsync"/> (or disposal) ends every link and completes them.
+/// <see cref="NodeEvents"/>. <see cref="CloseAsync"/> (or disposal) ends every link and completes them. A subscriber that
+/// throws harms only itself: what it threw is logged and published on <see cref="Errors"/>.
 /// </summary>
 /// <remarks>
 /// A kept peer (<see cref="Keep"/>; <see cref="ConnectAsync"/> keeps by default) is reconnected after a lost link with
-/// <see cref="UhuraNodeOptions.Reconnect"/>'s backoff; packets and bus events sent meanwhile wait, bounded, and go out
+/// <see cref="UhuraNodeOptions.Reconnect"/>'s backoff, by the client's re-subscription operator
+/// (<see cref="ObservableResilienceExtensions.RetryWith{T}"/>); packets and bus events sent meanwhile wait, bounded, and go out
 /// when it is back. Every timer runs on <see cref="UhuraNodeOptions.TimeProvider"/>.
 /// </remarks>
 public sealed partial class UhuraNode : IAsyncDisposable
