@@ -1,9 +1,12 @@
 using System.Reactive.Linq;
+using System.Runtime.ExceptionServices;
 using System.Reactive.Subjects;
 using System.Reactive.Threading.Tasks;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
+using Polly;
+using Polly.Retry;
 using Rx.Uhura.Internal;
 using Rx.Uhura.Mesh.Internal;
 using Rx.Uhura.Transport;
@@ -90,48 +93,75 @@ public sealed partial class UhuraNode
             throw new InvalidOperationException("A masterless node announces its address in the handshake: call ListenAsync before ConnectAsync.");
         }
 
-        for (var attempt = 1; ; attempt++)
+        // Each subscription is one attempt; the only one retried is a masterless dial dropped before the peer said who
+        // it is (see ConnectOnceAsync), twice, FirstDelay apart: the same re-subscription operator as every redial.
+        var pipeline = new ResiliencePipelineBuilder { TimeProvider = Time }.AddRetry(new RetryStrategyOptions
         {
-            if (ConnectedAt(uri) is { } known)
-            {
-                // Already connected to the node at that address (it dialled us, or an earlier call did).
-                if (keep)
-                {
-                    Keep(known, true);
-                }
-
-                return known;
-            }
-
-            var link = await DialAsync(uri, expectedId: null, keep, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return await link.Handshake.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (DialedNodeId(link) is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
-            {
-                // De-duplication kept another connection between the two nodes: the peer is (or is about to be) connected.
-                await WhenConnectedAsync(id, cancellationToken).ConfigureAwait(false);
-                if (keep)
-                {
-                    Keep(id, true);
-                }
-
-                return id;
-            }
-            catch (PeerLostException) when (DialedNodeId(link) is null && attempt < 3 && !cancellationToken.IsCancellationRequested)
-            {
-                // A masterless node closes a second connection from a node it is already connecting to before saying
-                // who it is: the other connection is on its way. Look again shortly.
-                await Task.Delay(Options.Reconnect.FirstDelay, Time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                link.Abort(null);
-                throw;
-            }
+            ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is LookAgainException),
+            BackoffType = DelayBackoffType.Constant,
+            Delay = Options.Reconnect.FirstDelay,
+            UseJitter = false,
+            MaxRetryAttempts = 2,
+        }).Build();
+        try
+        {
+            return await Observable.FromAsync(token => ConnectOnceAsync(uri, keep, token))
+                .RetryWith(pipeline)
+                .ToTask(cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (LookAgainException lookAgain)
+        {
+            ExceptionDispatchInfo.Throw(lookAgain.InnerException!); // the attempts ran out: the peer was lost
+            throw;
         }
     }
+
+    /// <summary>One attempt of <see cref="ConnectAsync"/>.</summary>
+    private async Task<string> ConnectOnceAsync(string uri, bool keep, CancellationToken cancellationToken)
+    {
+        if (ConnectedAt(uri) is { } known)
+        {
+            // Already connected to the node at that address (it dialled us, or an earlier call did).
+            if (keep)
+            {
+                Keep(known, true);
+            }
+
+            return known;
+        }
+
+        var link = await DialAsync(uri, expectedId: null, keep, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await link.Handshake.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (DialedNodeId(link) is { } id && (ex is PeerRefusedException { Reason: PeerRefusal.Duplicate } || HasOtherLink(link, id)))
+        {
+            // De-duplication kept another connection between the two nodes: the peer is (or is about to be) connected.
+            await WhenConnectedAsync(id, cancellationToken).ConfigureAwait(false);
+            if (keep)
+            {
+                Keep(id, true);
+            }
+
+            return id;
+        }
+        catch (PeerLostException lost) when (DialedNodeId(link) is null && !cancellationToken.IsCancellationRequested)
+        {
+            // A masterless node closes a second connection from a node it is already connecting to before saying
+            // who it is: the other connection is on its way. Look again shortly.
+            throw new LookAgainException(lost);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            link.Abort(null);
+            throw;
+        }
+    }
+
+    /// <summary>A dial lost before the peer said who it is: <see cref="ConnectAsync"/> looks again.</summary>
+    private sealed class LookAgainException(PeerLostException lost) : Exception(lost.Message, lost);
 
     /// <summary>The id of a connected peer whose address is <paramref name="uri"/>, if any.</summary>
     private string? ConnectedAt(string uri)
