@@ -223,6 +223,38 @@ public sealed class MeshVirtualTimeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_kept_peer_that_accepts_and_drops_every_link_without_a_word_does_not_reset_the_backoff()
+    {
+        var clock = new TimerWatchingTimeProvider(new SchedulerTimeProvider(_scheduler));
+        var b = await _kit.StartAsync("b", Virtual with
+        {
+            TimeProvider = clock,
+            Reconnect = ReconnectOptions.Default with { FirstDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromMilliseconds(700), UseJitter = false },
+        });
+        var a = await _kit.StartAsync("a");
+        await b.ConnectAsync(a.Info!).For();
+        await a.WhenConnectedAsync("b").For();
+        var backoffs = b.NodeEvents.Where(e => e.Kind == NodeEventKind.Backoff).Replay();
+        using var _ = backoffs.Connect();
+
+        // From now on a drops every link from b as soon as it is ready, before saying anything on it.
+        using var dropper = a.PeerConnected.Subscribe(id => a.Disconnect(id));
+        a.Disconnect("b");
+        var delays = new List<TimeSpan>();
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            var backoff = await Wait.First(backoffs.Skip(attempt - 1));
+            Assert.Equal(attempt, backoff.Attempt); // a link that carried nothing is no success: the count goes on
+            Assert.Equal("a", backoff.PeerId);
+            delays.Add(backoff.Delay);
+            await Wait.First(clock.Timers.Where(due => due == backoff.Delay)); // Polly armed this delay
+            Advance(backoff.Delay);
+        }
+
+        Assert.Equal([100, 200, 400], delays.Select(d => (int)d.TotalMilliseconds));
+    }
+
+    [Fact]
     public async Task A_peer_that_kept_the_link_and_does_not_come_back_is_forgotten_after_the_buffer_timeout()
     {
         var a = await _kit.StartAsync("a", Virtual with { BufferTimeout = TimeSpan.FromSeconds(30) });

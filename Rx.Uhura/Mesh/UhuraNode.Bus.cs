@@ -36,17 +36,15 @@ public sealed partial class UhuraNode
             array.Add(arg is null ? JValue.CreateNull() : arg as JToken ?? JToken.FromObject(arg, _serializer));
         }
 
-        NodeEvent[] raised;
+        var raised = new List<NodeEvent>();
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_closed, this);
             var body = BusBody(Id, _incarnation, ++_busSeq, [Id], eventName, array);
             foreach (var peer in _peers.Values)
             {
-                BusSendLocked(peer, body);
+                BusSendLocked(peer, body, raised);
             }
-
-            raised = TakePendingRaise();
         }
 
         Raise(raised);
@@ -66,15 +64,15 @@ public sealed partial class UhuraNode
         return Encoding.UTF8.GetBytes(json.ToString(Formatting.None));
     }
 
-    /// <summary>Buffers an event for a peer and writes it when the peer's link is synchronized. Caller holds the lock.</summary>
-    private void BusSendLocked(MeshPeer peer, byte[] body)
+    /// <summary>Buffers an event for a peer and writes it when the peer's link is synchronized. Caller holds the lock and raises <paramref name="raised"/> after it.</summary>
+    private void BusSendLocked(MeshPeer peer, byte[] body, List<NodeEvent> raised)
     {
         var bus = peer.Bus;
         var now = Time.GetTimestamp();
         if (bus.Buffer.Count >= Options.BufferMax)
         {
             var dropped = bus.Buffer.Dequeue();
-            _pendingRaise.Add(new NodeEvent(NodeEventKind.BufferOverflow) { PeerId = peer.Id, Sequence = dropped.Seq, Count = 1 });
+            raised.Add(new NodeEvent(NodeEventKind.BufferOverflow) { PeerId = peer.Id, Sequence = dropped.Seq, Count = 1 });
         }
 
         var entry = new BusEntry(++bus.LastSent, body, now);
@@ -129,7 +127,7 @@ public sealed partial class UhuraNode
     private void OnBus(MeshLink link, ulong seq, JObject body)
     {
         BusEvent? delivered = null;
-        NodeEvent[] raised;
+        var raised = new List<NodeEvent>();
         lock (_gate)
         {
             if (!_peers.TryGetValue(link.RemoteId!, out var peer) || peer.Link != link)
@@ -172,12 +170,10 @@ public sealed partial class UhuraNode
                 {
                     if (other != peer && !path.Contains(other.Id, StringComparer.Ordinal))
                     {
-                        BusSendLocked(other, forward);
+                        BusSendLocked(other, forward, raised);
                     }
                 }
             }
-
-            raised = TakePendingRaise();
         }
 
         Raise(raised);
@@ -218,7 +214,7 @@ public sealed partial class UhuraNode
     /// <summary>Every <see cref="UhuraNodeOptions.AcknowledgeInterval"/>: acknowledgements out, expired events dropped, stuck links and abandoned peers ended.</summary>
     private void OnBusTick()
     {
-        NodeEvent[] raised;
+        var raised = new List<NodeEvent>();
         lock (_gate)
         {
             if (_closed)
@@ -249,7 +245,7 @@ public sealed partial class UhuraNode
 
                 if (expired > 0)
                 {
-                    _pendingRaise.Add(new NodeEvent(NodeEventKind.BufferExpired) { PeerId = peer.Id, Sequence = last, Count = expired });
+                    raised.Add(new NodeEvent(NodeEventKind.BufferExpired) { PeerId = peer.Id, Sequence = last, Count = expired });
                     if (bus.Buffer.Count == 0)
                     {
                         bus.AckWaitStart = null;
@@ -262,7 +258,7 @@ public sealed partial class UhuraNode
                     link.Abort(new PeerLostException($"Peer {peer.Id} acknowledged nothing for {Options.InactivityTimeout.TotalSeconds:0.###} s.", peer.Id));
                 }
 
-                if (peer.Link is null && peer.Reconnecting is null && Time.GetElapsedTime(peer.LostAt, now) >= Options.BufferTimeout)
+                if (peer.Link is null && peer.Redial is null && Time.GetElapsedTime(peer.LostAt, now) >= Options.BufferTimeout)
                 {
                     (abandoned ??= []).Add(peer);
                 }
@@ -270,28 +266,11 @@ public sealed partial class UhuraNode
 
             foreach (var peer in abandoned ?? [])
             {
-                _pendingRaise.AddRange(ForgetLocked(peer, new PeerLostException($"Peer {peer.Id} did not come back within {Options.BufferTimeout.TotalMinutes:0.###} min.", peer.Id)));
+                raised.AddRange(ForgetLocked(peer, new PeerLostException($"Peer {peer.Id} did not come back within {Options.BufferTimeout.TotalMinutes:0.###} min.", peer.Id)));
             }
-
-            raised = TakePendingRaise();
         }
 
         Raise(raised);
-    }
-
-    /// <summary>Events produced under the lock by helpers with no list of their own; raised by the caller after it.</summary>
-    private readonly List<NodeEvent> _pendingRaise = [];
-
-    private NodeEvent[] TakePendingRaise()
-    {
-        if (_pendingRaise.Count == 0)
-        {
-            return [];
-        }
-
-        NodeEvent[] taken = [.. _pendingRaise];
-        _pendingRaise.Clear();
-        return taken;
     }
 
     private static string BusString(JObject body, string name)

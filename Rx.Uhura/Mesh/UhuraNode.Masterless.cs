@@ -28,6 +28,11 @@ public sealed partial class UhuraNode
             return OnMasterlessHandshake(link, packet);
         }
 
+        if (packet.Type != JTokenType.Array)
+        {
+            link.MadeProgress = true; // a heartbeat or a packet (an array is a keep flag, sent once when the link is ready)
+        }
+
         switch (packet.Type)
         {
             case JTokenType.Boolean when (bool)packet!:

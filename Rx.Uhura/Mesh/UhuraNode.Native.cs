@@ -22,6 +22,11 @@ public sealed partial class UhuraNode
             return OnNativeHandshake(link, frame);
         }
 
+        if (frame.Type is MeshFrameType.Ping or MeshFrameType.Packet or MeshFrameType.Bus or MeshFrameType.Ack)
+        {
+            link.MadeProgress = true; // the peer keeps talking: a redial after this link's end starts a new outage
+        }
+
         switch (frame.Type)
         {
             case MeshFrameType.Ping:

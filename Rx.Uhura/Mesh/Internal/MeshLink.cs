@@ -5,14 +5,6 @@ using Newtonsoft.Json.Linq;
 
 namespace Rx.Uhura.Mesh.Internal;
 
-/// <summary>Where a link is in its life.</summary>
-internal enum LinkPhase
-{
-    Handshaking,
-    Stable,
-    Closed,
-}
-
 /// <summary>
 /// One socket between two nodes: a read loop that decodes frames (native) or packets (masterless) and hands them to
 /// the node, and a write loop that drains a queue of <see cref="OutFrame"/>s into the socket. The handshake state
@@ -93,6 +85,9 @@ internal sealed class MeshLink
 
     /// <summary>Set when the link is replaced by another link to the same peer: its end is not a loss.</summary>
     public bool Superseded { get; set; }
+
+    /// <summary>Whether the peer kept talking on the link once it was ready: a packet, a bus event, an ack or a heartbeat came.</summary>
+    public bool MadeProgress { get; set; }
 
     public long StartedAt { get; }
 

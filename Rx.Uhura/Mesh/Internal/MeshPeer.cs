@@ -29,8 +29,14 @@ internal sealed class MeshPeer(string id)
     /// <summary>Packets sent while the peer had no link, flushed at the next handshake.</summary>
     public Queue<OutFrame> Pending { get; } = new();
 
-    /// <summary>Cancels the reconnection loop, when one runs.</summary>
-    public CancellationTokenSource? Reconnecting { get; set; }
+    /// <summary>
+    /// The redial of a kept peer (its links, retried with the backoff), from its first lost link until it is forgotten,
+    /// no longer kept, or the node closes; null when none runs.
+    /// </summary>
+    public IDisposable? Redial { get; set; }
+
+    /// <summary>Cancels the redial's dial in flight, when one is: a link to the peer was established meanwhile.</summary>
+    public CancellationTokenSource? RedialAttempt { get; set; }
 
     public BusPeerState Bus { get; } = new();
 }

@@ -1,0 +1,128 @@
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using System.Reactive.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Mesh.Internal;
+using Rx.Uhura.Transport;
+
+namespace Rx.Uhura.Mesh;
+
+/// <summary>Closing the node, and the heartbeat that times out silent links and handshakes.</summary>
+public sealed partial class UhuraNode
+{
+    /// <summary>Ends every link, stops listening and reconnecting, and completes the node's streams. Idempotent.</summary>
+    public Task CloseAsync()
+    {
+        lock (_gate)
+        {
+            return _closeTask ??= CloseCoreAsync();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync() => await CloseAsync().ConfigureAwait(false);
+
+    private async Task CloseCoreAsync()
+    {
+        MeshLink[] links;
+        ITransportListener? listener;
+        lock (_gate)
+        {
+            _closed = true;
+            links = [.. _links];
+            listener = _listener;
+            foreach (var peer in _peers.Values)
+            {
+                StopRedialLocked(peer);
+            }
+        }
+
+        _closing.Cancel();
+        _heartbeatTimer.Dispose();
+        _busTimer.Dispose();
+        if (listener is not null)
+        {
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await _acceptLoop.ConfigureAwait(false);
+        foreach (var link in links)
+        {
+            link.CloseAfter(Protocol == MeshProtocol.Native ? NativeMeshCodec.Frame(MeshFrameType.Close, "node closed"u8) : null, null);
+        }
+
+        var closed = Task.WhenAll(links.Select(static l => l.Closed));
+        if (await Task.WhenAny(closed, Task.Delay(Options.HandshakeTimeout, Time)).ConfigureAwait(false) != closed)
+        {
+            foreach (var link in links)
+            {
+                link.Abort(null); // the peer did not close its side in time
+            }
+        }
+
+        await closed.ConfigureAwait(false);
+        _logger.LogInformation("Node {NodeId} closed", Id);
+        _nodeEvents.OnCompleted();
+        _messages.OnCompleted();
+        _busEvents.OnCompleted();
+        _listening.OnCompleted();
+        _errors.OnCompleted();
+        lock (_openLinksGate)
+        {
+            _openLinks.OnCompleted();
+        }
+
+        _closing.Dispose();
+    }
+
+    private void OnHeartbeatTick()
+    {
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            var now = Time.GetTimestamp();
+            foreach (var link in _links)
+            {
+                if (link.IsClosing)
+                {
+                    // A graceful close waits for the peer to close its side too, but not forever.
+                    if (link.ClosingSince is { } since && Time.GetElapsedTime(since, now) >= Options.HandshakeTimeout)
+                    {
+                        link.Abort(link.CloseReason);
+                    }
+
+                    continue;
+                }
+
+                if (link.Phase == LinkPhase.Handshaking)
+                {
+                    if (Time.GetElapsedTime(link.StartedAt, now) >= Options.HandshakeTimeout)
+                    {
+                        link.Abort(new PeerRefusedException(PeerRefusal.Timeout, $"The handshake took longer than {Options.HandshakeTimeout.TotalSeconds:0.###} s.", link.RemoteId ?? link.ExpectedId));
+                    }
+                }
+                else if (link.Phase == LinkPhase.Stable)
+                {
+                    if (Options.PeerTimeout != Timeout.InfiniteTimeSpan && Time.GetElapsedTime(link.LastRead, now) >= Options.PeerTimeout)
+                    {
+                        link.Abort(new PeerLostException($"Nothing arrived from peer {link.RemoteId} for {Options.PeerTimeout.TotalSeconds:0.###} s: it is taken as dead.", link.RemoteId));
+                    }
+                    else if (Time.GetElapsedTime(link.LastWrite, now) >= Options.HeartbeatInterval)
+                    {
+                        link.Enqueue(Protocol == MeshProtocol.Native ? PingFrame : MasterlessHeartbeat);
+                    }
+                }
+            }
+        }
+    }
+
+    private static readonly byte[] PingFrame = NativeMeshCodec.Frame(MeshFrameType.Ping, ReadOnlySpan<byte>.Empty);
+    private static readonly byte[] MasterlessHeartbeat = "true\r\n"u8.ToArray();
+}

@@ -1,0 +1,295 @@
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using System.Reactive.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Mesh.Internal;
+using Rx.Uhura.Transport;
+
+namespace Rx.Uhura.Mesh;
+
+/// <summary>The peers: sending to them, keeping and forgetting them, making a link THE link of its peer.</summary>
+public sealed partial class UhuraNode
+{
+    /// <summary>
+    /// Sends a packet to one peer; false when no peer has that id. The packet (a JSON object: a <see cref="JObject"/>
+    /// or any object that serializes to one) waits when the peer is handshaking or being reconnected.
+    /// </summary>
+    /// <exception cref="ArgumentException">The packet is not a JSON object (masterless's <c>TypeError</c>).</exception>
+    public bool Send(string id, object packet)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        var frame = EncodePacket(packet);
+        lock (_gate)
+        {
+            return SendLocked(id, frame);
+        }
+    }
+
+    /// <summary>
+    /// Sends one packet to several peers (multi-dispatch): it is encoded once and the same bytes are written to each.
+    /// Returns how many of the ids are peers (a repeated id is sent twice, as masterless does).
+    /// </summary>
+    /// <exception cref="ArgumentException">The packet is not a JSON object.</exception>
+    public int Send(IEnumerable<string> ids, object packet)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var frame = EncodePacket(packet);
+        var reached = 0;
+        lock (_gate)
+        {
+            foreach (var id in ids)
+            {
+                if (id is not null && SendLocked(id, frame))
+                {
+                    reached++;
+                }
+            }
+        }
+
+        return reached;
+    }
+
+    /// <summary>
+    /// Whether to keep the peer <paramref name="id"/>: a kept peer is reconnected with backoff when its link drops. The
+    /// flag is told to the peer; a link that neither side keeps is closed. Before the peer is known the flag is
+    /// remembered for when it connects.
+    /// </summary>
+    public void Keep(string id, bool keep = true)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        NodeEvent[]? raised = null;
+        lock (_gate)
+        {
+            if (!_peers.TryGetValue(id, out var peer))
+            {
+                _keepBeforeConnect[id] = keep;
+                return;
+            }
+
+            peer.KeepLocal = keep;
+            if (peer.Link is { Phase: LinkPhase.Stable } link)
+            {
+                link.Enqueue(KeepFrame(keep));
+                if (!keep && !peer.KeepRemote)
+                {
+                    raised = ForgetLocked(peer, null);
+                }
+            }
+            else if (!keep && peer.Link is null)
+            {
+                raised = ForgetLocked(peer, null);
+            }
+        }
+
+        Raise(raised);
+    }
+
+    /// <summary>Disconnects from the peer <paramref name="id"/> and forgets it (no reconnection); false when no peer has that id.</summary>
+    public bool Disconnect(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        NodeEvent[] raised;
+        lock (_gate)
+        {
+            _keepBeforeConnect.Remove(id);
+            if (!_peers.TryGetValue(id, out var peer))
+            {
+                return false;
+            }
+
+            raised = ForgetLocked(peer, null);
+        }
+
+        Raise(raised);
+        return true;
+    }
+
+    /// <summary>
+    /// A task that completes when the peer <paramref name="id"/> is connected (at once if it is), or fails with a
+    /// <see cref="TimeoutException"/> after <see cref="UhuraNodeOptions.HandshakeTimeout"/>.
+    /// </summary>
+    public async Task WhenConnectedAsync(string id, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var connected = PeerConnected.Where(p => p == id).FirstAsync().ToTask(stop.Token); // subscribed before the check: no gap
+        try
+        {
+            lock (_gate)
+            {
+                if (_peers.TryGetValue(id, out var peer) && peer.Link is { Phase: LinkPhase.Stable } && (Protocol == MeshProtocol.Masterless || peer.Link.BusInitialized))
+                {
+                    return;
+                }
+            }
+
+            await connected.WaitAsync(Options.HandshakeTimeout, Time, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            stop.Cancel(); // ends the subscription
+        }
+    }
+
+    private byte[] EncodePacket(object packet)
+    {
+        ArgumentNullException.ThrowIfNull(packet);
+        var token = packet as JToken ?? JToken.FromObject(packet, _serializer);
+        if (token is not JObject)
+        {
+            throw new ArgumentException($"A packet must be a JSON object, not {token.Type}.", nameof(packet));
+        }
+
+        return Protocol == MeshProtocol.Native
+            ? NativeMeshCodec.Frame(MeshFrameType.Packet, token)
+            : MasterlessCodec.Encode(token);
+    }
+
+    private bool SendLocked(string id, byte[] frame)
+    {
+        if (!_peers.TryGetValue(id, out var peer))
+        {
+            return false;
+        }
+
+        if (peer.Link is { Phase: LinkPhase.Stable } link && link.Enqueue(frame))
+        {
+            return true;
+        }
+
+        if (peer.Pending.Count >= Options.MaxQueuedPackets)
+        {
+            return false;
+        }
+
+        peer.Pending.Enqueue(new OutFrame(null, frame));
+        return true;
+    }
+
+    private byte[] KeepFrame(bool keep) => Protocol == MeshProtocol.Native
+        ? NativeMeshCodec.Frame(MeshFrameType.Keep, [keep ? (byte)1 : (byte)0])
+        : keep ? "[true]\r\n"u8.ToArray() : "[false]\r\n"u8.ToArray();
+
+    /// <summary>
+    /// Makes <paramref name="link"/> THE link to its peer: replaces an older one, flushes queued packets, tells the keep
+    /// flag and (native) starts the bus sync. Caller holds the lock.
+    /// </summary>
+    private List<NodeEvent> EstablishLocked(MeshLink link, List<NodeEvent> raised)
+    {
+        var id = link.RemoteId!;
+        if (!_peers.TryGetValue(id, out var peer))
+        {
+            peer = new MeshPeer(id);
+            _peers[id] = peer;
+        }
+
+        if (peer.Link is { } old && old != link)
+        {
+            if (Protocol == MeshProtocol.Masterless && link.RemoteIsUhura && old.RemoteIsUhura && old.Phase == LinkPhase.Stable && !old.IsClosing
+                && DialerOf(link).CompareTo(DialerOf(old), StringComparison.Ordinal) > 0)
+            {
+                // Masterless's priorities can confirm both of two simultaneous connections (its own race). Two Rx.Uhura
+                // ends then keep the connection dialled by the node with the smaller id, and close the other. With a
+                // Node peer the later one replaces the earlier, as the Node package does.
+                link.Superseded = true;
+                link.Handshake.TrySetResult(id);
+                link.CloseAfter(null, null);
+                return raised;
+            }
+
+            old.Superseded = true;
+            old.Abort(null);
+        }
+
+        _lostLinks.Remove(id);
+        peer.Link = link;
+        link.Phase = LinkPhase.Stable;
+        var address = link.Outgoing ? link.DialedUri : link.RemoteInfo;
+        if (address is not null)
+        {
+            peer.Address = address;
+        }
+
+        if (_keepBeforeConnect.Remove(id, out var keepFlag))
+        {
+            peer.KeepLocal = keepFlag;
+        }
+
+        peer.KeepLocal |= link.KeepIntent;
+        peer.KeepRemote = true;
+        var isReconnect = peer.EverConnected;
+        peer.EverConnected = true;
+        link.IsReconnect = isReconnect;
+        if (Protocol == MeshProtocol.Native)
+        {
+            if (peer.RemoteIncarnation != link.RemoteIncarnation)
+            {
+                // A new process behind that id: its sequence numbers start again.
+                peer.RemoteIncarnation = link.RemoteIncarnation;
+                peer.Bus.LastReceived = 0;
+                peer.Bus.LastAckSent = 0;
+            }
+
+            // Keep and Sync first, so the peer knows the link is ready before any packet arrives on it.
+            link.Enqueue(KeepFrame(peer.KeepLocal));
+            link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Sync, peer.Bus.LastReceived, isReconnect));
+            FlushPending(peer, link);
+        }
+        else
+        {
+            FlushPending(peer, link); // masterless: queued packets, then connect, then the keep flag
+            raised.Add(new NodeEvent(NodeEventKind.Initialized) { PeerId = id, Info = peer.Address, IsReconnect = isReconnect });
+            if (isReconnect)
+            {
+                raised.Add(new NodeEvent(NodeEventKind.Reconnect) { PeerId = id, Info = peer.Address });
+            }
+
+            link.Enqueue(KeepFrame(peer.KeepLocal));
+        }
+
+        _logger.LogDebug("Node {NodeId}: {Link} established", Id, link);
+        link.Handshake.TrySetResult(id);
+        if (peer.RedialAttempt is { } attempt)
+        {
+            // The outage is over (by the redial's dial or by the peer's): a dial in flight stops, the redial adopts THE link.
+            peer.RedialAttempt = null;
+            MeshLink.CancelSoon(attempt);
+        }
+
+        return raised;
+    }
+
+    private static void FlushPending(MeshPeer peer, MeshLink link)
+    {
+        while (peer.Pending.TryDequeue(out var pending))
+        {
+            link.Enqueue(pending);
+        }
+    }
+
+    private string DialerOf(MeshLink link) => link.Outgoing ? Id : link.RemoteId!;
+
+    /// <summary>Removes a peer for good: closes its link, stops reconnecting, drops what waited for it. Caller holds the lock.</summary>
+    private NodeEvent[] ForgetLocked(MeshPeer peer, Exception? reason)
+    {
+        _peers.Remove(peer.Id);
+        StopRedialLocked(peer);
+        var dropped = peer.Bus.Buffer.Count + peer.Pending.Count;
+        peer.Bus.Buffer.Clear();
+        peer.Pending.Clear();
+        var raised = new List<NodeEvent>(2);
+        if (peer.Link is { } link)
+        {
+            peer.Link = null;
+            link.Superseded = true; // its end is accounted for here
+            link.CloseAfter(Protocol == MeshProtocol.Native ? NativeMeshCodec.Frame(MeshFrameType.Close, "disconnected"u8) : null, null);
+            raised.Add(new NodeEvent(NodeEventKind.Disconnect) { PeerId = peer.Id, Error = reason });
+        }
+
+        raised.Add(new NodeEvent(NodeEventKind.PeerGone) { PeerId = peer.Id, Count = dropped, Error = reason });
+        return [.. raised];
+    }
+}
