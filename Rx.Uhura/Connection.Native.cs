@@ -19,7 +19,6 @@ public sealed partial class Connection
     private JObject? _setBeforeWelcome;
     private bool _prefaceRead;
     private bool _welcomed;
-    private bool _ackOwed;
     private bool _heartbeats;
     private bool _peerClosed;
     private long _ackedUpTo;
@@ -71,11 +70,6 @@ public sealed partial class Connection
             }
         }
 
-        if (_ackOwed)
-        {
-            _ackOwed = false;
-            WriteNativeAck();
-        }
     }
 
     private ValueTask HandleNativeFrame(in NativeFrame frame)
@@ -163,6 +157,7 @@ public sealed partial class Connection
         var e = new UhuraEvent(frame.Name, MemoryMarshalArray(args), _options.MaxJsonDepth, seq, this);
         var gate = _serverSession?.Gate ?? stream.Gate;
         var statistics = false;
+        var ackSeq = _acksEnabled ? seq : 0;
         lock (gate)
         {
             if (Volatile.Read(ref _closed))
@@ -184,15 +179,22 @@ public sealed partial class Connection
                 }
                 else
                 {
-                    Deliver(e);
+                    Dispatch(e, null, ackSeq); // acknowledged (cumulatively) by the dispatcher once delivered
                 }
+            }
+            else if (ackSeq > 0)
+            {
+                Dispatch(null, null, ackSeq); // a resend already delivered (or queued): acknowledged after what precedes it
             }
         }
 
-        _ackOwed = _acksEnabled;
         if (statistics)
         {
             HandleStatisticsEvent(e);
+            if (ackSeq > 0)
+            {
+                Dispatch(null, null, ackSeq);
+            }
         }
     }
 
@@ -482,7 +484,7 @@ public sealed partial class Connection
         }
     }
 
-    private void WriteNativeAck()
+    private void WriteNativeAck(long upTo)
     {
         lock (_gate)
         {
@@ -491,7 +493,7 @@ public sealed partial class Connection
                 return;
             }
 
-            NativeFrameWriter.WriteAck(_pending, (ulong)_native!.LastReceived);
+            NativeFrameWriter.WriteAck(_pending, (ulong)upTo);
             ScheduleWriteLocked();
         }
     }
@@ -557,7 +559,7 @@ public sealed partial class Connection
         }
 
         var time = _options.TimeProvider;
-        if (time.GetElapsedTime(Volatile.Read(ref _lastReadTimestamp)) >= 2 * _heartbeatInterval)
+        if (!Volatile.Read(ref _deliveryBackpressured) && time.GetElapsedTime(Volatile.Read(ref _lastReadTimestamp)) >= 2 * _heartbeatInterval)
         {
             _logger.LogInformation("Connection {Id}: nothing received for {Timeout}; dropping the link", Id, 2 * _heartbeatInterval);
             Shutdown(new DisconnectInfo(DisconnectReason.TransportError, new TimeoutException($"No frame from the peer for {(2 * _heartbeatInterval).TotalMilliseconds} ms (heartbeat timeout).")));
