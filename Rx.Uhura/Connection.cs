@@ -37,6 +37,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly IObservable<DisconnectInfo> _guardedDisconnected;
     private DisconnectInfo? _endInfo;
     private long _deliveredUpTo;
+    private AckCountdown? _ackChainTail; // the dispatcher's: the last event whose ack waits for merged subscribers
     private long _ackWrittenUpTo;
     private Task _readLoop = Task.CompletedTask;
     private Task? _closeTask;
@@ -449,8 +450,27 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             }
         }
 
-        Acknowledge(delivery, flush: false);
+        if (_ackChainTail is { IsDone: false })
+        {
+            NewAckCountdown(delivery, 0).Signal(); // after the events still held by merged subscribers
+        }
+        else
+        {
+            Acknowledge(delivery, flush: false);
+        }
+
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Dispatcher: a countdown for an event handed to <paramref name="takers"/> merged subscribers, acknowledged after
+    /// them and after this link's previous such event (the caller signals once more when it has handed it to all).
+    /// </summary>
+    internal AckCountdown NewAckCountdown(in Delivery delivery, int takers)
+    {
+        var countdown = new AckCountdown(delivery, takers, _ackChainTail);
+        _ackChainTail = countdown;
+        return countdown;
     }
 
     /// <summary>The event was delivered: acknowledge it (Node wire: at once; native: cumulatively, written by <see cref="FlushNativeAck"/>).</summary>

@@ -306,4 +306,86 @@ public sealed class SubscriberIsolationTests : IAsyncLifetime
         await more.For();
         Assert.True(connection.IsConnected);
     }
+
+    [Theory]
+    [InlineData(WireProtocol.Native)]
+    [InlineData(WireProtocol.NodeUhura)]
+    public async Task A_full_merged_queue_under_drop_newest_drops_for_that_subscriber_only_and_acks_stay_in_order(WireProtocol protocol)
+    {
+        using var gate = new ManualResetEventSlim();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var slow = new List<int>();
+        var own = new ReplaySubject<UhuraEvent>();
+        var options = new UhuraServerOptions { EventsQueueCapacity = 2, EventsOverflowPolicy = SubscriberOverflowPolicy.DropNewest };
+        var (server, accepted) = await StartServer(options, beforeListen: s => s.Events.Subscribe(e =>
+        {
+            slow.Add(e.Arg<int>(0));
+            entered.TrySetResult();
+            gate.Wait(Wait.Timeout);
+        }));
+        var drops = new ReplaySubject<UhuraException>();
+        server.Errors.Subscribe(drops);
+        var client = await Connect(server, protocol);
+        var connection = await Wait.First(accepted);
+        connection.Events.Subscribe(own);
+
+        var sends = new List<Task> { client.Send("n", 1) };
+        await entered.Task.For(); // event 1 is being delivered; the subscriber's queue is empty
+        for (var i = 2; i <= 10; i++)
+        {
+            sends.Add(client.Send("n", i));
+        }
+
+        var dropped = await drops.OfType<SubscriberOverflowException>().Take(7).ToList().ToTask().For(); // 2 and 3 queued, 4 to 10 dropped
+        Assert.All(dropped, d => Assert.Equal(SubscriberOverflowPolicy.DropNewest, d.Policy));
+        await Wait.First(own, e => e.Arg<int>(0) == 10); // the connection's own subscriber got them all
+        var probe = Wait.First(client.Event("probe"));
+        connection.Post("probe"); // behind any ack the server wrote so far
+        await probe;
+        Assert.DoesNotContain(sends, t => t.IsCompleted); // none acknowledged before event 1 (and 2, 3) reached the slow subscriber
+
+        gate.Set();
+        await Task.WhenAll(sends).For();
+        Assert.Equal([1, 2, 3], slow);
+    }
+
+    [Fact]
+    public async Task A_full_merged_queue_under_fail_ends_that_subscription_with_an_error_after_what_it_had_queued()
+    {
+        using var gate = new ManualResetEventSlim();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var slow = new List<int>();
+        var failed = new TaskCompletionSource<Exception>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fast = new ReplaySubject<UhuraEvent>();
+        var options = new UhuraServerOptions { EventsQueueCapacity = 1, EventsOverflowPolicy = SubscriberOverflowPolicy.Fail };
+        var (server, _) = await StartServer(options, beforeListen: s =>
+        {
+            s.Events.Subscribe(
+                e =>
+                {
+                    slow.Add(e.Arg<int>(0));
+                    entered.TrySetResult();
+                    gate.Wait(Wait.Timeout);
+                },
+                ex => failed.TrySetResult(ex));
+            s.Events.Subscribe(fast);
+        });
+        var errors = new ReplaySubject<UhuraException>();
+        server.Errors.Subscribe(errors);
+        var client = await Connect(server, WireProtocol.Native);
+
+        var first = client.Send("n", 1);
+        await entered.Task.For();
+        await Wait.First(fast, e => e.Arg<int>(0) == 1); // each queue holds one: send the next only when the fast one took this
+        var second = client.Send("n", 2); // fills the slow subscriber's queue
+        await Wait.First(fast, e => e.Arg<int>(0) == 2); // the other subscriber's queue (also of 1) is empty again
+        var third = client.Send("n", 3); // does not fit the slow one's
+        await Wait.First(fast, e => e.Arg<int>(0) == 3);
+        Assert.IsType<SubscriberOverflowException>(await Wait.First(errors));
+
+        gate.Set();
+        Assert.IsType<SubscriberOverflowException>(await failed.Task.For());
+        Assert.Equal([1, 2], slow);
+        await Task.WhenAll(first, second, third).For();
+    }
 }

@@ -75,7 +75,7 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
     public ValueTask PublishAsync(Delivery delivery)
     {
         var subscribers = Volatile.Read(ref _subscribers);
-        var countdown = new AckCountdown(delivery, subscribers.Length + 1);
+        var countdown = delivery.Link.NewAckCountdown(delivery, subscribers.Length);
         for (var i = 0; i < subscribers.Length; i++)
         {
             var subscriber = subscribers[i];
@@ -142,20 +142,6 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
         catch (Exception ex)
         {
             _logger.LogError(ex, "Reporting an error of {Stream} failed", StreamName);
-        }
-    }
-
-    /// <summary>Counts down the takers of one event; the last one acknowledges it to its peer.</summary>
-    private sealed class AckCountdown(Delivery delivery, int takers)
-    {
-        private int _left = takers;
-
-        public void Signal()
-        {
-            if (Interlocked.Decrement(ref _left) == 0)
-            {
-                delivery.Link.Acknowledge(delivery, flush: true);
-            }
         }
     }
 
