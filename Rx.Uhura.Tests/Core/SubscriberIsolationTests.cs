@@ -388,4 +388,31 @@ public sealed class SubscriberIsolationTests : IAsyncLifetime
         Assert.Equal([1, 2], slow);
         await Task.WhenAll(first, second, third).For();
     }
+
+    [Fact]
+    public async Task A_mesh_event_subscriber_that_throws_leaves_the_other_subscribers_every_event()
+    {
+        await using var kit = new Rx.Uhura.Tests.Mesh.MeshTestKit();
+        var a = await kit.StartAsync("a");
+        var b = await kit.StartAsync("b");
+        await Rx.Uhura.Tests.Mesh.EventBusTests.ConnectAsync([a, b], [(b, a.Info!)], [(b, a)]);
+        b.Events.Subscribe(_ => throw new InvalidOperationException("mesh thrower"));
+        var received = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        b.Events.Subscribe(_ =>
+        {
+            if (Interlocked.Increment(ref received) == Count)
+            {
+                all.TrySetResult();
+            }
+        });
+
+        for (var i = 0; i < Count; i++)
+        {
+            a.Emit("tick", i);
+        }
+
+        await all.Task.For();
+        Assert.Equal(Count, Volatile.Read(ref received));
+    }
 }

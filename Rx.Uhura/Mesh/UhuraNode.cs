@@ -74,14 +74,25 @@ public sealed partial class UhuraNode : IAsyncDisposable
     /// <summary>The node's address once it listens: replays it to late subscribers, then completes when the node closes.</summary>
     public IObservable<string> Listening => _listening.Where(static info => info is not null).Select(static info => info!);
 
-    /// <summary>Packets peers sent to this node (masterless's <c>message(sender, packet)</c>). Hot; completes when the node closes.</summary>
-    public IObservable<MeshMessage> Messages => _messages.AsObservable();
+    /// <summary>
+    /// Packets peers sent to this node (masterless's <c>message(sender, packet)</c>). Hot; completes when the node closes.
+    /// A subscriber that throws is logged; the other subscribers still get the packet.
+    /// </summary>
+    public IObservable<MeshMessage> Messages => new Rx.Uhura.Internal.GuardedObservable<MeshMessage>(_messages, "UhuraNode.Messages", null, LogSubscriberError);
 
-    /// <summary>Events other nodes emitted on the bus, each exactly once. Hot; completes when the node closes.</summary>
-    public IObservable<BusEvent> Events => _busEvents.AsObservable();
+    /// <summary>
+    /// Events other nodes emitted on the bus, each exactly once. Hot; completes when the node closes. A subscriber that
+    /// throws is logged; the other subscribers still get the event.
+    /// </summary>
+    public IObservable<BusEvent> Events => new Rx.Uhura.Internal.GuardedObservable<BusEvent>(_busEvents, "UhuraNode.Events", null, LogSubscriberError);
 
-    /// <summary>Everything that happens to the node and its links (verbose's stream events and more). Hot; completes when the node closes.</summary>
-    public IObservable<NodeEvent> NodeEvents => _nodeEvents.AsObservable();
+    /// <summary>
+    /// Everything that happens to the node and its links (verbose's stream events and more). Hot; completes when the node
+    /// closes. A subscriber that throws is logged; the other subscribers still get the event.
+    /// </summary>
+    public IObservable<NodeEvent> NodeEvents => new Rx.Uhura.Internal.GuardedObservable<NodeEvent>(_nodeEvents, "UhuraNode.NodeEvents", null, LogSubscriberError);
+
+    private void LogSubscriberError(SubscriberException error) => _logger.LogError(error.InnerException, "Node {NodeId}: a subscriber of {Stream} threw", Id, error.StreamName);
 
     /// <summary>A peer's id each time a link to it becomes ready (masterless's <c>connect</c>), including reconnections.</summary>
     public IObservable<string> PeerConnected => NodeEvents.Where(static e => e.Kind == NodeEventKind.Initialized).Select(static e => e.PeerId!);
