@@ -157,7 +157,7 @@ public sealed partial class Connection
         var e = new UhuraEvent(frame.Name, MemoryMarshalArray(args), _options.MaxJsonDepth, seq, this);
         var gate = _serverSession?.Gate ?? stream.Gate;
         var statistics = false;
-        var ackSeq = _acksEnabled ? seq : 0;
+        var ackSeq = seq; // noted as delivered by the dispatcher; acknowledged then if acks are on
         lock (gate)
         {
             if (Volatile.Read(ref _closed))
@@ -182,7 +182,7 @@ public sealed partial class Connection
                     Dispatch(e, null, ackSeq); // acknowledged (cumulatively) by the dispatcher once delivered
                 }
             }
-            else if (ackSeq > 0)
+            else
             {
                 Dispatch(null, null, ackSeq); // a resend already delivered (or queued): acknowledged after what precedes it
             }
@@ -191,10 +191,7 @@ public sealed partial class Connection
         if (statistics)
         {
             HandleStatisticsEvent(e);
-            if (ackSeq > 0)
-            {
-                Dispatch(null, null, ackSeq);
-            }
+            Dispatch(null, null, ackSeq);
         }
     }
 
@@ -282,7 +279,7 @@ public sealed partial class Connection
             if (stream.Established)
             {
                 features |= NativeFeatures.Resume;
-                lastReceived = (ulong)stream.LastReceived;
+                lastReceived = (ulong)stream.ResumePoint;
             }
         }
 
@@ -359,7 +356,7 @@ public sealed partial class Connection
             _acksEnabled = (granted & NativeFeatures.Acks) != 0;
             _ackedUpTo = resumeStreams ? (long)hello.LastReceivedSeq : 0;
             _pending.Write(NativePreface.Bytes);
-            NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.LastReceived : 0, (uint)heartbeat.TotalMilliseconds, session);
+            NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
             _wroteFirst = true;
             _handshakeDone = true;
             foreach (var message in held)

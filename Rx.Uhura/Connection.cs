@@ -35,7 +35,6 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly bool _ownsDispatcher;
     private readonly IObservable<UhuraEvent> _guardedEvents;
     private readonly IObservable<DisconnectInfo> _guardedDisconnected;
-    private DisconnectInfo? _endInfo;
     private long _deliveredUpTo;
     private AckCountdown? _ackChainTail; // the dispatcher's: the last event whose ack waits for merged subscribers
     private long _ackWrittenUpTo;
@@ -122,7 +121,8 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// <summary>
     /// Emits once, when the link ends, why it ended, then completes. Replays to late subscribers. A bad message from
     /// the peer arrives here as <see cref="DisconnectReason.ProtocolError"/> with a <see cref="DecodeException"/> or
-    /// <see cref="ProtocolException"/>; it never throws on a socket thread.
+    /// <see cref="ProtocolException"/>; it never throws on a socket thread. It fires as the link ends, which may be before
+    /// <see cref="Events"/> completes: events received earlier may still be with their subscribers.
     /// </summary>
     public IObservable<DisconnectInfo> Disconnected => _guardedDisconnected;
 
@@ -362,8 +362,8 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             _logger.LogError(ex, "Connection {Id}: the server's bookkeeping of its end failed", Id);
         }
 
-        // Events complete, and Disconnected fires, after every event already queued for delivery was delivered.
-        _endInfo = info;
+        // Events completes after every event already queued for delivery was delivered. Disconnected fires now: a
+        // subscriber still busy with earlier events must not hold up what follows the end of the link (a reconnect).
         if (!_dispatcher.Enqueue(Delivery.Completion(this)))
         {
             _ = DispatchAsync(Delivery.Completion(this)); // the client's dispatcher already ended: complete here
@@ -373,11 +373,14 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         {
             _dispatcher.Complete();
         }
+
+        _disconnected.OnNext(info); // its observers are guarded
+        _disconnected.OnCompleted();
     }
 
     /// <summary>
     /// Completes when <see cref="Shutdown"/> has finished (its undelivered sends handed over) and every event this link
-    /// queued was delivered, its <see cref="Events"/> completed and <see cref="Disconnected"/> fired.
+    /// queued was delivered and its <see cref="Events"/> completed.
     /// </summary>
     internal Task ShutdownCompleted => _shutdownCompleted.Task;
 
@@ -430,8 +433,6 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         if (delivery.IsCompletion)
         {
             _events.OnCompleted(); // observers are guarded: nothing throws here
-            _disconnected.OnNext(_endInfo!);
-            _disconnected.OnCompleted();
             _shutdownCompleted.TrySetResult();
             return ValueTask.CompletedTask;
         }
@@ -482,8 +483,14 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         }
         else if (delivery.AckSeq > 0)
         {
+            _native?.NoteDelivered(delivery.AckSeq);
             lock (_gate)
             {
+                if (!_acksEnabled)
+                {
+                    return;
+                }
+
                 if (delivery.AckSeq > _deliveredUpTo)
                 {
                     _deliveredUpTo = delivery.AckSeq;

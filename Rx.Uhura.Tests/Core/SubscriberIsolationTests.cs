@@ -415,4 +415,38 @@ public sealed class SubscriberIsolationTests : IAsyncLifetime
         await all.Task.For();
         Assert.Equal(Count, Volatile.Read(ref received));
     }
+
+    [Fact]
+    public async Task A_client_that_resumes_while_its_subscriber_is_blocked_does_not_claim_the_events_still_waiting_for_it()
+    {
+        using var gate = new ManualResetEventSlim();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var (server, accepted) = await StartServer();
+        var client = UhuraClient.Connect(server.Uri!, new UhuraClientOptions
+        {
+            Protocol = WireProtocol.Native,
+            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(100) },
+        });
+        _clients.Add(client);
+        await client.WhenConnectedAsync().For();
+        var got = new List<int>();
+        client.Event("n").Subscribe(e =>
+        {
+            got.Add(e.Arg<int>(0));
+            entered.TrySetResult();
+            gate.Wait(Wait.Timeout);
+        });
+        var first = await Wait.First(accepted);
+        var sends = new[] { first.Send("n", 1), first.Send("n", 2), first.Send("n", 3) };
+        await entered.Task.For(); // 1 is with the subscriber; 2 and 3 may be read and queued, or not yet
+
+        first.Dispose();
+        var second = await Wait.First(accepted.Skip(1));
+        await Wait.First(client.State, s => s.Status == ConnectionStatus.Connected && s.Resumed);
+        Assert.DoesNotContain(sends, t => t.IsCompleted); // the server took the resume point from Hello: nothing claimed before delivery
+
+        gate.Set();
+        await Task.WhenAll(sends).For();
+        Assert.Equal([1, 2, 3], got);
+    }
 }
