@@ -37,6 +37,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly IObservable<DisconnectInfo> _guardedDisconnected;
     private long _deliveredUpTo;
     private AckCountdown? _ackChainTail; // the dispatcher's: the last event whose ack waits for merged subscribers
+    private List<string>? _nodeAcksOwed; // the dispatcher's: Node-wire acks of delivered events, written at the end of its run
     private long _ackWrittenUpTo;
     private Task _readLoop = Task.CompletedTask;
     private Task? _closeTask;
@@ -474,12 +475,23 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         return countdown;
     }
 
-    /// <summary>The event was delivered: acknowledge it (Node wire: at once; native: cumulatively, written by <see cref="FlushNativeAck"/>).</summary>
+    /// <summary>
+    /// The event was delivered: acknowledge it. Without <paramref name="flush"/> (the dispatcher's own call) the ack is
+    /// owed and written with the others of the run by <see cref="FlushAcks"/>: Node acks together, native ones as
+    /// one cumulative ack.
+    /// </summary>
     internal void Acknowledge(in Delivery delivery, bool flush)
     {
         if (delivery.AckId is { } id)
         {
-            SendAck(id);
+            if (flush)
+            {
+                SendAck(id);
+            }
+            else
+            {
+                (_nodeAcksOwed ??= []).Add(id);
+            }
         }
         else if (delivery.AckSeq > 0)
         {
@@ -499,14 +511,20 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
 
             if (flush)
             {
-                FlushNativeAck();
+                FlushAcks();
             }
         }
     }
 
-    /// <summary>Native: writes one cumulative ack for what was delivered since the last one.</summary>
-    internal void FlushNativeAck()
+    /// <summary>Writes the acks the dispatcher owes: Node wire, each id; native, one cumulative ack for what was delivered since the last one.</summary>
+    internal void FlushAcks()
     {
+        if (_nodeAcksOwed is { Count: > 0 } owed)
+        {
+            SendAcks(owed);
+            owed.Clear();
+        }
+
         long upTo;
         lock (_gate)
         {

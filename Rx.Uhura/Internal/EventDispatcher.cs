@@ -41,7 +41,7 @@ internal readonly struct Delivery
 /// </summary>
 internal sealed class EventDispatcher
 {
-    /// <summary>Native acks are cumulative: one per this many delivered events at least, and one whenever the queue runs empty.</summary>
+    /// <summary>Acks owed are written at least every this many delivered events, and whenever the queue runs empty (native: one cumulative ack).</summary>
     private const int AckEvery = 64;
 
     private readonly Channel<Delivery> _queue = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
@@ -115,7 +115,7 @@ internal sealed class EventDispatcher
             {
                 if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Link) || sinceAck >= AckEvery))
                 {
-                    ackOwedBy.FlushNativeAck();
+                    ackOwedBy.FlushAcks();
                     ackOwedBy = null;
                     sinceAck = 0;
                 }
@@ -125,6 +125,13 @@ internal sealed class EventDispatcher
                     var pending = delivery.Link.DispatchAsync(delivery);
                     if (!pending.IsCompletedSuccessfully)
                     {
+                        if (ackOwedBy is not null)
+                        {
+                            ackOwedBy.FlushAcks(); // what was delivered before is not held while this waits
+                            ackOwedBy = null;
+                            sinceAck = 0;
+                        }
+
                         await pending.ConfigureAwait(false);
                     }
                 }
@@ -134,7 +141,7 @@ internal sealed class EventDispatcher
                     Microsoft.Extensions.Logging.LoggerExtensions.LogError(_logger, ex, "Dispatching an event of {Connection} failed", delivery.Link);
                 }
 
-                if (delivery.AckSeq > 0)
+                if (delivery.AckSeq > 0 || delivery.AckId is not null)
                 {
                     ackOwedBy = delivery.Link;
                     sinceAck++;
@@ -145,7 +152,7 @@ internal sealed class EventDispatcher
 
             if (ackOwedBy is not null)
             {
-                ackOwedBy.FlushNativeAck();
+                ackOwedBy.FlushAcks();
                 ackOwedBy = null;
                 sinceAck = 0;
             }
