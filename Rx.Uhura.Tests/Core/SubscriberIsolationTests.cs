@@ -449,4 +449,23 @@ public sealed class SubscriberIsolationTests : IAsyncLifetime
         await Task.WhenAll(sends).For();
         Assert.Equal([1, 2, 3], got);
     }
+
+    [Fact]
+    public async Task The_error_streams_complete_when_their_owner_closes_and_a_late_subscriber_gets_the_completion()
+    {
+        var (server, _) = await StartServer();
+        var client = await Connect(server, WireProtocol.Native);
+        var clientErrors = client.Errors.LastOrDefaultAsync().ToTask().For();
+        var serverErrors = server.Errors.LastOrDefaultAsync().ToTask().For();
+        var clientEvents = client.Events.LastOrDefaultAsync().ToTask().For();
+
+        await client.Disconnect().For();
+        await server.CloseAsync().For();
+
+        await clientErrors;
+        await serverErrors;
+        await clientEvents;
+        await client.Errors.LastOrDefaultAsync().ToTask().For();
+        await server.Events.LastOrDefaultAsync().ToTask().For();
+    }
 }
