@@ -19,7 +19,6 @@ public sealed partial class Connection
     private JObject? _setBeforeWelcome;
     private bool _prefaceRead;
     private bool _welcomed;
-    private bool _ackOwed;
     private bool _heartbeats;
     private bool _peerClosed;
     private long _ackedUpTo;
@@ -91,11 +90,6 @@ public sealed partial class Connection
             }
         }
 
-        if (_ackOwed)
-        {
-            _ackOwed = false;
-            WriteNativeAck();
-        }
     }
 
     /// <summary>The sequence number of the Event frame at the start of <paramref name="buffer"/>, when its header is buffered; null otherwise.</summary>
@@ -132,7 +126,21 @@ public sealed partial class Connection
         }
 
         _logger.LogWarning("Connection {Id}: refused event {Seq}: {Reason}", Id, seq, error.Message);
-        WriteNativeAck(); // everything before the refused event, so the peer knows which one it is
+
+        // Everything before the refused event is acknowledged first, so the peer knows which one it is; an ack promises
+        // delivery, so it goes through the dispatcher after what precedes it. Should that take longer than CloseTimeout
+        // (a blocked subscriber), no Close is sent and the peer resends as it always did.
+        var acknowledged = WhenAckWrittenAsync(seq - 1);
+        Dispatch(null, null, seq - 1);
+        try
+        {
+            await acknowledged.WaitAsync(_options.CloseTimeout, _options.TimeProvider).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return;
+        }
+
         var reason = error.Message.Length <= 1000 ? error.Message : error.Message[..1000];
         lock (_gate)
         {
@@ -276,6 +284,7 @@ public sealed partial class Connection
         var e = new UhuraEvent(frame.Name, MemoryMarshalArray(args), _options.MaxJsonDepth, seq, this);
         var gate = _serverSession?.Gate ?? stream.Gate;
         var statistics = false;
+        var ackSeq = seq; // noted as delivered by the dispatcher; acknowledged then if acks are on
         lock (gate)
         {
             if (Volatile.Read(ref _closed))
@@ -297,15 +306,19 @@ public sealed partial class Connection
                 }
                 else
                 {
-                    Deliver(e);
+                    Dispatch(e, null, ackSeq); // acknowledged (cumulatively) by the dispatcher once delivered
                 }
+            }
+            else
+            {
+                Dispatch(null, null, ackSeq); // a resend already delivered (or queued): acknowledged after what precedes it
             }
         }
 
-        _ackOwed = _acksEnabled;
         if (statistics)
         {
             HandleStatisticsEvent(e);
+            Dispatch(null, null, ackSeq);
         }
     }
 
@@ -395,7 +408,7 @@ public sealed partial class Connection
             if (stream.Established)
             {
                 features |= NativeFeatures.Resume;
-                lastReceived = (ulong)stream.LastReceived;
+                lastReceived = (ulong)stream.ResumePoint;
             }
         }
 
@@ -472,7 +485,7 @@ public sealed partial class Connection
             _acksEnabled = (granted & NativeFeatures.Acks) != 0;
             _ackedUpTo = resumeStreams ? (long)hello.LastReceivedSeq : 0;
             _pending.Write(NativePreface.Bytes);
-            NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.LastReceived : 0, (uint)heartbeat.TotalMilliseconds, session);
+            NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
             _wroteFirst = true;
             _handshakeDone = true;
             foreach (var message in held)
@@ -612,7 +625,7 @@ public sealed partial class Connection
         }
     }
 
-    private void WriteNativeAck()
+    private void WriteNativeAck(long upTo)
     {
         lock (_gate)
         {
@@ -621,7 +634,7 @@ public sealed partial class Connection
                 return;
             }
 
-            NativeFrameWriter.WriteAck(_pending, (ulong)_native!.LastReceived);
+            NativeFrameWriter.WriteAck(_pending, (ulong)upTo);
             ScheduleWriteLocked();
         }
     }
@@ -687,7 +700,7 @@ public sealed partial class Connection
         }
 
         var time = _options.TimeProvider;
-        if (time.GetElapsedTime(Volatile.Read(ref _lastReadTimestamp)) >= 2 * _heartbeatInterval)
+        if (!Volatile.Read(ref _deliveryBackpressured) && time.GetElapsedTime(Volatile.Read(ref _lastReadTimestamp)) >= 2 * _heartbeatInterval)
         {
             _logger.LogInformation("Connection {Id}: nothing received for {Timeout}; dropping the link", Id, 2 * _heartbeatInterval);
             Shutdown(new DisconnectInfo(DisconnectReason.TransportError, new TimeoutException($"No frame from the peer for {(2 * _heartbeatInterval).TotalMilliseconds} ms (heartbeat timeout).")));

@@ -17,6 +17,9 @@ public sealed partial class Connection
     private bool _invalidated;
     private bool _startReceived;
 
+    /// <summary>The read loop waits for the dispatcher's queue to have room (the heartbeat timeout is suspended meanwhile).</summary>
+    private bool _deliveryBackpressured;
+
     /// <summary>socket-ipc: bytes after the last whole frame already searched for its delimiter.</summary>
     private long _delimiterScanned;
 
@@ -98,6 +101,11 @@ public sealed partial class Connection
                     EndReadBatch();
                 }
 
+                if (_dispatcher.IsFull)
+                {
+                    await WaitForDeliveryAsync().ConfigureAwait(false);
+                }
+
                 if (result.IsCompleted || result.IsCanceled)
                 {
                     break;
@@ -134,6 +142,25 @@ public sealed partial class Connection
         }
 
         Shutdown(info);
+    }
+
+    /// <summary>
+    /// Back-pressure: the dispatcher's queue is full (the application is slower than the peer), so the read loop waits
+    /// before reading on. Meanwhile the heartbeat timeout is suspended: it measures what the peer sends, and the peer's
+    /// frames wait in the socket unread. It resumes, counting from now, when reading resumes.
+    /// </summary>
+    private async Task WaitForDeliveryAsync()
+    {
+        Volatile.Write(ref _deliveryBackpressured, true);
+        try
+        {
+            await _dispatcher.WhenSpaceAsync().WaitAsync(_readCancel.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            NoteRead();
+            Volatile.Write(ref _deliveryBackpressured, false);
+        }
     }
 
     private UhuraException WithConnectionId(UhuraException ex)
@@ -276,7 +303,7 @@ public sealed partial class Connection
                 : new UhuraEvent(scan.Topic, bytes, scan.MessageStart, scan.MessageLength, skip: -1, _options.MaxJsonDepth, 0, null, this);
             if (!Volatile.Read(ref _closed))
             {
-                Deliver(e);
+                Dispatch(e, null, 0);
             }
         }
 
@@ -310,7 +337,7 @@ public sealed partial class Connection
 
             if (!Volatile.Read(ref _closed))
             {
-                Deliver(e);
+                Dispatch(e, null, 0);
             }
         }
 
@@ -332,11 +359,15 @@ public sealed partial class Connection
             throw new ProtocolException($"Event '{Truncate(name)}' arrived before the 'start' handshake.");
         }
 
+        // Acknowledged once delivered (or known to be a duplicate): an ack promises the application has it. The
+        // dispatcher delivers, then acknowledges, in the order the read loop queued.
         if (_serverSession is { } session && messageId is not null)
         {
             // One ordered stream per session, across its connections: a resent message already delivered is dropped.
-            // Decided and delivered under the session's gate, only while this connection is open (a superseded
+            // Decided and queued under the session's gate, only while this connection is open (a superseded
             // connection may still be reading buffered data: it must neither deliver nor mark anything delivered).
+            // What is marked here is delivered: a link's dispatcher delivers what it queued even after the link ended,
+            // and the next link of the session is attached only after that (ServerSessions waits for ShutdownCompleted).
             lock (session.Gate)
             {
                 if (Volatile.Read(ref _closed))
@@ -344,25 +375,12 @@ public sealed partial class Connection
                     return;
                 }
 
-                if (session.ShouldDeliver(messageId))
-                {
-                    Deliver(e);
-                }
+                Dispatch(session.ShouldDeliver(messageId) ? e : null, messageId, 0);
             }
         }
         else if (!Volatile.Read(ref _closed))
         {
-            Deliver(e);
-        }
-        else
-        {
-            return;
-        }
-
-        // Acknowledged once delivered (or known to be a duplicate): an ack promises the application has it.
-        if (messageId is not null)
-        {
-            SendAck(messageId);
+            Dispatch(e, messageId, 0);
         }
     }
 

@@ -396,6 +396,26 @@ public sealed partial class Connection : ISessionSink
         }
     }
 
+    /// <summary>Writes several acks at once (one write for a dispatcher's run of delivered events).</summary>
+    private void SendAcks(List<string> ids)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            foreach (var id in ids)
+            {
+                WriteSeparatorLocked();
+                NodeWireCodec.WriteAck(_pending, id);
+            }
+
+            ScheduleWriteLocked();
+        }
+    }
+
     private void SendAck(string id)
     {
         lock (_gate)

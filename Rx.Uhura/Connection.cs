@@ -31,6 +31,14 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly CancellationTokenSource _readCancel = new();
     private readonly TaskCompletionSource _shutdownCompleted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly IServerContext? _server;
+    private readonly EventDispatcher _dispatcher;
+    private readonly bool _ownsDispatcher;
+    private readonly IObservable<UhuraEvent> _guardedEvents;
+    private readonly IObservable<DisconnectInfo> _guardedDisconnected;
+    private long _deliveredUpTo;
+    private AckCountdown? _ackChainTail; // the dispatcher's: the last event whose ack waits for merged subscribers
+    private List<string>? _nodeAcksOwed; // the dispatcher's: Node-wire acks of delivered events, written at the end of its run
+    private long _ackWrittenUpTo;
     private Task _readLoop = Task.CompletedTask;
     private Task? _closeTask;
     private int _started;
@@ -47,7 +55,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// <summary>Server: the <c>uhura.handshake</c> activity, from the socket's accept until the handshake ends (null when nobody listens).</summary>
     private System.Diagnostics.Activity? _handshakeActivity;
 
-    private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server, string idPrefix)
+    private Connection(Stream stream, bool isServer, UhuraSession session, ConnectionOptions options, IServerContext? server, string idPrefix, EventDispatcher? dispatcher = null)
     {
         _idPrefix = idPrefix;
         _idPrefixUtf8 = System.Text.Encoding.UTF8.GetBytes(idPrefix);
@@ -55,6 +63,10 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         _options = options;
         _serializer = options.CreateSerializer();
         _logger = options.LoggerFactory.CreateLogger<Connection>();
+        _ownsDispatcher = dispatcher is null;
+        _dispatcher = dispatcher ?? new EventDispatcher(options.MaxQueuedDeliveries, _logger);
+        _guardedEvents = new GuardedObservable<UhuraEvent>(_events, "Connection.Events", static e => e.Name, ReportSubscriberError);
+        _guardedDisconnected = new GuardedObservable<DisconnectInfo>(_disconnected, "Connection.Disconnected", null, ReportSubscriberError);
         _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true, useZeroByteReads: true));
         IsServer = isServer;
         _sideTag = Diagnostics.UhuraMetrics.Side(isServer);
@@ -86,8 +98,14 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// The peer's application events, in arrival order (internal events such as <c>_set</c> and acks are not
     /// included). Hot: subscribe before events can arrive (a server's <c>Connections</c> handler runs before the
     /// connection reads on). Completes when the link ends, for any reason; see <see cref="Disconnected"/> for why.
+    /// Subscribers are called one at a time by the link's dispatcher, never on the socket's read loop nor under a
+    /// library lock; an event is acknowledged to the peer only after every subscriber present returned. A subscriber
+    /// that throws harms nobody else: the exception is reported on <see cref="UhuraServer.Errors"/> or
+    /// <see cref="UhuraClient.Errors"/> as a <see cref="SubscriberException"/> (and logged). A slow subscriber
+    /// slows only this link: when <see cref="ConnectionOptions.MaxQueuedDeliveries"/> events wait, the link stops
+    /// reading (back-pressure on the peer) and its heartbeat timeout is suspended until the queue has room again.
     /// </summary>
-    public IObservable<UhuraEvent> Events => _events.AsObservable();
+    public IObservable<UhuraEvent> Events => _guardedEvents;
 
     /// <summary>The shared session of this link (on a client: the client's session, which outlives the link).</summary>
     public UhuraSession Session { get; }
@@ -104,15 +122,16 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// <summary>
     /// Emits once, when the link ends, why it ended, then completes. Replays to late subscribers. A bad message from
     /// the peer arrives here as <see cref="DisconnectReason.ProtocolError"/> with a <see cref="DecodeException"/> or
-    /// <see cref="ProtocolException"/>; it never throws on a socket thread.
+    /// <see cref="ProtocolException"/>; it never throws on a socket thread. It fires as the link ends, which may be before
+    /// <see cref="Events"/> completes: events received earlier may still be with their subscribers.
     /// </summary>
-    public IObservable<DisconnectInfo> Disconnected => _disconnected.AsObservable();
+    public IObservable<DisconnectInfo> Disconnected => _guardedDisconnected;
 
     /// <summary>The peer's events named <paramref name="eventName"/> (uhura's <c>on(name, ...)</c>).</summary>
     public IObservable<UhuraEvent> Event(string eventName)
     {
         ArgumentNullException.ThrowIfNull(eventName);
-        return _events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+        return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
     }
 
     /// <summary>A task that completes when the handshake completes (true) or the link ends before it (false).</summary>
@@ -147,6 +166,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     {
         var session = new UhuraSession(options.CreateSerializer());
         var connection = new Connection(stream, isServer: true, session, options, server, MessageIds.NewPrefix());
+        session.ErrorSink = connection.ReportSubscriberError;
         if (server.OnlyWire == WireProtocol.SocketIpc)
         {
             connection._wire = WireProtocol.SocketIpc; // no first byte to wait for; no session to sync
@@ -160,9 +180,9 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     }
 
     /// <summary>A client's link; <paramref name="idPrefix"/> is the client's, so ids stay the same when it resends on a new link.</summary>
-    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix, WireProtocol protocol, NativeStream nativeStream, string? authToken = null)
+    internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix, WireProtocol protocol, NativeStream nativeStream, string? authToken = null, EventDispatcher? dispatcher = null)
     {
-        var connection = new Connection(stream, isServer: false, session, options, server: null, idPrefix) { _authToken = authToken };
+        var connection = new Connection(stream, isServer: false, session, options, server: null, idPrefix, dispatcher) { _authToken = authToken };
         connection._wire = protocol;
         connection._native = protocol == WireProtocol.Native ? nativeStream : null;
         return connection;
@@ -334,26 +354,226 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             _logger.LogDebug("Connection {Id} closed: {Reason}", Id, info.Reason);
         }
 
-        _server?.OnClosed(this, info);
-        if (_serverSession is { } session)
+        try
         {
-            lock (session.Gate)
+            _server?.OnClosed(this, info);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Connection {Id}: the server's bookkeeping of its end failed", Id);
+        }
+
+        // Events completes after every event already queued for delivery was delivered. Disconnected fires now: a
+        // subscriber still busy with earlier events must not hold up what follows the end of the link (a reconnect).
+        if (!_dispatcher.Enqueue(Delivery.Completion(this)))
+        {
+            _ = DispatchAsync(Delivery.Completion(this)); // the client's dispatcher already ended: complete here
+        }
+
+        if (_ownsDispatcher)
+        {
+            _dispatcher.Complete();
+        }
+
+        _disconnected.OnNext(info); // its observers are guarded
+        _disconnected.OnCompleted();
+    }
+
+    /// <summary>
+    /// Completes when <see cref="Shutdown"/> has finished (its undelivered sends handed over) and every event this link
+    /// queued was delivered and its <see cref="Events"/> completed.
+    /// </summary>
+    internal Task ShutdownCompleted => _shutdownCompleted.Task;
+
+    /// <summary>Client: where this link's events go next, after its own <see cref="Events"/> (the client's stream).</summary>
+    internal IObserver<UhuraEvent>? ForwardEventsTo { get; set; }
+
+    /// <summary>Client: where a throwing subscriber is reported (the client's <c>Errors</c>); a server reports to its own.</summary>
+    internal Action<UhuraException>? ErrorSink { get; set; }
+
+    /// <summary>A subscriber of one of this link's streams threw: logged, then reported on the owner's error stream.</summary>
+    internal void ReportSubscriberError(SubscriberException error)
+    {
+        error.ConnectionId ??= Id;
+        _logger.LogError(error.InnerException, "Connection {Id}: a subscriber of {Stream} threw (event {Event})", Id, error.StreamName, error.EventName);
+        try
+        {
+            if (_server is not null)
             {
-                _events.OnCompleted(); // never while a delivery for this session is under way
+                _server.ReportError(error);
             }
+            else
+            {
+                ErrorSink?.Invoke(error);
+            }
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Connection {Id}: reporting a subscriber's error failed", Id);
+        }
+    }
+
+    /// <summary>Queues an event (or an acknowledgement alone) for the dispatcher; called by the read loop.</summary>
+    private void Dispatch(UhuraEvent? e, string? ackId, long ackSeq)
+    {
+        if (e is not null)
+        {
+            MarkProgress();
+            Diagnostics.UhuraMetrics.EventsReceived.Add(1, _sideTag);
+            _eventsIn++;
+        }
+
+        _dispatcher.Enqueue(Delivery.Of(this, e, ackId, ackSeq));
+    }
+
+    /// <summary>
+    /// The dispatcher's call: delivers one event to this link's subscribers (then the client's, or the server's merged
+    /// stream), and acknowledges it once they all returned; or, at the end, completes the link's streams.
+    /// </summary>
+    internal ValueTask DispatchAsync(Delivery delivery)
+    {
+        if (delivery.IsCompletion)
+        {
+            _events.OnCompleted(); // observers are guarded: nothing throws here
+            _shutdownCompleted.TrySetResult();
+            return ValueTask.CompletedTask;
+        }
+
+        if (delivery.Event is { } e)
+        {
+            _events.OnNext(e);
+            if (ForwardEventsTo is { } forward)
+            {
+                forward.OnNext(e);
+            }
+
+            if (_server?.MergedEvents is { HasSubscribers: true } merged)
+            {
+                return merged.PublishAsync(delivery); // acknowledged when the merged subscribers took it too
+            }
+        }
+
+        if (_ackChainTail is { IsDone: false })
+        {
+            NewAckCountdown(delivery, 0).Signal(); // after the events still held by merged subscribers
         }
         else
         {
-            _events.OnCompleted();
+            Acknowledge(delivery, flush: false);
         }
 
-        _disconnected.OnNext(info);
-        _disconnected.OnCompleted();
-        _shutdownCompleted.TrySetResult();
+        return ValueTask.CompletedTask;
     }
 
-    /// <summary>Completes when <see cref="Shutdown"/> has finished, on whichever thread ran it (its undelivered sends handed over).</summary>
-    internal Task ShutdownCompleted => _shutdownCompleted.Task;
+    /// <summary>
+    /// Dispatcher: a countdown for an event handed to <paramref name="takers"/> merged subscribers, acknowledged after
+    /// them and after this link's previous such event (the caller signals once more when it has handed it to all).
+    /// </summary>
+    internal AckCountdown NewAckCountdown(in Delivery delivery, int takers)
+    {
+        var countdown = new AckCountdown(delivery, takers, _ackChainTail);
+        _ackChainTail = countdown;
+        return countdown;
+    }
+
+    /// <summary>
+    /// The event was delivered: acknowledge it. Without <paramref name="flush"/> (the dispatcher's own call) the ack is
+    /// owed and written with the others of the run by <see cref="FlushAcks"/>: Node acks together, native ones as
+    /// one cumulative ack.
+    /// </summary>
+    internal void Acknowledge(in Delivery delivery, bool flush)
+    {
+        if (delivery.AckId is { } id)
+        {
+            if (flush)
+            {
+                SendAck(id);
+            }
+            else
+            {
+                (_nodeAcksOwed ??= []).Add(id);
+            }
+        }
+        else if (delivery.AckSeq > 0)
+        {
+            _native?.NoteDelivered(delivery.AckSeq);
+            lock (_gate)
+            {
+                if (!_acksEnabled)
+                {
+                    return;
+                }
+
+                if (delivery.AckSeq > _deliveredUpTo)
+                {
+                    _deliveredUpTo = delivery.AckSeq;
+                }
+            }
+
+            if (flush)
+            {
+                FlushAcks();
+            }
+        }
+    }
+
+    /// <summary>Writes the acks the dispatcher owes: Node wire, each id; native, one cumulative ack for what was delivered since the last one.</summary>
+    internal void FlushAcks()
+    {
+        if (_nodeAcksOwed is { Count: > 0 } owed)
+        {
+            SendAcks(owed);
+            owed.Clear();
+        }
+
+        long upTo;
+        TaskCompletionSource? waiter = null;
+        lock (_gate)
+        {
+            if (_deliveredUpTo <= _ackWrittenUpTo)
+            {
+                upTo = 0;
+            }
+            else
+            {
+                upTo = _ackWrittenUpTo = _deliveredUpTo;
+            }
+
+            if (_ackWaiter is { } w && _ackWrittenUpTo >= _ackWaiterTarget)
+            {
+                waiter = w;
+                _ackWaiter = null;
+            }
+        }
+
+        if (upTo > 0)
+        {
+            WriteNativeAck(upTo);
+        }
+
+        waiter?.TrySetResult(); // after the ack is in the outbound buffer
+    }
+
+    /// <summary>One waiter for an ack covering <see cref="_ackWaiterTarget"/> to be written (an event refusal). Under <c>_gate</c>.</summary>
+    private TaskCompletionSource? _ackWaiter;
+
+    private long _ackWaiterTarget;
+
+    /// <summary>Completes once a native ack covering <paramref name="upTo"/> is in the outbound buffer (at once if one is).</summary>
+    private Task WhenAckWrittenAsync(long upTo)
+    {
+        lock (_gate)
+        {
+            if (_ackWrittenUpTo >= upTo)
+            {
+                return Task.CompletedTask;
+            }
+
+            _ackWaiterTarget = upTo;
+            _ackWaiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _ackWaiter.Task;
+        }
+    }
 
     /// <summary>
     /// Server: the handshake completed (called as the server publishes the connection): counted opened, and the
@@ -410,7 +630,6 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Delivers to user observers; a throwing observer is logged, never allowed to break the read loop.</summary>
     /// <summary>
     /// Whether this link delivered anything: an application event received, or a send acknowledged by the peer. A link
     /// that ends without either does not reset the client's reconnect backoff.
@@ -420,21 +639,6 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private bool _madeProgress;
 
     private void MarkProgress() => Volatile.Write(ref _madeProgress, true);
-
-    private void Deliver(UhuraEvent e)
-    {
-        MarkProgress();
-        Diagnostics.UhuraMetrics.EventsReceived.Add(1, _sideTag);
-        _eventsIn++;
-        try
-        {
-            _events.OnNext(e);
-        }
-        catch (Exception ex)
-        {
-            _logger.LogError(ex, "Connection {Id}: a subscriber of event '{Event}' threw", Id, e.Name);
-        }
-    }
 }
 
 /// <summary>What a server-side connection needs from its server.</summary>
@@ -457,6 +661,12 @@ internal interface IServerContext
     void OnReady(Connection connection);
 
     void OnClosed(Connection connection, DisconnectInfo info);
+
+    /// <summary>A subscriber threw, or fell behind: report it on the server's <c>Errors</c>.</summary>
+    void ReportError(UhuraException error);
+
+    /// <summary>The server's merged stream of events, which the link's dispatcher feeds after the link's own subscribers.</summary>
+    Server.MergedEvents? MergedEvents => null;
 
     /// <summary>The server's statistics when it exposes them (<see cref="UhuraServerOptions.ExposeStatistics"/>); null otherwise.</summary>
     ServerStatistics? ExposedStatistics() => null;

@@ -39,6 +39,13 @@ public sealed record ConnectionOptions
     /// </summary>
     public int MaxPendingAcks { get; init; } = 1_000_000;
 
+    /// <summary>
+    /// Received events that may wait for the link's subscribers (on a client: for the client's, across its links).
+    /// When that many wait, the link stops reading the socket until there is room (back-pressure on the peer, whose
+    /// sends stay unacknowledged meanwhile); the heartbeat timeout is suspended while it waits. Default 1,024.
+    /// </summary>
+    public int MaxQueuedDeliveries { get; init; } = 1_024;
+
     /// <summary>What happens when <see cref="MaxOutboundBufferBytes"/> or <see cref="MaxPendingAcks"/> is reached: the send fails (default) or the slow peer is disconnected.</summary>
     public SlowConsumerPolicy SlowConsumerPolicy { get; init; } = SlowConsumerPolicy.FailSend;
 
@@ -126,6 +133,11 @@ public sealed record ConnectionOptions
         if (HandshakeTimeout <= TimeSpan.Zero && HandshakeTimeout != Timeout.InfiniteTimeSpan)
         {
             throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "Must be positive or infinite.");
+        }
+
+        if (MaxQueuedDeliveries < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxQueuedDeliveries), MaxQueuedDeliveries, "Must be positive.");
         }
 
         if (MaxPendingAcks < 1)

@@ -42,6 +42,10 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     private int _requeuedAhead; // of _queue, how many at its front were handed back by a link that ended (accepted: never dropped)
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Subject<SendException> _dropped = new();
+    private readonly IObservable<SendException> _guardedDropped;
+    private readonly IObservable<UhuraEvent> _guardedEvents;
+    private readonly ErrorStream _errors;
+    private readonly EventDispatcher _dispatcher;
     private readonly IObserver<SendException> _droppedSink;
     private readonly string _idPrefix = MessageIds.NewPrefix();
     private readonly NativeStream _nativeStream = new();
@@ -68,7 +72,11 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
         _serializer = _options.Connection.CreateSerializer();
         _droppedSink = System.Reactive.Observer.Synchronize(_dropped);
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraClient>();
-        Session = new UhuraSession(_serializer);
+        _errors = new ErrorStream(_logger, "UhuraClient.Errors");
+        _dispatcher = new EventDispatcher(_options.Connection.MaxQueuedDeliveries, _logger);
+        _guardedEvents = new GuardedObservable<UhuraEvent>(_events, "UhuraClient.Events", static e => e.Name, ReportSubscriberError);
+        _guardedDropped = new GuardedObservable<SendException>(_dropped, "UhuraClient.Dropped", static e => e.EventName, ReportSubscriberError);
+        Session = new UhuraSession(_serializer) { ErrorSink = ReportSubscriberError };
         if (_options.ReconnectPipeline is { } ownPipeline)
         {
             _pipeline = ownPipeline; // the application's own backoff, instead of the one built from Reconnect
@@ -223,20 +231,36 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// The server's application events, across every link, in arrival order. Completes when the client is closed. Hot:
-    /// an event that arrives while nobody subscribes is not kept, so subscribe before the client connects
+    /// The server's application events, across every link, in arrival order. Completes when the client is closed (after
+    /// the events already received). Subscribers are called one at a time by the client's dispatcher, never on a socket
+    /// read loop nor under a library lock, and an event is acknowledged to the server only after they all returned. A
+    /// subscriber that throws is reported on <see cref="Errors"/>; the others, and the link, go on. Hot: an event that
+    /// arrives while nobody subscribes is not kept, so subscribe before the client connects
     /// (<see cref="Create(string, UhuraClientOptions?)"/> then <see cref="StartAsync"/>, or the <c>configure</c> of
     /// <see cref="ConnectAsync(string, UhuraClientOptions?, Action{UhuraClient}, CancellationToken)"/>) to see what a
     /// server sends as the client connects.
     /// </summary>
-    public IObservable<UhuraEvent> Events => _events.AsObservable();
+    public IObservable<UhuraEvent> Events => _guardedEvents;
+
+    /// <summary>
+    /// Subscribers of this client's streams (<see cref="Events"/>, <see cref="State"/>, <see cref="Dropped"/>, the
+    /// session, a link's <see cref="Uhura.Connection.Events"/>) that threw, as <see cref="SubscriberException"/>s; the
+    /// client caught them and went on (they are also logged when a logger is configured). A subscriber of this stream
+    /// that throws is logged and ignored. Completes when the client is closed.
+    /// </summary>
+    public IObservable<UhuraException> Errors => _errors;
 
     /// <summary>The shared session; it outlives links and is resumed by id.</summary>
     public UhuraSession Session { get; }
 
-    /// <summary>The client's state: replays the current state to each subscriber, then every change. Completes after <see cref="ConnectionStatus.Closed"/>.</summary>
-    public IObservable<ConnectionState> State => Observable.Create<ConnectionState>(observer =>
+    /// <summary>
+    /// The client's state: replays the current state to each subscriber, then every change. Completes after
+    /// <see cref="ConnectionStatus.Closed"/>. A subscriber that throws is reported on <see cref="Errors"/>; the link and
+    /// the other subscribers go on.
+    /// </summary>
+    public IObservable<ConnectionState> State => Observable.Create<ConnectionState>(user =>
     {
+        var observer = new GuardedObserver<ConnectionState>(user, "UhuraClient.State", static s => s.Status.ToString(), ReportSubscriberError);
         // A completed BehaviorSubject no longer replays: a late subscriber still gets the final state, then completion.
         lock (_stateGate)
         {
@@ -284,7 +308,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     public IObservable<UhuraEvent> Event(string eventName)
     {
         ArgumentNullException.ThrowIfNull(eventName);
-        return _events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+        return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
     }
 
     /// <summary>
@@ -424,7 +448,7 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
     /// failed with), and events sent with <see cref="Post"/> that were accepted but could not be delivered. Completes
     /// when the client closes.
     /// </summary>
-    public IObservable<SendException> Dropped => _dropped.AsObservable();
+    public IObservable<SendException> Dropped => _guardedDropped;
 
     /// <summary>
     /// Turns automatic reconnection on (uhura's <c>autoReconnect()</c>), or changes its settings: from the next failure on,
@@ -718,9 +742,10 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             throw new UhuraException($"Connecting failed: {ex.Message}", ex);
         }
 
-        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection, _idPrefix, _options.Protocol, _nativeStream, _options.AuthToken);
+        var link = Rx.Uhura.Connection.CreateClientSide(stream, Session, _options.Connection, _idPrefix, _options.Protocol, _nativeStream, _options.AuthToken, _dispatcher);
         link.UndeliveredHandler = Requeue;
-        link.Events.Subscribe(_events.OnNext); // ends when the link's Events completes
+        link.ForwardEventsTo = _events; // by the client's one dispatcher, after the link's own subscribers: in order across links
+        link.ErrorSink = _errors.OnNext;
         Attach(link);
         link.Start();
         try
@@ -869,8 +894,22 @@ public sealed class UhuraClient : IAsyncDisposable, IDisposable
             _state.OnCompleted();
         }
 
-        _events.OnCompleted();
+        // Events completes after the events already queued were delivered (never on a read loop, never under a lock).
+        _dispatcher.Complete();
+        _ = _dispatcher.Completion.ContinueWith(static (_, state) => ((UhuraClient)state!).CompleteStreams(), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         _finished.TrySetResult();
+    }
+
+    private void CompleteStreams()
+    {
+        _events.OnCompleted();
+        _errors.OnCompleted();
+    }
+
+    private void ReportSubscriberError(SubscriberException error)
+    {
+        _logger.LogError(error.InnerException, "A subscriber of {Stream} threw (event {Event})", error.StreamName, error.EventName);
+        _errors.OnNext(error);
     }
 
     /// <summary>State notifications come from the link task and from <see cref="Disconnect"/>: one at a time, none after Closed.</summary>

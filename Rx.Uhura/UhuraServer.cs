@@ -25,11 +25,12 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
     private readonly UhuraServerOptions _options;
     private readonly ILogger _logger;
     private readonly Subject<Connection> _connections = new();
-    private readonly Subject<UhuraException> _errors = new();
+    private readonly Internal.ErrorStream _errors;
+    private readonly Server.MergedEvents _merged;
+    private readonly IObservable<Connection> _guardedConnections;
     private readonly Lock _publishGate = new();
     private readonly ConcurrentDictionary<Connection, byte> _active = new();
     private readonly ConcurrentDictionary<string, Connection> _ready = new(StringComparer.Ordinal); // by client id, handshake done
-    private readonly List<Connection> _readyOrder = []; // under _publishGate: the ready ones, for late subscribers of Events
     private readonly CancellationTokenSource _stopping = new();
     private readonly Newtonsoft.Json.JsonSerializer _serializer;
     private ITransportListener? _listener;
@@ -45,6 +46,9 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         SessionStore = _options.SessionStore ?? new InMemorySessionStore();
         _serializer = _options.Connection.CreateSerializer();
         _logger = _options.Connection.LoggerFactory.CreateLogger<UhuraServer>();
+        _errors = new Internal.ErrorStream(_logger, "UhuraServer.Errors");
+        _merged = new Server.MergedEvents(_options.EventsQueueCapacity, _options.EventsOverflowPolicy, ReportError, _logger);
+        _guardedConnections = new Internal.GuardedObservable<Connection>(_connections, "UhuraServer.Connections", null, ReportSubscriberError);
         Sessions = new Server.ServerSessions(SessionStore, _options.SessionTimeToLive, _options.Connection.TimeProvider, _logger);
         InitBackplane();
         _startedAt = _options.Connection.TimeProvider.GetUtcNow();
@@ -52,11 +56,20 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
 
     internal Server.ServerSessions Sessions { get; }
 
-    /// <summary>Each connection whose handshake completed, before the server sends it <c>connect</c>. Completes when the server closes.</summary>
-    public IObservable<Connection> Connections => _connections.AsObservable();
+    /// <summary>
+    /// Each connection whose handshake completed, before the server sends it <c>connect</c>. Completes when the server
+    /// closes. A subscriber that throws is reported on <see cref="Errors"/> (<see cref="SubscriberException"/>); the
+    /// connection and the other subscribers go on.
+    /// </summary>
+    public IObservable<Connection> Connections => _guardedConnections;
 
-    /// <summary>Errors of single connections (bad input from a peer, transport failures); the connection concerned is closed, the server goes on. Completes when the server closes.</summary>
-    public IObservable<UhuraException> Errors => _errors.AsObservable();
+    /// <summary>
+    /// Errors of single connections (bad input from a peer, transport failures; the connection concerned is closed, the
+    /// server goes on), subscribers of the server's or its connections' streams that threw (<see cref="SubscriberException"/>:
+    /// nothing else was affected), and subscribers of <see cref="Events"/> that fell behind (<see cref="SubscriberOverflowException"/>).
+    /// A subscriber of this stream that throws is logged and ignored. Completes when the server closes.
+    /// </summary>
+    public IObservable<UhuraException> Errors => _errors;
 
     /// <summary>
     /// Sends an event to every client whose handshake has completed, on whichever wire each speaks. The arguments are
@@ -145,29 +158,13 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
     /// Every application event of every connection, as one stream (socket-ipc's <c>message</c> event): each
     /// <see cref="UhuraEvent.Connection"/> says which client sent it (its <c>Id</c> is the client id). Connected clients
     /// and those that connect later are all included. Completes when the server closes. Events of one connection keep
-    /// their order; the stream is serialized, so a subscriber is never called concurrently.
+    /// their order; a subscriber is never called concurrently. Each subscriber has its own queue
+    /// (<see cref="UhuraServerOptions.EventsQueueCapacity"/>) drained by its own pump, so a slow subscriber delays no
+    /// connection and no other subscriber until its queue is full; then <see cref="UhuraServerOptions.EventsOverflowPolicy"/>
+    /// applies. An event is acknowledged to its sender only when every subscriber present took it. A subscriber that
+    /// throws is reported on <see cref="Errors"/>.
     /// </summary>
-    public IObservable<UhuraEvent> Events => Observable.Create<UhuraEvent>(observer =>
-    {
-        var gate = new object();
-        var safe = System.Reactive.Observer.Synchronize(observer, gate);
-        var subscriptions = new System.Reactive.Disposables.CompositeDisposable();
-        lock (_publishGate)
-        {
-            foreach (var connection in _readyOrder)
-            {
-                subscriptions.Add(connection.Events.Subscribe(safe.OnNext));
-            }
-
-            // Under the same lock as OnReady's publication: no connection is missed or counted twice.
-            subscriptions.Add(_connections.Subscribe(
-                connection => subscriptions.Add(connection.Events.Subscribe(safe.OnNext)),
-                safe.OnError,
-                safe.OnCompleted));
-        }
-
-        return subscriptions;
-    });
+    public IObservable<UhuraEvent> Events => _merged;
 
     /// <summary>The events named <paramref name="eventName"/> (a topic) from every client (socket-ipc's <c>message.TOPIC</c>).</summary>
     public IObservable<UhuraEvent> Event(string eventName)
@@ -289,15 +286,7 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         lock (_publishGate)
         {
             _ready[connection.Id] = connection;
-            _readyOrder.Add(connection);
-            try
-            {
-                _connections.OnNext(connection);
-            }
-            catch (Exception ex)
-            {
-                _logger.LogError(ex, "A subscriber of Connections threw for connection {Id}", connection.Id);
-            }
+            _connections.OnNext(connection); // its subscribers are guarded
         }
     }
 
@@ -307,7 +296,6 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         lock (_publishGate)
         {
             _ready.TryRemove(new KeyValuePair<string, Connection>(connection.Id, connection));
-            _readyOrder.Remove(connection);
         }
 
         if (connection.Session.Id is { } sessionId)
@@ -317,25 +305,22 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
 
         if (info.Error is UhuraException error)
         {
-            lock (_publishGate)
-            {
-                try
-                {
-                    _errors.OnNext(error);
-                }
-                catch (Exception ex)
-                {
-                    _logger.LogError(ex, "A subscriber of Errors threw");
-                }
-            }
+            _errors.OnNext(error); // its subscribers are guarded: a throw there never reaches this (timer or socket) thread
         }
         else if (info.Error is not null)
         {
-            lock (_publishGate)
-            {
-                _errors.OnNext(new UhuraException($"Connection {connection.Id} failed: {info.Error.Message}", info.Error) { ConnectionId = connection.Id });
-            }
+            _errors.OnNext(new UhuraException($"Connection {connection.Id} failed: {info.Error.Message}", info.Error) { ConnectionId = connection.Id });
         }
+    }
+
+    void IServerContext.ReportError(UhuraException error) => ReportError(error);
+
+    Server.MergedEvents? IServerContext.MergedEvents => _merged;
+
+    private void ReportSubscriberError(SubscriberException error)
+    {
+        _logger.LogError(error.InnerException, "A subscriber of {Stream} threw", error.StreamName);
+        _errors.OnNext(error);
     }
 
     private async Task AcceptLoopAsync()
@@ -384,7 +369,18 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         }
 
         await _acceptLoop.ConfigureAwait(false);
-        await Task.WhenAll(_active.Keys.Select(c => c.CloseAsync())).ConfigureAwait(false);
+        var closing = _active.Keys.ToArray();
+        await Task.WhenAll(closing.Select(c => c.CloseAsync())).ConfigureAwait(false);
+        try
+        {
+            // Their queued events delivered (to Events too) before Events completes; bounded, as a subscriber may block.
+            await Task.WhenAll(closing.Select(c => c.ShutdownCompleted)).WaitAsync(_options.Connection.CloseTimeout, _options.Connection.TimeProvider).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _logger.LogWarning("Closing: subscribers still had events to take after {Timeout}", _options.Connection.CloseTimeout);
+        }
+
         await Sessions.FlushAsync().ConfigureAwait(false); // the sessions and resume states saved as their links ended
         await CloseBackplaneAsync().ConfigureAwait(false);
         Complete();
@@ -395,7 +391,9 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         lock (_publishGate)
         {
             _connections.OnCompleted();
-            _errors.OnCompleted();
         }
+
+        _merged.Complete();
+        _errors.OnCompleted();
     }
 }

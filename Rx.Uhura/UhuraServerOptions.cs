@@ -91,6 +91,15 @@ public sealed record UhuraServerOptions
     /// </summary>
     public bool ExposeStatistics { get; init; }
 
+    /// <summary>
+    /// The events each subscriber of <see cref="UhuraServer.Events"/> may have waiting in its own queue; when it is full,
+    /// <see cref="EventsOverflowPolicy"/> applies. Default 10,000.
+    /// </summary>
+    public int EventsQueueCapacity { get; init; } = 10_000;
+
+    /// <summary>What happens to an event for a subscriber of <see cref="UhuraServer.Events"/> whose queue is full. Default <see cref="SubscriberOverflowPolicy.Wait"/>.</summary>
+    public SubscriberOverflowPolicy EventsOverflowPolicy { get; init; } = SubscriberOverflowPolicy.Wait;
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(Connection);
@@ -104,6 +113,14 @@ public sealed record UhuraServerOptions
         if (BackplaneTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(BackplaneTimeout), BackplaneTimeout, "Must be positive.");
+        }
+        if (EventsQueueCapacity < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(EventsQueueCapacity), EventsQueueCapacity, "Must be positive.");
+        }
+        if (!Enum.IsDefined(EventsOverflowPolicy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(EventsOverflowPolicy), EventsOverflowPolicy, "Unknown policy.");
         }
         if (BackplaneQueueLimit < 1)
         {

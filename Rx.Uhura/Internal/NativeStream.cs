@@ -17,8 +17,33 @@ internal sealed class NativeStream
     /// <summary>The last sequence number given to an outgoing event (0 = none yet).</summary>
     public long LastSent { get; set; }
 
-    /// <summary>The last sequence number received and delivered (0 = none yet).</summary>
+    /// <summary>The last sequence number received and handed to delivery (0 = none yet).</summary>
     public long LastReceived { get; set; }
+
+    private long _lastDelivered;
+
+    /// <summary>
+    /// Where a resume continues from: the last event received whose subscribers have all returned (events still
+    /// queued for delivery are not claimed, so the peer resends them and keeps them unacknowledged until then; the
+    /// resends are recognized as duplicates).
+    /// </summary>
+    public long ResumePoint => Math.Min(LastReceived, Volatile.Read(ref _lastDelivered));
+
+    /// <summary>The dispatcher delivered everything up to <paramref name="seq"/>.</summary>
+    public void NoteDelivered(long seq)
+    {
+        var seen = Volatile.Read(ref _lastDelivered);
+        while (seq > seen)
+        {
+            var was = Interlocked.CompareExchange(ref _lastDelivered, seq, seen);
+            if (was == seen)
+            {
+                return;
+            }
+
+            seen = was;
+        }
+    }
 
     /// <summary>True once a link of this stream completed its handshake: a later link may resume it.</summary>
     public bool Established { get; set; }
@@ -30,6 +55,7 @@ internal sealed class NativeStream
         {
             LastSent = 0;
             LastReceived = 0;
+            Volatile.Write(ref _lastDelivered, 0);
             Established = false;
             _live = null;
             var dropped = new List<OutboundMessage>(_held);

@@ -34,8 +34,12 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     /// <summary>The session id, once the server assigned one; <see langword="null"/> before the first handshake and after invalidation.</summary>
     public string? Id => Get(IdKey) is JValue { Type: JTokenType.String } v ? (string?)v : null;
 
-    /// <summary>The individual key changes, local and remote, in the order they were applied.</summary>
-    public IObservable<SessionChange> Changes => _changes.AsObservable();
+    /// <summary>
+    /// The individual key changes, local and remote, in the order they were applied. A subscriber that throws is reported
+    /// on the owner's error stream (<see cref="UhuraClient.Errors"/> or <see cref="UhuraServer.Errors"/>) as a
+    /// <see cref="SubscriberException"/>: the change is applied and sent all the same, and the link goes on.
+    /// </summary>
+    public IObservable<SessionChange> Changes => new Internal.GuardedObservable<SessionChange>(_changes, "UhuraSession.Changes", static c => c.Key, Report);
 
     /// <summary>The whole session now (an immutable snapshot; uhura's <c>get()</c>).</summary>
     public IReadOnlyDictionary<string, JToken> Get() => _state.Value;
@@ -85,8 +89,20 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
         sink?.SendSetMany(obj);
     }
 
-    /// <inheritdoc/>
-    public IDisposable Subscribe(IObserver<IReadOnlyDictionary<string, JToken>> observer) => _state.Subscribe(observer);
+    /// <summary>
+    /// Subscribes to the whole session: its contents now, then after every change. A subscriber that throws is reported
+    /// as for <see cref="Changes"/>; nothing else is affected.
+    /// </summary>
+    public IDisposable Subscribe(IObserver<IReadOnlyDictionary<string, JToken>> observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        return _state.Subscribe(new Internal.GuardedObserver<IReadOnlyDictionary<string, JToken>>(observer, "UhuraSession", null, Report));
+    }
+
+    /// <summary>Where a throwing subscriber is reported (set by the session's owner: a client or a server connection).</summary>
+    internal Action<SubscriberException>? ErrorSink { get; set; }
+
+    private void Report(SubscriberException error) => ErrorSink?.Invoke(error);
 
     internal ImmutableDictionary<string, JToken> Snapshot => _state.Value;
 
