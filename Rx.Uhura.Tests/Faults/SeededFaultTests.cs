@@ -93,7 +93,7 @@ public abstract class SeededFaultTests(Xunit.Abstractions.ITestOutputHelper outp
         });
         await server.ListenAsync("unix://" + _socketPath);
 
-        await using var client = UhuraClient.Connect("unix://" + _socketPath, new UhuraClientOptions
+        await using var client = UhuraClient.Create("unix://" + _socketPath, new UhuraClientOptions
         {
             Protocol = Protocol,
             Transport = transport,
@@ -118,6 +118,10 @@ public abstract class SeededFaultTests(Xunit.Abstractions.ITestOutputHelper outp
             }
         });
 
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        client.Errors.Subscribe(e => errors.Enqueue("client: " + e.Message));
+        server.Errors.Subscribe(e => errors.Enqueue("server: " + e.Message));
+        var started = client.StartAsync(); // after subscribing: the server sends as soon as the client connects
         var reconnects = new List<Task>();
         for (var i = 0; i < clientEvents; i++)
         {
@@ -136,6 +140,7 @@ public abstract class SeededFaultTests(Xunit.Abstractions.ITestOutputHelper outp
 
         try
         {
+            await started.WaitAsync(RunTimeout);
             await client.Send("end").WaitAsync(RunTimeout);
             await endReceived.Task.WaitAsync(RunTimeout);
             Task[] pending;
@@ -160,7 +165,7 @@ public abstract class SeededFaultTests(Xunit.Abstractions.ITestOutputHelper outp
                 c = atClient.Count;
             }
 
-            Assert.Fail($"{story}: stuck after {RunTimeout.TotalSeconds} s with {s}/{clientEvents} at the server, {c}/{serverEvents} at the client, {transport.Cuts} cuts, {transport.Connections} connections, client {client.CurrentState}");
+            Assert.Fail($"{story}: stuck after {RunTimeout.TotalSeconds} s with {s}/{clientEvents} at the server, {c}/{serverEvents} at the client, {transport.Cuts} cuts, {transport.Connections} connections, client {client.CurrentState}; errors: {string.Join(" | ", errors.Take(6))}");
         }
 
         output.WriteLine($"{story}: {transport.Connections} connections, {transport.Cuts} cuts");
