@@ -134,28 +134,31 @@ internal static class ServeCommand
             ("session", connection.Session.Id),
             ("resumed", connection.Resumed));
 
-        var subscriptions = new CompositeDisposable
-        {
-            connection.Session.Changes
-                .Where(change => change.Origin == SessionChangeOrigin.Remote)
-                .Subscribe(change => output.Write(
-                    "session",
-                    ("conn", connection.Id),
-                    ("key", change.Key),
-                    ("value", change.Value?.DeepClone()))),
-            connection.Events.Subscribe(e =>
+        var sessionChanges = connection.Session.Changes
+            .Where(change => change.Origin == SessionChangeOrigin.Remote)
+            .Subscribe(change => output.Write(
+                "session",
+                ("conn", connection.Id),
+                ("key", change.Key),
+                ("value", change.Value?.DeepClone())));
+
+        // Events completes after the last event received was delivered (Disconnected may fire before that), so the
+        // disconnect line comes after every event line of the connection. Disconnected replays its one value.
+        connection.Events.Subscribe(
+            e =>
             {
                 output.Event(e);
                 if (echo)
                 {
                     _ = EchoAsync(connection, e);
                 }
-            }),
-        };
+            },
+            _ => Ended(),
+            Ended);
 
-        connection.Disconnected.Subscribe(info =>
+        void Ended() => connection.Disconnected.Take(1).Subscribe(info =>
         {
-            subscriptions.Dispose();
+            sessionChanges.Dispose();
             output.Write(
                 "disconnect",
                 ("conn", connection.Id),

@@ -401,11 +401,22 @@ public sealed partial class Connection
         Session.AttachSink(this);
         var stream = _native!;
         _sentSessionId = Session.Id;
+        var sessionId = Session.Id;
         var features = NativeFeatures.Heartbeats | (_options.EnableAcks ? NativeFeatures.Acks : 0);
         ulong lastReceived = 0;
         lock (stream.Gate)
         {
-            if (stream.Established)
+            if (sessionId is null)
+            {
+                // No session yet: the client names the one it wants, so that should this link drop before its Welcome
+                // is read, the next Hello finds the session (and what the server sent to it) instead of a new one.
+                // It asks to resume that session too: a Hello of a lost link of this client may reach the server
+                // after a later one, and must continue what the later one started rather than start it over.
+                sessionId = stream.ProposedSessionId ??= SessionIds.New();
+                features |= NativeFeatures.Propose | NativeFeatures.Resume;
+                lastReceived = (ulong)stream.ResumePoint;
+            }
+            else if (stream.Established)
             {
                 features |= NativeFeatures.Resume;
                 lastReceived = (ulong)stream.ResumePoint;
@@ -416,7 +427,7 @@ public sealed partial class Connection
         lock (_gate)
         {
             _pending.Write(NativePreface.Bytes);
-            NativeFrameWriter.WriteHello(_pending, NativePreface.Version, features, Session.Id ?? string.Empty, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken);
+            NativeFrameWriter.WriteHello(_pending, NativePreface.Version, features, sessionId, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken);
             _wroteFirst = true;
             ScheduleWriteLocked();
         }
@@ -438,20 +449,24 @@ public sealed partial class Connection
         var presented = ParseJson<JObject>(hello.Session, "Hello");
         CheckSessionLimits(presented);
         Session.ApplyRemote(presented);
-        var (sessionId, stored) = await ResolveSessionAsync(hello.SessionId.Length > 0 ? hello.SessionId : null).ConfigureAwait(false);
-        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this).ConfigureAwait(false);
+        var proposed = (hello.Features & NativeFeatures.Propose) != 0 && SessionIds.IsWellFormed(hello.SessionId);
+        var (sessionId, stored) = await ResolveSessionAsync(hello.SessionId.Length > 0 ? hello.SessionId : null, proposed).ConfigureAwait(false);
+        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this, followsStream: true).ConfigureAwait(false);
         var stream = _serverSession.Native;
         var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | (_options.EnableAcks ? NativeFeatures.Acks : 0));
 
         // The streams continue only when the client resumes them and this server still has them.
-        bool resumeStreams;
+        bool resumeStreams, established;
         lock (stream.Gate)
         {
-            resumeStreams = stored && (granted & NativeFeatures.Resume) != 0 && stream.Established
+            established = stream.Established;
+            // A proposed id is this client's alone (random, and new to the store only while its first Hellos race):
+            // its streams continue even when the keys were not stored yet.
+            resumeStreams = (stored || proposed) && (granted & NativeFeatures.Resume) != 0 && stream.Established
                 && (long)hello.LastReceivedSeq <= stream.LastSent;
         }
 
-        if ((hello.Features & NativeFeatures.Resume) != 0)
+        if ((hello.Features & NativeFeatures.Resume) != 0 && (established || !proposed))
         {
             Diagnostics.UhuraMetrics.StreamResumes.Add(1, resumeStreams ? Diagnostics.UhuraMetrics.Resumed : Diagnostics.UhuraMetrics.Reset);
         }
@@ -470,6 +485,42 @@ public sealed partial class Connection
             ? TimeSpan.FromMilliseconds(Math.Clamp(hello.HeartbeatIntervalMs, 100, 3_600_000))
             : TimeSpan.Zero;
         var session = SessionJson(Session.Snapshot);
+        var dropped = false;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                // Dropped while it resolved and attached the session (superseded by a later Hello of the same client,
+                // or its socket ended): what it took from the stream goes back for the next link, never failed here.
+                dropped = true;
+                foreach (var message in stream.Hold(held, _options.MaxQueuedMessages, from: this))
+                {
+                    message.Fail(new ConnectionLostException(message.Name) { ConnectionId = Id });
+                }
+            }
+            else
+            {
+                WriteWelcomeLocked(stream, sessionId, granted, resumeStreams, hello.LastReceivedSeq, heartbeat, session, held);
+            }
+        }
+
+        if (dropped)
+        {
+            _server.Sessions.Detach(sessionId, this); // it may have become the live one after its end was noted
+            return;
+        }
+
+        StartHeartbeats(heartbeat);
+        _ready.TrySetResult(true);
+        _server.OnReady(this);
+    }
+
+    /// <summary>
+    /// Server: from the moment this link is the session's live one (sends to the session may queue on it, even before
+    /// its Welcome), whatever it has not delivered when it ends goes back to the session's stream for the next link.
+    /// </summary>
+    internal void FollowStream(NativeStream stream)
+    {
         UndeliveredHandler = (messages, error) =>
         {
             foreach (var message in stream.Hold(messages, _options.MaxQueuedMessages, from: this))
@@ -477,40 +528,37 @@ public sealed partial class Connection
                 message.Fail(new ConnectionLostException(message.Name, error) { ConnectionId = Id });
             }
         };
+    }
 
-        lock (_gate)
+    /// <summary>Server, under <c>_gate</c>: the link takes the stream, answers Welcome and writes the held events, then what was queued.</summary>
+    private void WriteWelcomeLocked(NativeStream stream, string sessionId, NativeFeatures granted, bool resumeStreams, ulong clientReceived, TimeSpan heartbeat, byte[] session, List<OutboundMessage> held)
+    {
+        _native = stream;
+        _objectMode = true;
+        _acksEnabled = (granted & NativeFeatures.Acks) != 0;
+        _ackedUpTo = resumeStreams ? (long)clientReceived : 0;
+        _pending.Write(NativePreface.Bytes);
+        NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
+        _wroteFirst = true;
+        _handshakeDone = true;
+        foreach (var message in held)
         {
-            _native = stream;
-            _objectMode = true;
-            _acksEnabled = (granted & NativeFeatures.Acks) != 0;
-            _ackedUpTo = resumeStreams ? (long)hello.LastReceivedSeq : 0;
-            _pending.Write(NativePreface.Bytes);
-            NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
-            _wroteFirst = true;
-            _handshakeDone = true;
-            foreach (var message in held)
+            if (message.Seq != 0 && message.Seq <= (long)clientReceived)
             {
-                if (message.Seq != 0 && message.Seq <= (long)hello.LastReceivedSeq)
-                {
-                    message.Succeed(); // the client had it: the resume position acknowledges it
-                }
-                else
-                {
-                    WriteMessageLocked(message);
-                }
+                message.Succeed(); // the client had it: the resume position acknowledges it
             }
-
-            while (TakePreReadyLocked(out var queued))
+            else
             {
-                WriteMessageLocked(queued);
+                WriteMessageLocked(message);
             }
-
-            ScheduleWriteLocked();
         }
 
-        StartHeartbeats(heartbeat);
-        _ready.TrySetResult(true);
-        _server.OnReady(this);
+        while (TakePreReadyLocked(out var queued))
+        {
+            WriteMessageLocked(queued);
+        }
+
+        ScheduleWriteLocked();
     }
 
     /// <summary>Client: the server's answer. Continue the streams (resend what it has not got) or start them afresh.</summary>
@@ -553,7 +601,12 @@ public sealed partial class Connection
                 _ackedUpTo = 0;
             }
 
-            stream.Established = true;
+            lock (stream.Gate)
+            {
+                stream.Established = true;
+                stream.ProposedSessionId = null; // the Welcome named the session: later links present it
+            }
+
             _handshakeDone = true;
             if (_setBeforeWelcome is { } changes)
             {

@@ -415,7 +415,7 @@ public sealed partial class Connection
     /// id, keeping the client's other keys. From then on every change is saved.
     /// </summary>
     /// <returns>The session id, and whether it was found in the store.</returns>
-    private async ValueTask<(string SessionId, bool Stored)> ResolveSessionAsync(string? presentedId)
+    private async ValueTask<(string SessionId, bool Stored)> ResolveSessionAsync(string? presentedId, bool proposed = false)
     {
         var store = _server!.SessionStore;
         IReadOnlyDictionary<string, JToken>? stored = null;
@@ -432,7 +432,7 @@ public sealed partial class Connection
             }
         }
 
-        if (presentedId is not null)
+        if (presentedId is not null && !(proposed && stored is null))
         {
             Diagnostics.UhuraMetrics.SessionResumes.Add(1, stored is not null ? Diagnostics.UhuraMetrics.Resumed : Diagnostics.UhuraMetrics.NotFound);
         }
@@ -446,7 +446,7 @@ public sealed partial class Connection
         }
         else
         {
-            sessionId = SessionIds.New();
+            sessionId = proposed ? presentedId! : SessionIds.New();
             Session.ApplyRemote(UhuraSession.IdKey, sessionId);
         }
 

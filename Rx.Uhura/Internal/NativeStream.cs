@@ -45,6 +45,12 @@ internal sealed class NativeStream
         }
     }
 
+    /// <summary>
+    /// Client: the session id proposed in a Hello while the client had none, until a Welcome names the session. Under
+    /// <see cref="Gate"/>.
+    /// </summary>
+    public string? ProposedSessionId { get; set; }
+
     /// <summary>True once a link of this stream completed its handshake: a later link may resume it.</summary>
     public bool Established { get; set; }
 

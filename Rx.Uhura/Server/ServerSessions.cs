@@ -24,9 +24,10 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
     /// <summary>
     /// Makes <paramref name="connection"/> the session's live connection; the previous one, if any, is dropped, and
     /// the task completes once it has fully shut down (its unacknowledged events handed to the session), so the new
-    /// connection resumes the streams from their final state.
+    /// connection resumes the streams from their final state. With <paramref name="followsStream"/> (native protocol),
+    /// what the connection has not delivered when it ends goes back to the session's stream.
     /// </summary>
-    public async ValueTask<ServerSession> AttachAsync(string sessionId, Connection connection)
+    public async ValueTask<ServerSession> AttachAsync(string sessionId, Connection connection, bool followsStream = false)
     {
         Connection? previous;
         ServerSession session;
@@ -36,6 +37,11 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             session.Expiry?.Dispose();
             session.Expiry = null;
             previous = session.Active;
+            if (followsStream)
+            {
+                connection.FollowStream(session.Native); // before it is Active: sends to the session may queue on it from now
+            }
+
             session.Active = connection;
         }
 

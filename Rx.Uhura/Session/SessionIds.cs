@@ -9,4 +9,26 @@ internal static class SessionIds
     private const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
     public static string New() => RandomNumberGenerator.GetString(Alphabet, Length);
+
+    /// <summary>
+    /// Whether a client's proposed id may name a new session: 16 to 128 characters of <c>A-Z a-z 0-9 _ -</c>, enough
+    /// randomness not to be guessed by length alone (ids are bearer secrets) and nothing a store or a log mangles.
+    /// </summary>
+    public static bool IsWellFormed(string id)
+    {
+        if (id.Length is < 16 or > 128)
+        {
+            return false;
+        }
+
+        foreach (var c in id)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not '_' and not '-')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 }

@@ -18,4 +18,11 @@ internal enum NativeFeatures : uint
 
     /// <summary>Hello only: the frame carries an authentication token (a string after the heartbeat interval). Never granted back.</summary>
     Auth = 8,
+
+    /// <summary>
+    /// Hello only: the client has no session yet and <c>sessionId</c> is a new id it chose. A server that does not know
+    /// the id creates the session under it (when well formed), so a client whose first link drops before its Welcome
+    /// is read presents the same id again and finds that session. Never granted back.
+    /// </summary>
+    Propose = 16,
 }
