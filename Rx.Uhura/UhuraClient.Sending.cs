@@ -1,11 +1,3 @@
-using System.Net;
-using System.Reactive;
-using System.Reactive.Disposables;
-using System.Reactive.Linq;
-using System.Reactive.Subjects;
-using System.Reactive.Threading.Tasks;
-using Microsoft.Extensions.Logging;
-using Newtonsoft.Json;
 using Rx.Uhura.Internal;
 using Rx.Uhura.Session;
 using Rx.Uhura.Transport;

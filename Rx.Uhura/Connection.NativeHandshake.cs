@@ -1,0 +1,267 @@
+using System.Text;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Protocol;
+using Rx.Uhura.Protocol.Native;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura;
+
+public sealed partial class Connection
+{
+    /// <summary>Client: preface, then Hello with the session, the resume position and the features asked for.</summary>
+    private void SendNativeHello()
+    {
+        Session.AttachSink(this);
+        var stream = _native!;
+        _sentSessionId = Session.Id;
+        var sessionId = Session.Id;
+        var features = NativeFeatures.Heartbeats | (_options.EnableAcks ? NativeFeatures.Acks : 0);
+        ulong lastReceived = 0;
+        lock (stream.Gate)
+        {
+            if (sessionId is null)
+            {
+                // No session yet: the client names the one it wants, so that should this link drop before its Welcome
+                // is read, the next Hello finds the session (and what the server sent to it) instead of a new one.
+                // It asks to resume that session too: a Hello of a lost link of this client may reach the server
+                // after a later one, and must continue what the later one started rather than start it over.
+                sessionId = stream.ProposedSessionId ??= SessionIds.New();
+                features |= NativeFeatures.Propose | NativeFeatures.Resume;
+                lastReceived = (ulong)stream.ResumePoint;
+            }
+            else if (stream.Established)
+            {
+                features |= NativeFeatures.Resume;
+                lastReceived = (ulong)stream.ResumePoint;
+            }
+        }
+
+        var session = SessionJson(Session.Snapshot);
+        lock (_gate)
+        {
+            _pending.Write(NativePreface.Bytes);
+            NativeFrameWriter.WriteHello(_pending, NativePreface.Version, features, sessionId, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken);
+            _wroteFirst = true;
+            ScheduleWriteLocked();
+        }
+    }
+
+    /// <summary>Server: resume the session (and the streams, when both sides still have them) or start fresh; answer Welcome.</summary>
+    private async ValueTask HandleHelloAsync(NativeFrame hello)
+    {
+        if (hello.Version != NativePreface.Version)
+        {
+            throw new ProtocolException($"Hello asks for version {hello.Version}.");
+        }
+
+        if (!await AuthenticateAsync(hello.Token).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var presented = ParseJson<JObject>(hello.Session, "Hello");
+        CheckSessionLimits(presented);
+        Session.ApplyRemote(presented);
+        var proposed = (hello.Features & NativeFeatures.Propose) != 0 && SessionIds.IsWellFormed(hello.SessionId);
+        var (sessionId, stored) = await ResolveSessionAsync(hello.SessionId.Length > 0 ? hello.SessionId : null, proposed).ConfigureAwait(false);
+        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this, followsStream: true).ConfigureAwait(false);
+        var stream = _serverSession.Native;
+        var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | (_options.EnableAcks ? NativeFeatures.Acks : 0));
+
+        // The streams continue only when the client resumes them and this server still has them.
+        bool resumeStreams, established;
+        lock (stream.Gate)
+        {
+            established = stream.Established;
+            // A proposed id is this client's alone (random, and new to the store only while its first Hellos race):
+            // its streams continue even when the keys were not stored yet.
+            resumeStreams = (stored || proposed) && (granted & NativeFeatures.Resume) != 0 && stream.Established
+                && (long)hello.LastReceivedSeq <= stream.LastSent;
+        }
+
+        if ((hello.Features & NativeFeatures.Resume) != 0 && (established || !proposed))
+        {
+            Diagnostics.UhuraMetrics.StreamResumes.Add(1, resumeStreams ? Diagnostics.UhuraMetrics.Resumed : Diagnostics.UhuraMetrics.Reset);
+        }
+
+        if (!resumeStreams)
+        {
+            foreach (var lost in stream.Reset())
+            {
+                lost.Fail(new ConnectionLostException(lost.Name) { ConnectionId = Id });
+            }
+        }
+
+        stream.Established = true;
+        var held = stream.TakeHeld(this); // after a fresh start: only sends made since, never written
+        var heartbeat = (granted & NativeFeatures.Heartbeats) != 0
+            ? TimeSpan.FromMilliseconds(Math.Clamp(hello.HeartbeatIntervalMs, 100, 3_600_000))
+            : TimeSpan.Zero;
+        var session = SessionJson(Session.Snapshot);
+        var dropped = false;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                // Dropped while it resolved and attached the session (superseded by a later Hello of the same client,
+                // or its socket ended): what it took from the stream goes back for the next link, never failed here.
+                dropped = true;
+                foreach (var message in stream.Hold(held, _options.MaxQueuedMessages, from: this))
+                {
+                    message.Fail(new ConnectionLostException(message.Name) { ConnectionId = Id });
+                }
+            }
+            else
+            {
+                WriteWelcomeLocked(stream, sessionId, granted, resumeStreams, hello.LastReceivedSeq, heartbeat, session, held);
+            }
+        }
+
+        if (dropped)
+        {
+            _server.Sessions.Detach(sessionId, this); // it may have become the live one after its end was noted
+            return;
+        }
+
+        StartHeartbeats(heartbeat);
+        _ready.TrySetResult(true);
+        _server.OnReady(this);
+    }
+
+    /// <summary>
+    /// Server: from the moment this link is the session's live one (sends to the session may queue on it, even before
+    /// its Welcome), whatever it has not delivered when it ends goes back to the session's stream for the next link.
+    /// </summary>
+    internal void FollowStream(NativeStream stream)
+    {
+        UndeliveredHandler = (messages, error) =>
+        {
+            foreach (var message in stream.Hold(messages, _options.MaxQueuedMessages, from: this))
+            {
+                message.Fail(new ConnectionLostException(message.Name, error) { ConnectionId = Id });
+            }
+        };
+    }
+
+    /// <summary>Server, under <c>_gate</c>: the link takes the stream, answers Welcome and writes the held events, then what was queued.</summary>
+    private void WriteWelcomeLocked(NativeStream stream, string sessionId, NativeFeatures granted, bool resumeStreams, ulong clientReceived, TimeSpan heartbeat, byte[] session, List<OutboundMessage> held)
+    {
+        _native = stream;
+        _objectMode = true;
+        _acksEnabled = (granted & NativeFeatures.Acks) != 0;
+        _ackedUpTo = resumeStreams ? (long)clientReceived : 0;
+        _pending.Write(NativePreface.Bytes);
+        NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
+        _wroteFirst = true;
+        _handshakeDone = true;
+        foreach (var message in held)
+        {
+            if (message.Seq != 0 && message.Seq <= (long)clientReceived)
+            {
+                message.Succeed(); // the client had it: the resume position acknowledges it
+            }
+            else
+            {
+                WriteMessageLocked(message);
+            }
+        }
+
+        while (TakePreReadyLocked(out var queued))
+        {
+            WriteMessageLocked(queued);
+        }
+
+        ScheduleWriteLocked();
+    }
+
+    /// <summary>Client: the server's answer. Continue the streams (resend what it has not got) or start them afresh.</summary>
+    private void HandleWelcome(in NativeFrame welcome)
+    {
+        var stream = _native!;
+        if (Volatile.Read(ref _closed))
+        {
+            return; // dropped meanwhile (a forced reconnect): the stream and the session belong to the next link now
+        }
+
+        Session.ApplyRemote(ParseJson<JObject>(welcome.Session, "Welcome"));
+        Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
+        List<OutboundMessage> delivered = [];
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return; // shut down since: its sends were handed back as they were, the stream untouched
+            }
+
+            _objectMode = true;
+            _acksEnabled = (welcome.Features & NativeFeatures.Acks) != 0;
+            if (welcome.Resumed)
+            {
+                lock (stream.Gate)
+                {
+                    if ((long)welcome.LastReceivedSeq > stream.LastSent)
+                    {
+                        throw new ProtocolException($"Welcome says {welcome.LastReceivedSeq} were received, but only {stream.LastSent} were sent.");
+                    }
+                }
+
+                _ackedUpTo = (long)welcome.LastReceivedSeq;
+            }
+            else
+            {
+                // A fresh start: both directions begin again at 1, and what was not acknowledged is sent again as new events.
+                stream.Reset();
+                _ackedUpTo = 0;
+            }
+
+            lock (stream.Gate)
+            {
+                stream.Established = true;
+                stream.ProposedSessionId = null; // the Welcome named the session: later links present it
+            }
+
+            _handshakeDone = true;
+            if (_setBeforeWelcome is { } changes)
+            {
+                _setBeforeWelcome = null;
+                NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
+            }
+
+            while (TakePreReadyLocked(out var queued))
+            {
+                if (!welcome.Resumed)
+                {
+                    queued.Seq = 0;
+                }
+                else if (queued.Seq != 0 && queued.Seq <= _ackedUpTo)
+                {
+                    delivered.Add(queued); // the server had it: the resume position acknowledges it
+                    continue;
+                }
+
+                WriteMessageLocked(queued);
+            }
+
+            ScheduleWriteLocked();
+        }
+
+        if (delivered.Count > 0)
+        {
+            MarkProgress();
+        }
+
+        foreach (var message in delivered)
+        {
+            message.Succeed();
+        }
+
+        var interval = TimeSpan.FromMilliseconds(welcome.HeartbeatIntervalMs);
+        StartHeartbeats((welcome.Features & NativeFeatures.Heartbeats) != 0 ? interval : TimeSpan.Zero);
+        _ready.TrySetResult(true);
+    }
+
+    private static byte[] SessionJson(IReadOnlyDictionary<string, JToken> session)
+        => Encoding.UTF8.GetBytes(Rx.Uhura.Session.SessionJson.Write(session));
+}

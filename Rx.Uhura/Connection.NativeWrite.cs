@@ -1,0 +1,146 @@
+using System.Buffers;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
+using Rx.Uhura.Protocol;
+using Rx.Uhura.Protocol.Native;
+using Rx.Uhura.Session;
+
+namespace Rx.Uhura;
+
+public sealed partial class Connection
+{
+    private void WriteNativeEventLocked(OutboundMessage message)
+    {
+        if (message.Seq == 0)
+        {
+            message.Seq = ++_native!.LastSent;
+        }
+
+        var nameJson = message.Payload.AsSpan(2, message.NameEnd - 3); // the name as encoded in the payload, between its quotes
+        if (nameJson.IndexOf((byte)'\\') < 0)
+        {
+            NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, nameJson, message.NativeArgsLength);
+        }
+        else
+        {
+            NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, message.Name, message.NativeArgsLength); // escaped in JSON
+        }
+
+        message.WriteNativeArgs(_pending);
+        if (_acksEnabled)
+        {
+            _unacked.Enqueue(message);
+        }
+        else
+        {
+            _pendingWaiters.Add(message);
+        }
+    }
+
+    private void WriteNativeAck(long upTo)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            NativeFrameWriter.WriteAck(_pending, (ulong)upTo);
+            ScheduleWriteLocked();
+        }
+    }
+
+    private void WriteNativeSet(JObject changes)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            if (!_handshakeDone)
+            {
+                // Hello is gone and nothing but Hello may precede Welcome: send these changes right after it.
+                _setBeforeWelcome ??= new JObject();
+                _setBeforeWelcome.Merge(changes);
+                return;
+            }
+
+            NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
+            ScheduleWriteLocked();
+        }
+    }
+
+    private void WriteNativeControl(Action<IBufferWriter<byte>, ulong> write, ulong value)
+    {
+        lock (_gate)
+        {
+            if (_outputEnded)
+            {
+                return;
+            }
+
+            write(_pending, value);
+            ScheduleWriteLocked();
+        }
+    }
+
+    /// <summary>Sends Ping when nothing was written for an interval; drops the link when nothing was read for two.</summary>
+    private void StartHeartbeats(TimeSpan interval)
+    {
+        if (interval <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        _heartbeats = true;
+        _heartbeatInterval = interval;
+        var time = _options.TimeProvider;
+        _lastReadTimestamp = time.GetTimestamp();
+        _lastWriteTimestamp = _lastReadTimestamp;
+        var tick = TimeSpan.FromTicks(Math.Max(interval.Ticks / 2, 1));
+        _heartbeatTimer = time.CreateTimer(static state => ((Connection)state!).HeartbeatTick(), this, tick, tick);
+    }
+
+    private void HeartbeatTick()
+    {
+        if (Volatile.Read(ref _closed))
+        {
+            return;
+        }
+
+        var time = _options.TimeProvider;
+        if (!Volatile.Read(ref _deliveryBackpressured) && time.GetElapsedTime(Volatile.Read(ref _lastReadTimestamp)) >= 2 * _heartbeatInterval)
+        {
+            _logger.LogInformation("Connection {Id}: nothing received for {Timeout}; dropping the link", Id, 2 * _heartbeatInterval);
+            Shutdown(new DisconnectInfo(DisconnectReason.TransportError, new TimeoutException($"No frame from the peer for {(2 * _heartbeatInterval).TotalMilliseconds} ms (heartbeat timeout).")));
+            return;
+        }
+
+        if (time.GetElapsedTime(Volatile.Read(ref _lastWriteTimestamp)) >= _heartbeatInterval)
+        {
+            WriteNativeControl(static (output, nonce) => NativeFrameWriter.WritePing(output, nonce), (ulong)time.GetTimestamp());
+        }
+    }
+
+    private void NoteRead()
+    {
+        if (_heartbeats)
+        {
+            Volatile.Write(ref _lastReadTimestamp, _options.TimeProvider.GetTimestamp());
+        }
+    }
+
+    private void NoteWrite()
+    {
+        if (_heartbeats)
+        {
+            Volatile.Write(ref _lastWriteTimestamp, _options.TimeProvider.GetTimestamp());
+        }
+    }
+}
