@@ -58,6 +58,11 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             previous.Dispose(); // returns at once if it is already shutting down on another thread: waited for below
         }
 
+        if (!earlier.IsCompleted)
+        {
+            logger.LogDebug("Session {SessionId}: connection {New} waits until the session's earlier connections have delivered what they received", sessionId, connection.Id);
+        }
+
         await earlier.ConfigureAwait(false);
 
         if (_streams is not null)
