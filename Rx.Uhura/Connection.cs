@@ -312,6 +312,20 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             undelivered = CollectUndeliveredLocked();
         }
 
+        // The read loop, under the session's gate (the stream's, on a client), checks that the link is open, marks an
+        // event received (native: the stream's LastReceived; Node wire: the session's dedup watermark) and queues it.
+        // Passing that gate once, now that _closed is set, lets such a step still running finish: every event marked
+        // received is queued before the completion below, never after it, where the link's completed dispatcher would
+        // drop it, or its completed streams swallow it, while it counts as received, so its resend would be
+        // acknowledged as a duplicate. Shutdown may run on another thread than the read loop (a superseding link).
+        if ((_serverSession?.Gate ?? _native?.Gate) is { } deliveryGate)
+        {
+            lock (deliveryGate)
+            {
+                // nothing: a barrier
+            }
+        }
+
         _readCancel.Cancel();
         _heartbeatTimer?.Dispose();
         Diagnostics.UhuraMetrics.ConnectionEnded(this);

@@ -117,6 +117,9 @@ internal sealed class RawPeer : IAsyncDisposable
     /// <summary>Aborts with a reset (unread data or linger 0).</summary>
     public void Destroy() => _socket.Close(0);
 
+    /// <summary>Half-closes: FIN after everything written, while what the other side still sends can be read.</summary>
+    public void EndSending() => _socket.Shutdown(SocketShutdown.Send);
+
     /// <summary>Closes normally (FIN), as Node's <c>socket.destroy()</c> does when nothing is left unread.</summary>
     public void HangUp()
     {

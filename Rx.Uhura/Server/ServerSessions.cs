@@ -23,14 +23,16 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
 
     /// <summary>
     /// Makes <paramref name="connection"/> the session's live connection; the previous one, if any, is dropped, and
-    /// the task completes once it has fully shut down (its unacknowledged events handed to the session), so the new
-    /// connection resumes the streams from their final state. With <paramref name="followsStream"/> (native protocol),
-    /// what the connection has not delivered when it ends goes back to the session's stream.
+    /// the task completes once every earlier connection of the session has fully shut down (its unacknowledged events
+    /// handed to the session, the events it queued delivered), so the new connection resumes the streams from their
+    /// final state and delivers nothing while an earlier one still does. With <paramref name="followsStream"/>
+    /// (native protocol), what the connection has not delivered when it ends goes back to the session's stream.
     /// </summary>
     public async ValueTask<ServerSession> AttachAsync(string sessionId, Connection connection, bool followsStream = false)
     {
         Connection? previous;
         ServerSession session;
+        Task earlier;
         lock (_gate)
         {
             session = _sessions.GetOrAdd(sessionId, static id => new ServerSession(id));
@@ -43,14 +45,31 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             }
 
             session.Active = connection;
+            if (ReferenceEquals(previous, connection))
+            {
+                earlier = Task.CompletedTask; // attached already: it waited then
+            }
+            else
+            {
+                // A link that ended by itself is no longer Active, yet its dispatcher may still be delivering: wait for
+                // it as for the one superseded here (and for those before it, which a superseded link may not have).
+                earlier = session.LinksShutDown;
+                session.LinksShutDown = earlier.IsCompleted ? connection.ShutdownCompleted : Task.WhenAll(earlier, connection.ShutdownCompleted);
+            }
         }
 
         if (previous is not null && !ReferenceEquals(previous, connection))
         {
             logger.LogDebug("Session {SessionId}: connection {New} supersedes {Old}", sessionId, connection.Id, previous.Id);
-            previous.Dispose(); // returns at once if it is already shutting down on another thread: wait for that
-            await previous.ShutdownCompleted.ConfigureAwait(false);
+            previous.Dispose(); // returns at once if it is already shutting down on another thread: waited for below
         }
+
+        if (!earlier.IsCompleted)
+        {
+            logger.LogDebug("Session {SessionId}: connection {New} waits until the session's earlier connections have delivered what they received", sessionId, connection.Id);
+        }
+
+        await earlier.ConfigureAwait(false);
 
         if (_streams is not null)
         {
@@ -290,6 +309,12 @@ internal sealed class ServerSession(string id)
     public Lock Gate { get; } = new();
 
     public Connection? Active { get; set; }
+
+    /// <summary>
+    /// Completes once every connection attached to this session so far has shut down and delivered what it queued
+    /// (<see cref="Connection.ShutdownCompleted"/>); set under the sessions' lock.
+    /// </summary>
+    public Task LinksShutDown { get; set; } = Task.CompletedTask;
 
     /// <summary>The native protocol's streams of this session, which outlive its connections.</summary>
     public NativeStream Native { get; } = new();
