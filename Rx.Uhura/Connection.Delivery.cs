@@ -43,7 +43,29 @@ public sealed partial class Connection
             _eventsIn++;
         }
 
-        _dispatcher.Enqueue(Delivery.Of(this, e, ackId, ackSeq));
+        if (Volatile.Read(ref _readBatchThread) == Environment.CurrentManagedThreadId)
+        {
+            // In a read batch: the pump is woken once, when the batch ends or before the read loop waits for anything.
+            _dispatcher.EnqueueDeferred(Delivery.Of(this, e, ackId, ackSeq));
+            _deliveriesOwed = true;
+        }
+        else
+        {
+            _dispatcher.Enqueue(Delivery.Of(this, e, ackId, ackSeq));
+        }
+    }
+
+    /// <summary>The read loop's deliveries queued without waking the pump: set and cleared by the read loop only.</summary>
+    private bool _deliveriesOwed;
+
+    /// <summary>Wakes the pump for what the read loop queued; called at the end of a read batch and before any wait.</summary>
+    private void SignalDeliveries()
+    {
+        if (_deliveriesOwed)
+        {
+            _deliveriesOwed = false;
+            _dispatcher.Signal();
+        }
     }
 
     /// <summary>

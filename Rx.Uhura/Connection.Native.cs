@@ -85,6 +85,7 @@ public sealed partial class Connection
 
             if (!pending.IsCompletedSuccessfully)
             {
+                SignalDeliveries(); // what this batch queued is delivered while the frame's handling waits
                 await pending.ConfigureAwait(false);
             }
         }
@@ -130,6 +131,7 @@ public sealed partial class Connection
         // (a blocked subscriber), no Close is sent and the peer resends as it always did.
         var acknowledged = WhenAckWrittenAsync(seq - 1);
         Dispatch(null, null, seq - 1);
+        SignalDeliveries();
         try
         {
             await acknowledged.WaitAsync(_options.CloseTimeout, _options.TimeProvider).ConfigureAwait(false);

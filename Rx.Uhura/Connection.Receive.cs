@@ -87,6 +87,7 @@ public sealed partial class Connection
                             var pending = HandleNodeElement(element.ToArray());
                             if (!pending.IsCompletedSuccessfully)
                             {
+                                SignalDeliveries(); // what this batch queued is delivered while the element's handling waits
                                 await pending.ConfigureAwait(false);
                             }
                         }

@@ -263,6 +263,8 @@ public sealed partial class Connection
             _writeOwed = false;
         }
 
+        SignalDeliveries();
+
         if (owed)
         {
             _ = WriteLoopAsync();

@@ -1,5 +1,3 @@
-using System.Threading.Channels;
-
 namespace Rx.Uhura.Internal;
 
 /// <summary>What a link's read loop hands to its dispatcher: an event to deliver, an acknowledgement to send after it, or the end of the link.</summary>
@@ -37,52 +35,87 @@ internal readonly struct Delivery
 /// <summary>
 /// The one serial dispatcher of a link (a server's connection) or of a client (all its links in turn): read loops
 /// enqueue, one pump calls the subscribers outside every library lock and then acknowledges. The queue is bounded by
-/// back-pressure: a read loop that finds it full (<see cref="IsFull"/>) waits for <see cref="WhenSpaceAsync"/> before reading on.
+/// back-pressure: a read loop that finds it full (<see cref="IsFull"/>) waits for <see cref="WhenSpaceAsync"/> before
+/// reading on. A read loop queues a batch's events with <see cref="EnqueueDeferred"/> and wakes the pump once with
+/// <see cref="Signal"/>: one wake-up per read, not per event, and no lock shared with the pump per event.
 /// </summary>
 internal sealed class EventDispatcher
 {
     /// <summary>Acks owed are written at least every this many delivered events, and whenever the queue runs empty (native: one cumulative ack).</summary>
     private const int AckEvery = 64;
 
-    private readonly Channel<Delivery> _queue = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Delivery> _queue = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _capacity;
     private readonly Lock _gate = new();
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
     private TaskCompletionSource? _space;
     private int _count;
+    private int _writers;    // Enqueue calls past their completion check, not yet done queuing
+    private int _completing; // 1 once Complete was called: nothing more is accepted
+    private int _pumpState;  // 1 while a pump is scheduled or running (one at a time)
 
     public EventDispatcher(int capacity, Microsoft.Extensions.Logging.ILogger logger)
     {
         _capacity = Math.Max(1, capacity);
         _logger = logger;
-        Completion = Task.Run(PumpAsync);
     }
 
     /// <summary>Ends when <see cref="Complete"/> was called and everything queued was dispatched.</summary>
-    public Task Completion { get; }
+    public Task Completion => _completion.Task;
 
     /// <summary>True when the queue holds its capacity or more: the read loop should wait before reading on.</summary>
     public bool IsFull => Volatile.Read(ref _count) >= _capacity;
 
     /// <summary>
-    /// Queues one delivery (never blocks: the bound is kept by the read loop's wait on <see cref="WhenSpaceAsync"/>).
-    /// False when the dispatcher was completed (its owner is gone).
+    /// Queues one delivery and wakes the pump (never blocks: the bound is kept by the read loop's wait on
+    /// <see cref="WhenSpaceAsync"/>). False when the dispatcher was completed (its owner is gone).
     /// </summary>
     public bool Enqueue(in Delivery delivery)
     {
-        Interlocked.Increment(ref _count);
-        if (_queue.Writer.TryWrite(delivery))
+        if (!Add(delivery))
         {
-            return true;
+            return false;
         }
 
-        Interlocked.Decrement(ref _count);
-        return false;
+        Signal();
+        return true;
+    }
+
+    /// <summary>
+    /// Queues one delivery without waking the pump: the caller (a read loop in the middle of a batch) calls
+    /// <see cref="Signal"/> before it waits for anything. False when the dispatcher was completed.
+    /// </summary>
+    public bool EnqueueDeferred(in Delivery delivery) => Add(delivery);
+
+    private bool Add(in Delivery delivery)
+    {
+        Interlocked.Increment(ref _writers); // a full fence before reading _completing (Complete: the reverse)
+        if (Volatile.Read(ref _completing) != 0)
+        {
+            Interlocked.Decrement(ref _writers);
+            return false;
+        }
+
+        Interlocked.Increment(ref _count);
+        _queue.Enqueue(delivery);
+        Interlocked.Decrement(ref _writers);
+        return true;
+    }
+
+    /// <summary>Makes sure a pump runs if anything is queued (or the end is due).</summary>
+    public void Signal()
+    {
+        if (Volatile.Read(ref _pumpState) == 0 && Interlocked.CompareExchange(ref _pumpState, 1, 0) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static dispatcher => _ = dispatcher.PumpAsync(), this, preferLocal: false);
+        }
     }
 
     /// <summary>Completes once the queue has room again (below its capacity).</summary>
     public Task WhenSpaceAsync()
     {
+        Signal(); // whatever was queued without a wake-up must drain for room to come
         lock (_gate)
         {
             if (!IsFull)
@@ -101,61 +134,86 @@ internal sealed class EventDispatcher
         }
     }
 
-    /// <summary>No more deliveries: the pump ends after those queued.</summary>
-    public void Complete() => _queue.Writer.TryComplete();
+    /// <summary>No more deliveries: the pump ends after those queued, and <see cref="Completion"/> completes.</summary>
+    public void Complete()
+    {
+        Interlocked.Exchange(ref _completing, 1);
+        Signal();
+    }
 
     private async Task PumpAsync()
     {
-        var reader = _queue.Reader;
         Connection? ackOwedBy = null;
         var sinceAck = 0;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        try
         {
-            while (reader.TryRead(out var delivery))
+            while (true)
             {
-                if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Link) || sinceAck >= AckEvery))
+                while (_queue.TryDequeue(out var delivery))
                 {
-                    ackOwedBy.FlushAcks();
+                    if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Link) || sinceAck >= AckEvery))
+                    {
+                        ackOwedBy.FlushAcks();
+                        ackOwedBy = null;
+                        sinceAck = 0;
+                    }
+
+                    try
+                    {
+                        var pending = delivery.Link.DispatchAsync(delivery);
+                        if (!pending.IsCompletedSuccessfully)
+                        {
+                            if (ackOwedBy is not null)
+                            {
+                                ackOwedBy.FlushAcks(); // what was delivered before is not held while this waits
+                                ackOwedBy = null;
+                                sinceAck = 0;
+                            }
+
+                            await pending.ConfigureAwait(false);
+                        }
+                    }
+                    catch (Exception ex)
+                    {
+                        // Subscribers are guarded; this is the library's own failure, which must not stop the pump.
+                        Microsoft.Extensions.Logging.LoggerExtensions.LogError(_logger, ex, "Dispatching an event of {Connection} failed", delivery.Link);
+                    }
+
+                    if (delivery.AckSeq > 0 || delivery.AckId is not null)
+                    {
+                        ackOwedBy = delivery.Link;
+                        sinceAck++;
+                    }
+
+                    Released();
+                }
+
+                if (ackOwedBy is not null)
+                {
+                    ackOwedBy.FlushAcks(); // the queue ran empty: what was delivered is acknowledged now
                     ackOwedBy = null;
                     sinceAck = 0;
                 }
 
-                try
+                if (Volatile.Read(ref _completing) != 0 && Volatile.Read(ref _writers) == 0 && _queue.IsEmpty)
                 {
-                    var pending = delivery.Link.DispatchAsync(delivery);
-                    if (!pending.IsCompletedSuccessfully)
-                    {
-                        if (ackOwedBy is not null)
-                        {
-                            ackOwedBy.FlushAcks(); // what was delivered before is not held while this waits
-                            ackOwedBy = null;
-                            sinceAck = 0;
-                        }
-
-                        await pending.ConfigureAwait(false);
-                    }
-                }
-                catch (Exception ex)
-                {
-                    // Subscribers are guarded; this is the library's own failure, which must not stop the pump.
-                    Microsoft.Extensions.Logging.LoggerExtensions.LogError(_logger, ex, "Dispatching an event of {Connection} failed", delivery.Link);
+                    _completion.TrySetResult(); // the pump stays "running": none is scheduled again
+                    return;
                 }
 
-                if (delivery.AckSeq > 0 || delivery.AckId is not null)
+                // Idle. A delivery queued after the queue was seen empty, or Complete, either sees the pump idle and
+                // schedules one, or is seen here (both sides fence before they look at the other's state).
+                Interlocked.Exchange(ref _pumpState, 0);
+                if ((_queue.IsEmpty && Volatile.Read(ref _completing) == 0) || Interlocked.CompareExchange(ref _pumpState, 1, 0) != 0)
                 {
-                    ackOwedBy = delivery.Link;
-                    sinceAck++;
+                    return;
                 }
-
-                Released();
             }
-
-            if (ackOwedBy is not null)
-            {
-                ackOwedBy.FlushAcks();
-                ackOwedBy = null;
-                sinceAck = 0;
-            }
+        }
+        catch (Exception ex)
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogCritical(_logger, ex, "The event dispatcher failed");
+            Interlocked.Exchange(ref _pumpState, 0);
         }
     }
 
