@@ -138,18 +138,23 @@ public abstract class SeededFaultTests(Xunit.Abstractions.ITestOutputHelper outp
             Assert.True(client.Post("n", i), $"{story}: Post({i}) was refused");
         }
 
+        var stage = "the client's start";
+        Task[] pending = [];
         try
         {
             await started.WaitAsync(RunTimeout);
+            stage = "the acknowledgement of the client's last Send";
             await client.Send("end").WaitAsync(RunTimeout);
+            stage = "the server's delivery of the last event";
             await endReceived.Task.WaitAsync(RunTimeout);
-            Task[] pending;
             lock (serverSends)
             {
                 pending = [.. serverSends];
             }
 
+            stage = "the acknowledgements of the server's sends";
             await Task.WhenAll(pending).WaitAsync(RunTimeout);
+            stage = "the Reconnect calls from another thread";
             await Task.WhenAll(reconnects).WaitAsync(RunTimeout);
         }
         catch (TimeoutException)
@@ -165,7 +170,13 @@ public abstract class SeededFaultTests(Xunit.Abstractions.ITestOutputHelper outp
                 c = atClient.Count;
             }
 
-            Assert.Fail($"{story}: stuck after {RunTimeout.TotalSeconds} s with {s}/{clientEvents} at the server, {c}/{serverEvents} at the client, {transport.Cuts} cuts, {transport.Connections} connections, client {client.CurrentState}; errors: {string.Join(" | ", errors.Take(6))}");
+            int unacknowledged;
+            lock (serverSends)
+            {
+                unacknowledged = serverSends.Count(t => !t.IsCompleted);
+            }
+
+            Assert.Fail($"{story}: stuck after {RunTimeout.TotalSeconds} s waiting for {stage} ({unacknowledged} server sends unacknowledged) with {s}/{clientEvents} at the server, {c}/{serverEvents} at the client, {transport.Cuts} cuts, {transport.Connections} connections, client {client.CurrentState}; errors: {string.Join(" | ", errors.Take(6))}");
         }
 
         output.WriteLine($"{story}: {transport.Connections} connections, {transport.Cuts} cuts");
