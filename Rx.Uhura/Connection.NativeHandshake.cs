@@ -21,15 +21,13 @@ public sealed partial class Connection
         ulong lastReceived = 0;
         lock (stream.Gate)
         {
-            if (sessionId is null || stream.ProposedSessionId is not null)
+            if (sessionId is null)
             {
                 // No session yet: the client names the one it wants, so that should this link drop before its Welcome
                 // is read, the next Hello finds the session (and what the server sent to it) instead of a new one.
                 // It asks to resume that session too: a Hello of a lost link of this client may reach the server
                 // after a later one, and must continue what the later one started rather than start it over.
-                // A Welcome whose link dropped before it was handled may have named the session already (its keys
-                // are applied first): that id, the proposed one on a server that honours proposals, is presented.
-                sessionId ??= stream.ProposedSessionId ??= SessionIds.New();
+                sessionId = stream.ProposedSessionId ??= SessionIds.New();
                 features |= NativeFeatures.Propose | NativeFeatures.Resume;
                 lastReceived = (ulong)stream.ResumePoint;
             }
