@@ -185,8 +185,12 @@ public sealed partial class Connection
             return; // dropped meanwhile (a forced reconnect): the stream and the session belong to the next link now
         }
 
-        Session.ApplyRemote(ParseJson<JObject>(welcome.Session, "Welcome"));
-        Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
+        // The Welcome's keys (and so the session's id) are applied only once this link has taken the stream: applied
+        // first, a link dropped in between (a Session subscriber may force a reconnect, a cut may land there) would
+        // leave the client with a session id but a stream never established, and its next Hello would start the
+        // server's streams afresh, failing what the server held for this session. Taken first, the next Hello
+        // proposes (or presents) the session and resumes its streams.
+        var keys = ParseJson<JObject>(welcome.Session, "Welcome");
         List<OutboundMessage> delivered = [];
         lock (_gate)
         {
@@ -218,8 +222,7 @@ public sealed partial class Connection
 
             lock (stream.Gate)
             {
-                stream.Established = true;
-                stream.ProposedSessionId = null; // the Welcome named the session: later links present it
+                stream.Established = true; // the proposal stays until the keys below name the session
             }
 
             _handshakeDone = true;
@@ -245,6 +248,16 @@ public sealed partial class Connection
             }
 
             ScheduleWriteLocked();
+        }
+
+        Session.ApplyRemote(keys);
+        Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
+        lock (stream.Gate)
+        {
+            if (Session.Id is not null)
+            {
+                stream.ProposedSessionId = null; // the Welcome named the session: later links present it
+            }
         }
 
         if (delivered.Count > 0)

@@ -4,6 +4,7 @@ using System.Reactive.Threading.Tasks;
 using System.Reactive.Subjects;
 using Rx.Uhura.Internal;
 using Rx.Uhura.Protocol.Native;
+using Rx.Uhura.Session;
 using Rx.Uhura.Transport;
 
 namespace Rx.Uhura.Tests.Core;
@@ -73,6 +74,60 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
         var connections = await _connections.Take(2).ToList().ToTask().For();
         Assert.Equal(connections[0].Session.Id, client.Session.Id); // the session the server created on the lost link
         Assert.Equal(connections[0].Session.Id, connections[1].Session.Id);
+    }
+
+    [Fact]
+    public async Task A_link_dropped_while_its_Welcome_is_handled_leaves_the_next_link_to_resume_the_session_with_the_servers_sends()
+    {
+        // The Welcome's session keys reach the client's Session subscribers on the read loop; one that forces a
+        // reconnect there drops the link in the middle of handling that Welcome (as a cut would under load). The next
+        // Hello must still continue the session's streams: what the server's application sent to the session waits
+        // for that link and arrives, once and in order, never failed as lost by a fresh start.
+        const int count = 50;
+        var sends = new List<Task>();
+        _server.Connections.Take(1).Subscribe(connection =>
+        {
+            for (var i = 0; i < count; i++)
+            {
+                sends.Add(connection.Send("s", i));
+            }
+        });
+
+        await using var client = UhuraClient.Create(_server.Uri!, new UhuraClientOptions
+        {
+            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(20) },
+        });
+        var reconnected = 0;
+        client.Session.Changes.Subscribe(change =>
+        {
+            if (change.Key == UhuraSession.IdKey && Interlocked.Exchange(ref reconnected, 1) == 0)
+            {
+                client.Reconnect();
+            }
+        });
+        var received = new List<int>();
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Event("s").Subscribe(e =>
+        {
+            lock (received)
+            {
+                received.Add(e.Arg<int>(0));
+                if (received.Count == count)
+                {
+                    all.TrySetResult();
+                }
+            }
+        });
+
+        await client.StartAsync().For();
+        await all.Task.For();
+        await Task.WhenAll(sends).For(); // acknowledged by the client: none failed as lost
+
+        Assert.Equal(1, Volatile.Read(ref reconnected));
+        Assert.Equal(Enumerable.Range(0, count), received);
+        var connections = await _connections.Take(2).ToList().ToTask().For();
+        Assert.Equal(connections[0].Session.Id, client.Session.Id);
+        Assert.True(connections[1].Resumed);
     }
 
     [Theory]
