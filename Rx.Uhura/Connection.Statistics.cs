@@ -166,19 +166,5 @@ public sealed partial class Connection
         }
     }
 
-    private string? Describe(Stream stream)
-    {
-        var inner = stream switch
-        {
-            Transport.TlsTransport.HandshakingStream handshaking => handshaking.Inner,
-            _ => stream,
-        };
-        return inner is NetworkStream { Socket: var socket } ? socket.RemoteEndPoint switch
-        {
-            IPEndPoint ip => ip.ToString(),
-            UnixDomainSocketEndPoint => PeerCredentials is { } peer ? $"unix pid {peer.ProcessId}" : "unix",
-            { } other => other.ToString(),
-            null => null,
-        } : null;
-    }
+    private static string? Describe(Stream stream) => Transport.SocketFacts.Of(stream)?.RemoteAddress;
 }

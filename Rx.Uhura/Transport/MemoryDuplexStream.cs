@@ -8,7 +8,7 @@ namespace Rx.Uhura.Transport;
 /// write may run at once (as on a socket). The pipe ends are completed only when no read or write is using them, so
 /// disposing during a pending read or write wakes it instead of racing it.
 /// </summary>
-internal sealed class MemoryDuplexStream : Stream
+internal sealed class MemoryDuplexStream : Stream, ITransportStream
 {
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
@@ -21,10 +21,23 @@ internal sealed class MemoryDuplexStream : Stream
     private bool _outputCompleted;
     private Exception? _abort;
 
-    public MemoryDuplexStream(PipeReader input, PipeWriter output)
+    public MemoryDuplexStream(PipeReader input, PipeWriter output, string remoteAddress)
     {
         _input = input;
         _output = output;
+        RemoteAddress = remoteAddress;
+    }
+
+    /// <summary>The name the connection was made to (<c>memory://name</c>); both ends describe it so.</summary>
+    public string? RemoteAddress { get; }
+
+    /// <summary>An in-memory peer is this process: no kernel credentials.</summary>
+    public UnixPeerCredentials? PeerCredentials => null;
+
+    public ValueTask ShutdownSendAsync()
+    {
+        ShutdownSend();
+        return ValueTask.CompletedTask;
     }
 
     public override bool CanRead => true;

@@ -90,8 +90,9 @@ public sealed class MemoryTransport : ITransport
         var options = new PipeOptions(pauseWriterThreshold: PauseWriterThreshold, resumeWriterThreshold: ResumeWriterThreshold, useSynchronizationContext: false);
         var toServer = new Pipe(options);
         var toClient = new Pipe(options);
-        var client = new MemoryDuplexStream(toClient.Reader, toServer.Writer);
-        var server = new MemoryDuplexStream(toServer.Reader, toClient.Writer);
+        var address = "memory://" + name;
+        var client = new MemoryDuplexStream(toClient.Reader, toServer.Writer, address);
+        var server = new MemoryDuplexStream(toServer.Reader, toClient.Writer, address);
         lock (_gate)
         {
             // Under the registry's lock: a listener being closed is unregistered first, so nothing is queued after its drain.

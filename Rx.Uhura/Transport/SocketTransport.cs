@@ -60,7 +60,7 @@ public sealed class SocketTransport : ITransport
         try
         {
             await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
-            return new NetworkStream(socket, ownsSocket: true);
+            return new SocketStream(socket);
         }
         catch (SocketException ex) when (endPoint is UnixDomainSocketEndPoint unix)
         {
@@ -145,7 +145,7 @@ public sealed class SocketTransport : ITransport
                         accepted.NoDelay = true;
                     }
 
-                    return new NetworkStream(accepted, ownsSocket: true);
+                    return new SocketStream(accepted);
                 }
                 catch (ObjectDisposedException)
                 {

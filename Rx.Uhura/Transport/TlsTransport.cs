@@ -74,7 +74,7 @@ public sealed class TlsTransport : ITransport
         var tlsEndPoint = endPoint as TlsEndPoint ?? new TlsEndPoint(endPoint);
         var stream = await _inner.ConnectAsync(tlsEndPoint.Inner, cancellationToken).ConfigureAwait(false);
         string? refusal = null;
-        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+        var ssl = new TlsStream(stream);
         var authentication = new SslClientAuthenticationOptions
         {
             TargetHost = Options.TargetHost ?? tlsEndPoint.Host,
@@ -113,10 +113,10 @@ public sealed class TlsTransport : ITransport
         error);
 
     /// <summary>Authenticates an accepted stream as the server; the task fails with a <see cref="TlsException"/>.</summary>
-    private async Task<SslStream> AuthenticateServerAsync(Stream stream, string peer, CancellationToken cancellationToken)
+    private async Task<TlsStream> AuthenticateServerAsync(Stream stream, string peer, CancellationToken cancellationToken)
     {
         string? refusal = null;
-        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+        var ssl = new TlsStream(stream);
         var authentication = new SslServerAuthenticationOptions
         {
             ServerCertificate = Options.ServerCertificate,
@@ -156,7 +156,7 @@ public sealed class TlsTransport : ITransport
                 return null;
             }
 
-            var peer = stream is System.Net.Sockets.NetworkStream { Socket.RemoteEndPoint: { } remote } ? remote.ToString() ?? "a client" : "a client";
+            var peer = SocketFacts.Of(stream)?.RemoteAddress ?? "a client";
             return new HandshakingStream(stream, transport.AuthenticateServerAsync(stream, peer, _closing.Token));
         }
 
@@ -171,15 +171,16 @@ public sealed class TlsTransport : ITransport
     /// An accepted stream whose server handshake runs in the background: reads and writes wait for it. A failed
     /// handshake makes a read throw the <see cref="TlsException"/> (a write throws it inside an <see cref="IOException"/>).
     /// </summary>
-    internal sealed class HandshakingStream(Stream inner, Task<SslStream> handshake) : Stream
+    internal sealed class HandshakingStream(Stream inner, Task<TlsStream> handshake) : Stream, ITransportStream
     {
         private int _disposed;
 
-        /// <summary>The accepted stream under the TLS handshake (for the connection's remote endpoint).</summary>
-        internal Stream Inner => inner;
+        public string? RemoteAddress => SocketFacts.Of(inner)?.RemoteAddress;
 
-        /// <summary>Sends the TLS close_notify alert once the handshake succeeded (see <see cref="HalfClose"/>).</summary>
-        public Task ShutdownAsync() => handshake.IsCompletedSuccessfully ? handshake.Result.ShutdownAsync() : Task.CompletedTask;
+        public UnixPeerCredentials? PeerCredentials => SocketFacts.Of(inner)?.PeerCredentials;
+
+        /// <summary>Sends the TLS close_notify alert once the handshake succeeded; before that there is nothing to end.</summary>
+        public ValueTask ShutdownSendAsync() => handshake.IsCompletedSuccessfully ? handshake.Result.ShutdownSendAsync() : ValueTask.CompletedTask;
 
         public override bool CanRead => true;
 
@@ -255,7 +256,7 @@ public sealed class TlsTransport : ITransport
             base.Dispose(disposing);
         }
 
-        private async ValueTask<SslStream> WrittenAsync(CancellationToken cancellationToken)
+        private async ValueTask<TlsStream> WrittenAsync(CancellationToken cancellationToken)
         {
             try
             {

@@ -17,12 +17,16 @@ public sealed record UnixPeerCredentials(int ProcessId, uint UserId, uint GroupI
     private const int SoPeerCred = 17;
 
     /// <summary>
-    /// The credentials of the peer of <paramref name="stream"/> when it is a connected Unix domain socket on Linux;
-    /// null otherwise (TCP, TLS, other operating systems, a closed socket).
+    /// The credentials of the peer of <paramref name="stream"/> when its transport knows them (a connected Unix domain
+    /// socket on Linux, or a TLS stream over one; see <see cref="ITransportStream.PeerCredentials"/>); null otherwise
+    /// (TCP, other operating systems, a closed socket, a stream that is not a transport's).
     /// </summary>
-    public static UnixPeerCredentials? TryGet(Stream stream)
+    public static UnixPeerCredentials? TryGet(Stream stream) => SocketFacts.Of(stream)?.PeerCredentials;
+
+    /// <summary>Linux <c>SO_PEERCRED</c> of a connected Unix domain socket; null for any other socket or platform.</summary>
+    internal static UnixPeerCredentials? Read(Socket socket)
     {
-        if (!OperatingSystem.IsLinux() || stream is not NetworkStream { Socket: { AddressFamily: AddressFamily.Unix } socket })
+        if (!OperatingSystem.IsLinux() || socket.AddressFamily != AddressFamily.Unix)
         {
             return null;
         }
