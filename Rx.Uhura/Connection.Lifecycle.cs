@@ -6,9 +6,11 @@ namespace Rx.Uhura;
 public sealed partial class Connection
 {
     /// <summary>
-    /// Closes gracefully: waits (up to <see cref="ConnectionOptions.CloseTimeout"/>) for queued sends to be written and
-    /// acknowledged, ends the JSON array, half-closes and waits for the peer to close. Sends still unacknowledged then
-    /// fail with <see cref="ConnectionLostException"/>. Idempotent.
+    /// Closes gracefully: waits (up to <see cref="ConnectionOptions.CloseTimeout"/>) until the events the peer sent before
+    /// the call are delivered to the subscribers and acknowledged, and the queued sends are written and acknowledged; then
+    /// ends the output, half-closes and waits for the peer to close. Sends still unacknowledged then fail with
+    /// <see cref="ConnectionLostException"/>. Idempotent. May be called from a subscriber (it completes after that
+    /// subscriber returns; do not wait for it synchronously there).
     /// </summary>
     public Task CloseAsync() => CloseAsync(_options.CloseTimeout);
 
@@ -43,6 +45,10 @@ public sealed partial class Connection
             if (_started != 0 && !_closed)
             {
                 await _ready.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+                // What the peer sent before the close began is delivered and acknowledged before the output ends: else a
+                // subscriber that closes the link would leave its own event (and those queued behind it) delivered but
+                // never acknowledged, and the peer would count them lost and send them again.
+                await _dispatcher.WhenDeliveredAsync(this).WaitAsync(deadline.Token).ConfigureAwait(false);
                 await WhenIdleAsync().WaitAsync(deadline.Token).ConfigureAwait(false);
                 lock (_gate)
                 {

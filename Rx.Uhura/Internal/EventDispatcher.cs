@@ -3,13 +3,14 @@ namespace Rx.Uhura.Internal;
 /// <summary>What a link's read loop hands to its dispatcher: an event to deliver, an acknowledgement to send after it, or the end of the link.</summary>
 internal readonly struct Delivery
 {
-    private Delivery(Connection link, UhuraEvent? e, string? ackId, long ackSeq, bool completion)
+    private Delivery(Connection link, UhuraEvent? e, string? ackId, long ackSeq, bool completion, TaskCompletionSource? barrier = null)
     {
         Link = link;
         Event = e;
         AckId = ackId;
         AckSeq = ackSeq;
         IsCompletion = completion;
+        Barrier = barrier;
     }
 
     /// <summary>The link the event came from (its subscribers are called, its peer gets the ack).</summary>
@@ -27,9 +28,14 @@ internal readonly struct Delivery
     /// <summary>The link ended: complete its streams after everything queued before.</summary>
     public bool IsCompletion { get; }
 
+    /// <summary>Completed by the pump once everything queued before it was delivered and its acknowledgements written.</summary>
+    public TaskCompletionSource? Barrier { get; }
+
     public static Delivery Of(Connection link, UhuraEvent? e, string? ackId, long ackSeq) => new(link, e, ackId, ackSeq, false);
 
     public static Delivery Completion(Connection link) => new(link, null, null, 0, true);
+
+    public static Delivery BarrierOf(Connection link, TaskCompletionSource barrier) => new(link, null, null, 0, false, barrier);
 }
 
 /// <summary>
@@ -134,6 +140,18 @@ internal sealed class EventDispatcher
         }
     }
 
+    /// <summary>
+    /// Completes once every delivery queued before this call was made and the acknowledgements owed for them were
+    /// handed to their links (a graceful close waits for it, so that what was delivered is acknowledged before the output
+    /// ends). Completes at once when the dispatcher was completed and has drained. Called from a subscriber, it completes
+    /// after that subscriber returns: never wait for it synchronously there.
+    /// </summary>
+    public Task WhenDeliveredAsync(Connection link)
+    {
+        var barrier = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return Enqueue(Delivery.BarrierOf(link, barrier)) ? barrier.Task : _completion.Task;
+    }
+
     /// <summary>No more deliveries: the pump ends after those queued, and <see cref="Completion"/> completes.</summary>
     public void Complete()
     {
@@ -151,6 +169,16 @@ internal sealed class EventDispatcher
             {
                 while (_queue.TryDequeue(out var delivery))
                 {
+                    if (delivery.Barrier is { } barrier)
+                    {
+                        ackOwedBy?.FlushAcks();
+                        ackOwedBy = null;
+                        sinceAck = 0;
+                        barrier.TrySetResult();
+                        Released();
+                        continue;
+                    }
+
                     if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Link) || sinceAck >= AckEvery))
                     {
                         ackOwedBy.FlushAcks();
