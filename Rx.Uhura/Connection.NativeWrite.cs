@@ -14,13 +14,22 @@ public sealed partial class Connection
 {
     private void WriteNativeEventLocked(OutboundMessage message)
     {
+        var nameJson = message.Payload.AsSpan(2, message.NameEnd - 3); // the name as encoded in the payload, between its quotes
+        var escaped = nameJson.IndexOf((byte)'\\') >= 0;
+        if (nameJson.Length > ushort.MaxValue && (!escaped || Encoding.UTF8.GetByteCount(message.Name) > ushort.MaxValue))
+        {
+            // Refused before it takes a sequence number (a number never sent would be a gap that ends the link). Events
+            // made by this library are refused when created; this is one that came another way (a backplane).
+            message.Fail(new EncodeException(message.Name[..64] + "…", $"the name is too long for the native wire (at most {ushort.MaxValue} bytes of UTF-8)."));
+            return;
+        }
+
         if (message.Seq == 0)
         {
             message.Seq = ++_native!.LastSent;
         }
 
-        var nameJson = message.Payload.AsSpan(2, message.NameEnd - 3); // the name as encoded in the payload, between its quotes
-        if (nameJson.IndexOf((byte)'\\') < 0)
+        if (!escaped)
         {
             NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, nameJson, message.NativeArgsLength);
         }

@@ -222,6 +222,15 @@ public sealed partial class Connection : ISessionSink
     /// </summary>
     private static Exception? RefusePoison(string eventName, byte[] payload, int nameEnd, WireProtocol? wire, ConnectionOptions limits)
     {
+        // A native frame carries the name's UTF-8 length in 16 bits. Checked here, not when the frame is written: by then
+        // the event has its sequence number, and a refusal would leave a gap that ends the link. (The name's JSON form,
+        // between its quotes, is never shorter than its UTF-8 form, so the count is only made for long names.)
+        if (wire is not (WireProtocol.NodeUhura or WireProtocol.SocketIpc) && nameEnd - 3 > ushort.MaxValue
+            && System.Text.Encoding.UTF8.GetByteCount(eventName) > ushort.MaxValue)
+        {
+            return new EncodeException(eventName[..Math.Min(eventName.Length, 64)] + "…", $"the name is {System.Text.Encoding.UTF8.GetByteCount(eventName)} bytes of UTF-8; the native wire carries names of at most {ushort.MaxValue}.");
+        }
+
         long frame = wire == WireProtocol.Native
             ? 11 + (nameEnd - 3) + (payload[nameEnd] == (byte)',' ? payload.Length - nameEnd : 2) // type, seq, name length, name, args
             : payload.Length + JsonFrameOverhead;

@@ -91,6 +91,29 @@ public abstract class PoisonEventTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_name_longer_than_the_native_wire_carries_is_refused_on_that_wire_at_both_ends_and_delivered_on_the_node_wire()
+    {
+        var (client, connection) = await ConnectAsync();
+        var name = new string('n', ushort.MaxValue + 1);
+        if (Protocol == WireProtocol.Native)
+        {
+            // Refused before it took a sequence number: the next event is not a gap that ends the link.
+            await Assert.ThrowsAsync<EncodeException>(() => client.Send(name, 1).For());
+            Assert.Throws<EncodeException>(() => client.Post(name, 1));
+            await Assert.ThrowsAsync<EncodeException>(() => connection.Send(name, 1).For());
+            Assert.Throws<EncodeException>(() => connection.Post(name, 1));
+            Assert.Throws<EncodeException>(() => _server.Broadcast(name, 1)); // the server speaks both wires
+            await AssertTheLinkCarriesOn(client, connection);
+        }
+        else
+        {
+            var received = Wait.First(connection.Events);
+            await client.Send(name, 1).For();
+            Assert.Equal(name, (await received).Name);
+        }
+    }
+
+    [Fact]
     public async Task An_event_just_under_the_limit_is_still_delivered()
     {
         var (client, connection) = await ConnectAsync();
