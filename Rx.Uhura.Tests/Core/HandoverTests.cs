@@ -191,6 +191,76 @@ public abstract class HandoverTests : IAsyncLifetime
         Assert.True(stuck == 0 && wrong.Count == 0, $"{stuck} of {Trials} stuck; {wrong.Count} wrong: {string.Join("; ", wrong.Take(5))}");
     }
 
+    [Fact]
+    public async Task Four_threads_posting_at_once_while_a_fifth_forces_reconnects_each_see_their_events_arrive_once_and_in_order()
+    {
+        const int Senders = 4;
+        const int PerSender = 20_000;
+        var received = new List<int>[Senders];
+        for (var t = 0; t < Senders; t++)
+        {
+            received[t] = new List<int>(PerSender);
+        }
+
+        _server.Connections.Subscribe(c => c.Event("p").Subscribe(e =>
+        {
+            var list = received[e.Arg<int>(0)];
+            lock (list)
+            {
+                list.Add(e.Arg<int>(1));
+            }
+        }));
+
+        var client = UhuraClient.Connect(_server.Uri!, Options);
+        _clients.Add(client);
+        await client.WhenConnectedAsync().For();
+
+        // Each sender posts in windows it then awaits (so the queue stays under its bound), and forces a reconnect at
+        // every window of its own as well, so the reconnects land at different points of the four streams.
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var senders = Enumerable.Range(0, Senders).Select(t => Task.Run(async () =>
+        {
+            await start.Task;
+            for (var i = 0; i < PerSender; i++)
+            {
+                if ((i + 1) % (Window / Senders) == 0 || i == PerSender - 1)
+                {
+                    if ((i / (Window / Senders)) % Senders == t)
+                    {
+                        client.Reconnect();
+                    }
+
+                    if (!await Completes(client.Send("p", t, i)))
+                    {
+                        return $"sender {t} stuck at {i}";
+                    }
+                }
+                else if (!client.Post("p", t, i))
+                {
+                    return $"sender {t}: Post({i}) refused";
+                }
+            }
+
+            return null;
+        })).ToArray();
+        start.SetResult();
+        var outcomes = await Task.WhenAll(senders).WaitAsync(TimeSpan.FromMinutes(2));
+
+        var wrong = outcomes.Where(o => o is not null).ToList();
+        for (var t = 0; t < Senders; t++)
+        {
+            lock (received[t])
+            {
+                if (FirstOutOfOrder([.. received[t]]) is var at and >= 0 || received[t].Count != PerSender)
+                {
+                    wrong.Add($"sender {t}: {received[t].Count} delivered, {received[t].Distinct().Count()} distinct, first out of order at {FirstOutOfOrder([.. received[t]])}");
+                }
+            }
+        }
+
+        Assert.True(wrong.Count == 0, string.Join("; ", wrong));
+    }
+
     /// <summary>The index of the first element that is not its own index (a loss, a duplicate or a reordering); -1 when none.</summary>
     private static int FirstOutOfOrder(int[] values)
     {
