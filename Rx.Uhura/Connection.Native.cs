@@ -239,7 +239,7 @@ public sealed partial class Connection
             case NativeFrameType.Set:
                 var changes = ParseJson<JObject>(frame.Changes, "Set");
                 CheckSessionLimits(changes);
-                Session.ApplyRemote(changes);
+                ReceiveNativeSet(changes, frame.Sequence);
                 break;
             case NativeFrameType.Ack when !_acksEnabled:
                 throw new ProtocolException("An Ack arrived on a link without acks.");

@@ -17,7 +17,7 @@ public sealed partial class Connection
         var stream = _native!;
         _sentSessionId = Session.Id;
         var sessionId = Session.Id;
-        var features = NativeFeatures.Heartbeats | (_options.EnableAcks ? NativeFeatures.Acks : 0);
+        var features = NativeFeatures.Heartbeats | NativeFeatures.SessionOrder | (_options.EnableAcks ? NativeFeatures.Acks : 0);
         ulong lastReceived = 0;
         lock (stream.Gate)
         {
@@ -68,7 +68,7 @@ public sealed partial class Connection
         var (sessionId, stored) = await ResolveSessionAsync(hello.SessionId.Length > 0 ? hello.SessionId : null, proposed).ConfigureAwait(false);
         _serverSession = await _server!.Sessions.AttachAsync(sessionId, this, followsStream: true).ConfigureAwait(false);
         var stream = _serverSession.Native;
-        var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | (_options.EnableAcks ? NativeFeatures.Acks : 0));
+        var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | NativeFeatures.SessionOrder | (_options.EnableAcks ? NativeFeatures.Acks : 0));
 
         // The streams continue only when the client resumes them and this server still has them.
         bool resumeStreams, established;
@@ -151,6 +151,7 @@ public sealed partial class Connection
         _native = stream;
         _objectMode = true;
         _acksEnabled = (granted & NativeFeatures.Acks) != 0;
+        _orderedSets = (granted & NativeFeatures.SessionOrder) != 0;
         _ackedUpTo = resumeStreams ? (long)clientReceived : 0;
         _pending.Write(NativePreface.Bytes);
         NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
@@ -201,6 +202,7 @@ public sealed partial class Connection
 
             _objectMode = true;
             _acksEnabled = (welcome.Features & NativeFeatures.Acks) != 0;
+            _orderedSets = (welcome.Features & NativeFeatures.SessionOrder) != 0;
             if (welcome.Resumed)
             {
                 lock (stream.Gate)
@@ -229,7 +231,7 @@ public sealed partial class Connection
             if (_setBeforeWelcome is { } changes)
             {
                 _setBeforeWelcome = null;
-                NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
+                WriteNativeSetLocked(changes);
             }
 
             while (TakePreReadyLocked(out var queued))
@@ -250,7 +252,7 @@ public sealed partial class Connection
             ScheduleWriteLocked();
         }
 
-        Session.ApplyRemote(keys);
+        Session.ApplyRemote(keys, k => KeepSettled(k, 0, welcome: true)); // keys set before the Welcome follow it, and win
         Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
         lock (stream.Gate)
         {

@@ -80,7 +80,7 @@ public sealed partial class Connection
                 return;
             }
 
-            NativeFrameWriter.WriteSet(_pending, 0, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
+            WriteNativeSetLocked(changes);
             ScheduleWriteLocked();
         }
     }

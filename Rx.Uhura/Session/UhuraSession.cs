@@ -55,14 +55,13 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     {
         ArgumentNullException.ThrowIfNull(key);
         var token = NodeWireCodec.ToToken(value, _serializer);
-        ISessionSink? sink;
         lock (_gate)
         {
+            // Sent under the same gate it was applied under: two threads' changes of one key reach the peer in the order
+            // they were applied here, so both sides end with the same value.
             Apply(key, token, SessionChangeOrigin.Local);
-            sink = _sink;
+            _sink?.SendSet(key, token);
         }
-
-        sink?.SendSet(key, token);
     }
 
     /// <summary>Sets several keys at once (uhura's <c>set({k: v, ...})</c>), sent as one message.</summary>
@@ -75,7 +74,6 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
             obj[key] = NodeWireCodec.ToToken(value, _serializer);
         }
 
-        ISessionSink? sink;
         lock (_gate)
         {
             foreach (var property in obj.Properties())
@@ -83,10 +81,8 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
                 Apply(property.Name, property.Value, SessionChangeOrigin.Local);
             }
 
-            sink = _sink;
+            _sink?.SendSetMany(obj);
         }
-
-        sink?.SendSetMany(obj);
     }
 
     /// <summary>
@@ -133,10 +129,18 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
         }
     }
 
-    internal void ApplyRemote(JObject values)
+    internal void ApplyRemote(JObject values) => ApplyRemote(values, static values => values);
+
+    /// <summary>
+    /// Applies the peer's changes that <paramref name="underGate"/> keeps. It runs under the session's gate, the one local
+    /// changes are applied and sent under, so what it decides (which keys a change of this side has superseded, or how
+    /// many of the peer's changes were applied) is exact with respect to them.
+    /// </summary>
+    internal void ApplyRemote(JObject values, Func<JObject, JObject> underGate)
     {
         lock (_gate)
         {
+            values = underGate(values);
             foreach (var property in values.Properties())
             {
                 Apply(property.Name, property.Value, SessionChangeOrigin.Remote);
@@ -294,7 +298,10 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     }
 }
 
-/// <summary>Where a session sends its local changes: the live link, if any.</summary>
+/// <summary>
+/// Where a session sends its local changes: the live link, if any. Called under the session's gate (changes leave in the
+/// order they were applied), so an implementation takes no lock that is ever held while calling into the session.
+/// </summary>
 internal interface ISessionSink
 {
     void SendSet(string key, JToken value);

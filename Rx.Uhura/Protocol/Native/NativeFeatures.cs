@@ -25,4 +25,12 @@ internal enum NativeFeatures : uint
     /// is read presents the same id again and finds that session. Never granted back.
     /// </summary>
     Propose = 16,
+
+    /// <summary>
+    /// Session changes converge on the server's order: a server's <c>Set</c> carries, in its sequence field, how many of
+    /// the client's <c>Set</c> frames on this link it had applied, and the client does not apply a key it changed in a
+    /// later one (the server is about to apply that change, which then wins there too). Without it, a key both sides
+    /// change at once ends with each side holding the other's value.
+    /// </summary>
+    SessionOrder = 32,
 }
