@@ -138,6 +138,17 @@ public sealed partial class Connection
     {
         UndeliveredHandler = (messages, error) =>
         {
+            if (_invalidated)
+            {
+                // The session is gone: nobody will resume its stream, so what this link did not deliver is lost now.
+                foreach (var message in messages)
+                {
+                    message.Fail(new ConnectionLostException(message.Name, error) { ConnectionId = Id });
+                }
+
+                return;
+            }
+
             foreach (var message in stream.Hold(messages, _options.MaxQueuedMessages, from: this))
             {
                 message.Fail(new ConnectionLostException(message.Name, error) { ConnectionId = Id });

@@ -303,6 +303,19 @@ public abstract class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_send_on_a_connection_whose_session_was_invalidated_fails_as_lost_and_never_waits_for_a_resume()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var connection = await NextConnection();
+        await connection.InvalidateSession().For();
+        // The session is gone: nothing can resume it, so the send cannot wait for it (on the native wire it followed
+        // the session's stream and waited there for good).
+        var error = await Record.ExceptionAsync(() => connection.Send("after", 1).For());
+        Assert.True(error is ConnectionLostException or SendAfterCloseException, $"{error}");
+    }
+
+    [Fact]
     public async Task A_subscriber_that_throws_does_not_break_the_connection()
     {
         var client = Client();
