@@ -77,6 +77,11 @@ public sealed partial class Connection
         if (delivery.IsCompletion)
         {
             _events.OnCompleted(); // observers are guarded: nothing throws here
+            if (IsServer)
+            {
+                Session.Complete(); // a server link's session object is its own (a client's outlives its links)
+            }
+
             _shutdownCompleted.TrySetResult();
             return ValueTask.CompletedTask;
         }

@@ -113,6 +113,7 @@ public sealed partial class UhuraClient
     private void CompleteStreams()
     {
         _events.OnCompleted();
+        Session.Complete();
         _errors.OnCompleted();
     }
 

@@ -316,6 +316,21 @@ public abstract class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Disposing_a_client_completes_its_Session_and_the_server_links_Session_completes_when_the_link_ends()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var connection = await NextConnection();
+        var clientSession = client.Session.Changes.DefaultIfEmpty().LastAsync().ToTask();
+        var clientState = client.Session.LastAsync().ToTask();
+        var serverSession = connection.Session.LastAsync().ToTask();
+        await client.DisposeAsync();
+        await clientSession.For();
+        Assert.Equal(client.Session.Id, (await clientState.For())[UhuraSession.IdKey].ToString());
+        await serverSession.For();
+    }
+
+    [Fact]
     public async Task A_subscriber_that_throws_does_not_break_the_connection()
     {
         var client = Client();

@@ -219,10 +219,14 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
         return persister?.WhenIdleAsync() ?? Task.CompletedTask;
     }
 
+    /// <summary>The owner is gone (a client disposed, a server link ended): both streams complete, after any change in progress.</summary>
     internal void Complete()
     {
-        _changes.OnCompleted();
-        _state.OnCompleted();
+        lock (_gate)
+        {
+            _changes.OnCompleted();
+            _state.OnCompleted();
+        }
     }
 
     private void Apply(string key, JToken? value, SessionChangeOrigin origin)
