@@ -167,6 +167,17 @@ public sealed partial class UhuraNode : IAsyncDisposable
         return delivered.Task;
     }
 
+    /// <summary>For tests: a peer's bus positions, as this node sees them (null when no peer has that id).</summary>
+    internal (ulong Sent, int Unacknowledged, ulong Received, ulong Delivered, ulong AckSent)? BusState(string peerId)
+    {
+        lock (_gate)
+        {
+            return _peers.TryGetValue(peerId, out var peer)
+                ? (peer.Bus.LastSent, peer.Bus.Buffer.Count, peer.Bus.LastReceived, peer.Bus.LastDelivered, peer.Bus.LastAckSent)
+                : null;
+        }
+    }
+
     internal TimeProvider Time { get; }
 
     /// <summary>Bus events of <paramref name="eventName"/> only.</summary>
@@ -248,10 +259,13 @@ public sealed partial class UhuraNode : IAsyncDisposable
     /// <summary>Queues a packet for the <see cref="Messages"/> subscribers.</summary>
     private void Deliver(MeshMessage message) => _dispatcher.Enqueue(new MeshDelivery(message));
 
-    /// <summary>Queues a bus event for the <see cref="Events"/> subscribers.</summary>
-    private void Deliver(BusEvent busEvent) => _dispatcher.Enqueue(new MeshDelivery(busEvent));
+    /// <summary>
+    /// Queues what a bus frame brought (an event, or null when it was a duplicate or a loop): once its turn came and the
+    /// subscribers returned, the peer's delivered position moves to <paramref name="seq"/>, and only that is acknowledged.
+    /// </summary>
+    private void Deliver(BusEvent? busEvent, BusPeerState bus, int epoch, ulong seq) => _dispatcher.Enqueue(new MeshDelivery(busEvent, bus, epoch, seq));
 
-    /// <summary>The dispatcher's pump: calls the subscribers of one notification.</summary>
+    /// <summary>The dispatcher's pump: calls the subscribers of one notification, then counts a bus frame as delivered.</summary>
     private void Dispatch(MeshDelivery delivery)
     {
         try
@@ -276,6 +290,18 @@ public sealed partial class UhuraNode : IAsyncDisposable
         {
             // Subscribers are guarded (GuardedObservable): only the library's own failure lands here.
             _logger.LogError(ex, "Node {NodeId}: delivering {Item} failed", Id, delivery.Item);
+        }
+
+        if (delivery.Bus is { } bus)
+        {
+            lock (_gate)
+            {
+                // A frame of an earlier incarnation of the peer does not count against the new one's numbers.
+                if (bus.Epoch == delivery.Epoch && delivery.Seq > bus.LastDelivered)
+                {
+                    bus.LastDelivered = delivery.Seq;
+                }
+            }
         }
     }
 

@@ -3,8 +3,13 @@ using Microsoft.Extensions.Logging;
 
 namespace Rx.Uhura.Mesh.Internal;
 
-/// <summary>One notification for a node's subscribers: a <see cref="MeshMessage"/>, a <see cref="BusEvent"/> or a <see cref="NodeEvent"/>.</summary>
-internal readonly record struct MeshDelivery(object? Item);
+/// <summary>
+/// One notification for a node's subscribers: a <see cref="MeshMessage"/>, a <see cref="BusEvent"/> or a
+/// <see cref="NodeEvent"/> (<see cref="Item"/>), and for a bus frame the position it takes the peer's delivered count to
+/// once the subscribers returned (<see cref="Bus"/>, <see cref="Epoch"/>, <see cref="Seq"/>; <see cref="Item"/> is null
+/// when the frame brings nothing to deliver, a duplicate or a loop, but still has to be counted as done).
+/// </summary>
+internal readonly record struct MeshDelivery(object? Item, BusPeerState? Bus = null, int Epoch = 0, ulong Seq = 0);
 
 /// <summary>
 /// The node's one serial dispatcher: read loops, timers and API calls enqueue (never blocking, never under a subscriber),
