@@ -75,7 +75,9 @@ internal sealed class MeshDispatcher
                 return Task.CompletedTask;
             }
 
-            var space = _space ?? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            // Another read loop's wait is shared; one this method completed itself below is not reused (it would let
+            // every later wait through while the queue is still full).
+            var space = _space is { Task.IsCompleted: false } waiting ? waiting : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Interlocked.Exchange(ref _space, space); // a full fence: the pump's release either sees it or left room seen below
             if (!IsFull)
             {
