@@ -55,7 +55,9 @@ public class KeepAndDisconnectTests
 
         // b stops keeping; a never kept: the link goes, on both sides, and b does not dial again.
         var aForgetsB = Wait.First(a.PeerDisconnected, id => id == "b");
+        var bForgetsA = Wait.First(b.PeerDisconnected, id => id == "a");
         b.Keep("a", false);
+        await bForgetsA; // node events reach the subscribers from the node's dispatcher, after the call returned
         Assert.Equal([NodeEventKind.Disconnect, NodeEventKind.PeerGone], atB.KindsFor("a", NodeEventKind.Disconnect, NodeEventKind.PeerGone));
         await aForgetsB;
         await Wait.First(a.OpenLinks, n => n == 0);
@@ -106,9 +108,11 @@ public class KeepAndDisconnectTests
         var aForgetsB = Wait.First(a.PeerDisconnected, id => id == "b");
 
         Assert.False(b.Disconnect("nobody"));
+        var bForgetsA = Wait.First(b.PeerDisconnected, id => id == "a");
         Assert.True(b.Disconnect("a"));
 
-        // Raised before Disconnect returned.
+        // Raised by Disconnect (delivered from the node's dispatcher), the link's end raising nothing more.
+        await bForgetsA;
         Assert.Equal([NodeEventKind.Disconnect, NodeEventKind.PeerGone], atB.KindsFor("a"));
         Assert.Empty(b.Peers);
         Assert.False(b.Send("a", new { late = true }));

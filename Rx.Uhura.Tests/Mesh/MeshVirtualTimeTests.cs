@@ -105,6 +105,7 @@ public sealed class MeshVirtualTimeTests : IAsyncLifetime
         a.Emit("e", 2);
         a.Emit("e", 3);
         await three;
+        await b.WhenDeliveredAsync().For(); // acknowledged is what the subscribers returned from: event 3's returned
         Advance(TimeSpan.FromSeconds(0.9));
         Advance(TimeSpan.FromSeconds(0.1)); // b's acknowledgement timer: one Ack for all three
         var ack = await Wait.First(acks);

@@ -124,6 +124,10 @@ public sealed partial class UhuraNode
         Raise(raised);
     }
 
+    /// <summary>
+    /// A bus frame from <paramref name="link"/>: received now (duplicates of it are dropped from here on), forwarded to the
+    /// other peers, and queued for the subscribers; it counts as delivered, and is acknowledged, only once they returned.
+    /// </summary>
     private void OnBus(MeshLink link, ulong seq, JObject body)
     {
         BusEvent? delivered = null;
@@ -137,10 +141,9 @@ public sealed partial class UhuraNode
 
             if (seq <= peer.Bus.LastReceived)
             {
-                return; // a retransmission of something already received
+                return; // a retransmission of something already received (delivered, or waiting in the dispatcher)
             }
 
-            peer.Bus.LastReceived = seq;
             var origin = BusString(body, "o");
             var incarnation = BusString(body, "n");
             var name = BusString(body, "e");
@@ -150,19 +153,10 @@ public sealed partial class UhuraNode
                 throw new ProtocolException("A bus event needs a \"p\" array of node ids and an \"a\" array of arguments.");
             }
 
+            var bus = peer.Bus;
+            bus.LastReceived = seq; // only once the frame is valid: a malformed one ends the link and is neither received nor acknowledged
             var path = pathArray.Select(static p => (string)p!).ToArray();
-            if (origin == Id || path.Contains(Id, StringComparer.Ordinal))
-            {
-                return; // it went round a loop back to us
-            }
-
-            if (!_seen.TryGetValue(origin, out var window) || window.Incarnation != incarnation)
-            {
-                window = new OriginWindow(incarnation, OriginWindowCapacity);
-                _seen[origin] = window;
-            }
-
-            if (window.FirstTime(originSeq))
+            if (origin != Id && !path.Contains(Id, StringComparer.Ordinal) && FirstTimeLocked(origin, incarnation, originSeq)) // else a loop back to us, or seen
             {
                 delivered = new BusEvent(origin, name, args, path, _serializer);
                 var forward = BusBody(origin, incarnation, originSeq, path.Append(Id), name, args);
@@ -174,13 +168,25 @@ public sealed partial class UhuraNode
                     }
                 }
             }
+
+            // Queued under the lock (it never blocks): a link that replaces this one cannot queue a later frame of the
+            // peer before this one, whose delivery would then count this one as delivered too. Queued even when there
+            // is nothing to deliver: the frame is acknowledged in its turn, after those before it.
+            Raise(raised);
+            Deliver(delivered, bus, bus.Epoch, seq);
+        }
+    }
+
+    /// <summary>Whether the event <paramref name="originSeq"/> of that origin (in that incarnation) is new to this node. Caller holds the lock.</summary>
+    private bool FirstTimeLocked(string origin, string incarnation, ulong originSeq)
+    {
+        if (!_seen.TryGetValue(origin, out var window) || window.Incarnation != incarnation)
+        {
+            window = new OriginWindow(incarnation, OriginWindowCapacity);
+            _seen[origin] = window;
         }
 
-        Raise(raised);
-        if (delivered is not null)
-        {
-            Deliver(delivered);
-        }
+        return window.FirstTime(originSeq);
     }
 
     private void OnAck(MeshLink link, ulong seq)
@@ -228,10 +234,12 @@ public sealed partial class UhuraNode
             {
                 var bus = peer.Bus;
                 var link = peer.Link is { Phase: LinkPhase.Stable } stable ? stable : null;
-                if (link is not null && bus.LastReceived > bus.LastAckSent)
+                if (link is not null && bus.LastDelivered > bus.LastAckSent)
                 {
-                    link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Ack, bus.LastReceived));
-                    bus.LastAckSent = bus.LastReceived;
+                    // What the subscribers returned from, never merely what was read: an acknowledged event is one the
+                    // peer may forget, so it must not be lost if this node closes or fails before its turn.
+                    link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Ack, bus.LastDelivered));
+                    bus.LastAckSent = bus.LastDelivered;
                 }
 
                 var expired = 0;

@@ -13,7 +13,12 @@ namespace Rx.Uhura.Mesh;
 /// <summary>Closing the node, and the heartbeat that times out silent links and handshakes.</summary>
 public sealed partial class UhuraNode
 {
-    /// <summary>Ends every link, stops listening and reconnecting, and completes the node's streams. Idempotent.</summary>
+    /// <summary>
+    /// Ends every link, stops listening and reconnecting, and completes the node's streams. Idempotent. The notifications
+    /// already queued for the subscribers are delivered first (the streams complete after them), so the task waits for
+    /// the subscribers: do not wait for it synchronously inside one of them. A bus event delivered here but not yet
+    /// acknowledged (the links are gone) stays in its sender's buffer and is sent again to the node's next incarnation.
+    /// </summary>
     public Task CloseAsync()
     {
         lock (_gate)
@@ -64,10 +69,13 @@ public sealed partial class UhuraNode
         }
 
         await closed.ConfigureAwait(false);
+
+        // Every link ended, so nothing more is queued but a stray timer's or redial's event, which is dropped. What was
+        // queued before is delivered first, then the dispatcher's pump completes Messages, Events and NodeEvents. A
+        // subscriber that never returns keeps this waiting: Rx cannot complete a stream during an OnNext.
+        _dispatcher.Complete();
+        await _dispatcher.Completion.ConfigureAwait(false);
         _logger.LogInformation("Node {NodeId} closed", Id);
-        _nodeEvents.OnCompleted();
-        _messages.OnCompleted();
-        _busEvents.OnCompleted();
         _listening.OnCompleted();
         _errors.OnCompleted();
         lock (_openLinksGate)
@@ -110,7 +118,9 @@ public sealed partial class UhuraNode
                 }
                 else if (link.Phase == LinkPhase.Stable)
                 {
-                    if (Options.PeerTimeout != Timeout.InfiniteTimeSpan && Time.GetElapsedTime(link.LastRead, now) >= Options.PeerTimeout)
+                    // A link waiting for room in the dispatcher is not reading, so its silence says nothing about the
+                    // peer: the timeout measures what the peer sends, not how fast the subscribers consume.
+                    if (Options.PeerTimeout != Timeout.InfiniteTimeSpan && !link.WaitsForDelivery && Time.GetElapsedTime(link.LastRead, now) >= Options.PeerTimeout)
                     {
                         link.Abort(new PeerLostException($"Nothing arrived from peer {link.RemoteId} for {Options.PeerTimeout.TotalSeconds:0.###} s: it is taken as dead.", link.RemoteId));
                     }

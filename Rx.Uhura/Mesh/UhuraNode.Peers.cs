@@ -229,13 +229,17 @@ public sealed partial class UhuraNode
             {
                 // A new process behind that id: its sequence numbers start again.
                 peer.RemoteIncarnation = link.RemoteIncarnation;
+                peer.Bus.Epoch++;
                 peer.Bus.LastReceived = 0;
+                peer.Bus.LastDelivered = 0;
                 peer.Bus.LastAckSent = 0;
             }
 
-            // Keep and Sync first, so the peer knows the link is ready before any packet arrives on it.
+            // Keep and Sync first, so the peer knows the link is ready before any packet arrives on it. The Sync names
+            // what was delivered, not what was received: the peer resends the rest, and what of it still waits in the
+            // dispatcher is dropped as a retransmission (at or below LastReceived), so nothing is lost or doubled.
             link.Enqueue(KeepFrame(peer.KeepLocal));
-            link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Sync, peer.Bus.LastReceived, isReconnect));
+            link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Sync, peer.Bus.LastDelivered, isReconnect));
             FlushPending(peer, link);
         }
         else

@@ -31,9 +31,12 @@ public sealed partial class UhuraNode : IAsyncDisposable
     private readonly HashSet<MeshLink> _links = [];
     private readonly Dictionary<string, bool> _keepBeforeConnect = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ulong> _lostLinks = new(StringComparer.Ordinal);
-    private readonly ISubject<NodeEvent> _nodeEvents = Subject.Synchronize(new Subject<NodeEvent>());
-    private readonly ISubject<MeshMessage> _messages = Subject.Synchronize(new Subject<MeshMessage>());
-    private readonly ISubject<BusEvent> _busEvents = Subject.Synchronize(new Subject<BusEvent>());
+    // Only the dispatcher's pump calls these (one notification at a time): no Synchronize gate, which a slow
+    // subscriber would turn into a wait for every link's read loop.
+    private readonly Subject<NodeEvent> _nodeEvents = new();
+    private readonly Subject<MeshMessage> _messages = new();
+    private readonly Subject<BusEvent> _busEvents = new();
+    private readonly MeshDispatcher _dispatcher;
     private readonly BehaviorSubject<string?> _listening = new(null);
     private readonly BehaviorSubject<int> _openLinks = new(0);
     private readonly Lock _openLinksGate = new();
@@ -71,6 +74,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
         _serializer = Options.CreateSerializer();
         _logger = Options.LoggerFactory.CreateLogger<UhuraNode>();
         _errors = new ErrorStream(_logger, "UhuraNode.Errors");
+        _dispatcher = new MeshDispatcher(Options.MaxQueuedDeliveries, Dispatch, CompleteDelivered, _logger);
         _guardedListening = Guard(_listening.Where(static info => info is not null).Select(static info => info!), "UhuraNode.Listening", null);
         _guardedMessages = Guard(_messages.AsObservable(), "UhuraNode.Messages", null);
         _guardedEvents = Guard(_busEvents.AsObservable(), "UhuraNode.Events", static e => e.Name);
@@ -142,6 +146,38 @@ public sealed partial class UhuraNode : IAsyncDisposable
 
     internal UhuraNodeOptions Options { get; }
 
+    /// <summary>The dispatcher holds <see cref="UhuraNodeOptions.MaxQueuedDeliveries"/> or more: a link's read loop waits before reading on.</summary>
+    internal bool DeliveriesFull => _dispatcher.IsFull;
+
+    /// <summary>Completes once the dispatcher has room again.</summary>
+    internal Task WhenDeliverySpaceAsync() => _dispatcher.WhenSpaceAsync();
+
+    /// <summary>
+    /// For tests: completes once everything queued for the subscribers before this call was delivered (their calls
+    /// returned), or at once when the node closed: an event raised before it can no longer reach a later subscriber.
+    /// </summary>
+    internal Task WhenDeliveredAsync()
+    {
+        var delivered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_dispatcher.Enqueue(new MeshDelivery(delivered)))
+        {
+            delivered.TrySetResult();
+        }
+
+        return delivered.Task;
+    }
+
+    /// <summary>For tests: a peer's bus positions, as this node sees them (null when no peer has that id).</summary>
+    internal (ulong Sent, int Unacknowledged, ulong Received, ulong Delivered, ulong AckSent)? BusState(string peerId)
+    {
+        lock (_gate)
+        {
+            return _peers.TryGetValue(peerId, out var peer)
+                ? (peer.Bus.LastSent, peer.Bus.Buffer.Count, peer.Bus.LastReceived, peer.Bus.LastDelivered, peer.Bus.LastAckSent)
+                : null;
+        }
+    }
+
     internal TimeProvider Time { get; }
 
     /// <summary>Bus events of <paramref name="eventName"/> only.</summary>
@@ -204,17 +240,8 @@ public sealed partial class UhuraNode : IAsyncDisposable
         }
     }
 
-    private void Raise(NodeEvent e)
-    {
-        try
-        {
-            _nodeEvents.OnNext(e);
-        }
-        catch (Exception ex)
-        {
-            _logger.LogError(ex, "Node {NodeId}: a NodeEvents subscriber threw", Id);
-        }
-    }
+    /// <summary>Queues a node event for the subscribers (in order with the node's other notifications).</summary>
+    private void Raise(NodeEvent e) => _dispatcher.Enqueue(new MeshDelivery(e));
 
     private void Raise(IEnumerable<NodeEvent>? events)
     {
@@ -229,28 +256,61 @@ public sealed partial class UhuraNode : IAsyncDisposable
         }
     }
 
-    private void Deliver(MeshMessage message)
+    /// <summary>Queues a packet for the <see cref="Messages"/> subscribers.</summary>
+    private void Deliver(MeshMessage message) => _dispatcher.Enqueue(new MeshDelivery(message));
+
+    /// <summary>
+    /// Queues what a bus frame brought (an event, or null when it was a duplicate or a loop): once its turn came and the
+    /// subscribers returned, the peer's delivered position moves to <paramref name="seq"/>, and only that is acknowledged.
+    /// </summary>
+    private void Deliver(BusEvent? busEvent, BusPeerState bus, int epoch, ulong seq) => _dispatcher.Enqueue(new MeshDelivery(busEvent, bus, epoch, seq));
+
+    /// <summary>The dispatcher's pump: calls the subscribers of one notification, then counts a bus frame as delivered.</summary>
+    private void Dispatch(MeshDelivery delivery)
     {
         try
         {
-            _messages.OnNext(message);
+            switch (delivery.Item)
+            {
+                case MeshMessage message:
+                    _messages.OnNext(message);
+                    break;
+                case BusEvent busEvent:
+                    _busEvents.OnNext(busEvent);
+                    break;
+                case NodeEvent nodeEvent:
+                    _nodeEvents.OnNext(nodeEvent);
+                    break;
+                case TaskCompletionSource marker:
+                    marker.TrySetResult(); // WhenDeliveredAsync
+                    break;
+            }
         }
         catch (Exception ex)
         {
-            _logger.LogError(ex, "Node {NodeId}: a Messages subscriber threw", Id);
+            // Subscribers are guarded (GuardedObservable): only the library's own failure lands here.
+            _logger.LogError(ex, "Node {NodeId}: delivering {Item} failed", Id, delivery.Item);
+        }
+
+        if (delivery.Bus is { } bus)
+        {
+            lock (_gate)
+            {
+                // A frame of an earlier incarnation of the peer does not count against the new one's numbers.
+                if (bus.Epoch == delivery.Epoch && delivery.Seq > bus.LastDelivered)
+                {
+                    bus.LastDelivered = delivery.Seq;
+                }
+            }
         }
     }
 
-    private void Deliver(BusEvent busEvent)
+    /// <summary>The dispatcher's last act, on its pump after everything queued was delivered: the streams complete.</summary>
+    private void CompleteDelivered()
     {
-        try
-        {
-            _busEvents.OnNext(busEvent);
-        }
-        catch (Exception ex)
-        {
-            _logger.LogError(ex, "Node {NodeId}: an Events subscriber threw", Id);
-        }
+        _nodeEvents.OnCompleted();
+        _messages.OnCompleted();
+        _busEvents.OnCompleted();
     }
 
     /// <inheritdoc/>

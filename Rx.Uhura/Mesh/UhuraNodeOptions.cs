@@ -50,6 +50,15 @@ public sealed record UhuraNodeOptions
     /// <summary>Deepest JSON nesting accepted from a peer. Default 64.</summary>
     public int MaxJsonDepth { get; init; } = UhuraDefaults.MaxJsonDepth;
 
+    /// <summary>
+    /// Notifications (packets, bus events, node events) that may wait for the node's subscribers, which are called one at
+    /// a time off the links' read loops. When that many wait, the stable links stop reading their sockets until there is
+    /// room (back-pressure on the peers; their bus events stay unacknowledged meanwhile, and a peer's
+    /// <see cref="InactivityTimeout"/> still counts); the <see cref="PeerTimeout"/> of a link is suspended while it waits.
+    /// Default 1,024.
+    /// </summary>
+    public int MaxQueuedDeliveries { get; init; } = 1_024;
+
     /// <summary>Event bus: unacknowledged events kept per peer for retransmission; beyond it the oldest is dropped with a <see cref="NodeEventKind.BufferOverflow"/>. Default 1000.</summary>
     public int BufferMax { get; init; } = 1000;
 
@@ -115,6 +124,7 @@ public sealed record UhuraNodeOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxPeers, 1, nameof(MaxPeers));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxQueuedPackets, 1, nameof(MaxQueuedPackets));
         ArgumentOutOfRangeException.ThrowIfLessThan(BufferMax, 1, nameof(BufferMax));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxQueuedDeliveries, 1, nameof(MaxQueuedDeliveries));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxPacketSize, 64, nameof(MaxPacketSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxOutboundBufferBytes, 1024, nameof(MaxOutboundBufferBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxJsonDepth, 2, nameof(MaxJsonDepth));

@@ -10,7 +10,7 @@ namespace Rx.Uhura.Mesh.Internal;
 /// the node, and a write loop that drains a queue of <see cref="OutFrame"/>s into the socket. The handshake state
 /// lives here; the decisions that involve other links are the node's, under its lock.
 /// </summary>
-internal sealed class MeshLink
+internal sealed partial class MeshLink
 {
     private static long s_nextNumber;
 
@@ -148,6 +148,8 @@ internal sealed class MeshLink
             ClosingSince = _node.Time.GetTimestamp();
             _queue.Writer.TryComplete();
         }
+
+        _closingSignal.TrySetResult();
     }
 
     /// <summary>When a graceful close began (a timestamp of the node's clock).</summary>
@@ -161,6 +163,8 @@ internal sealed class MeshLink
             CloseReason = reason;
             _queue.Writer.TryComplete();
         }
+
+        _closingSignal.TrySetResult();
 
         // Callers may hold the node's lock: cancelling socket operations runs callbacks that may need it.
         _aborted = true;
@@ -275,6 +279,11 @@ internal sealed class MeshLink
 
                     break;
                 }
+
+                if (Phase == LinkPhase.Stable && _node.DeliveriesFull && !await WaitForDeliveryAsync().ConfigureAwait(false))
+                {
+                    break; // the link closes meanwhile: what it did not read, the peer resends (bus) or loses with the link (packets)
+                }
             }
         }
         catch (OperationCanceledException)
@@ -362,30 +371,6 @@ internal sealed class MeshLink
             _cancel.Dispose();
             _node.OnLinkClosed(this);
             _closed.TrySetResult();
-        }
-    }
-
-    /// <summary>
-    /// After a graceful half-close, reads and discards until the peer closes too (briefly): closing a socket with unread
-    /// bytes sends a reset, which could destroy the last frames (a refusal) before the peer reads them.
-    /// </summary>
-    private async Task DrainAsync()
-    {
-        using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        try
-        {
-            while (true)
-            {
-                var result = await _input.ReadAsync(linger.Token).ConfigureAwait(false);
-                _input.AdvanceTo(result.Buffer.End);
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    return;
-                }
-            }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException)
-        {
         }
     }
 

@@ -50,8 +50,24 @@ internal sealed class BusPeerState
     /// <summary>The sequence number of the last event queued for the peer.</summary>
     public ulong LastSent { get; set; }
 
-    /// <summary>The highest sequence number received from the peer (in its current incarnation).</summary>
+    /// <summary>
+    /// The highest sequence number received from the peer (in its current incarnation): what is at or below it is a
+    /// retransmission, dropped. It may run ahead of <see cref="LastDelivered"/> by what waits in the node's dispatcher.
+    /// </summary>
     public ulong LastReceived { get; set; }
+
+    /// <summary>
+    /// The highest sequence number whose subscribers returned (set by the dispatcher's pump): the only position ever
+    /// acknowledged or sent in a Sync, so the peer keeps (and resends on a new link) whatever was not delivered yet.
+    /// What it resends that already waits in the dispatcher is at or below <see cref="LastReceived"/>, and dropped.
+    /// </summary>
+    public ulong LastDelivered { get; set; }
+
+    /// <summary>
+    /// Counts the peer's incarnations seen by this node: a delivery queued under an earlier one must not move the new
+    /// one's <see cref="LastDelivered"/>, whose numbers start again.
+    /// </summary>
+    public int Epoch { get; set; }
 
     /// <summary>The last acknowledgement sent to the peer.</summary>
     public ulong LastAckSent { get; set; }

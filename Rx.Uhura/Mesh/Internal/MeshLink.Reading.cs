@@ -1,0 +1,66 @@
+namespace Rx.Uhura.Mesh.Internal;
+
+/// <summary>The read side's waits: back-pressure from the node's dispatcher, and the drain after a graceful close.</summary>
+internal sealed partial class MeshLink
+{
+    /// <summary>Completes when the link starts closing (gracefully or not): a read loop waiting for room stops waiting.</summary>
+    private readonly TaskCompletionSource _closingSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private volatile bool _waitsForDelivery;
+
+    /// <summary>
+    /// The read loop waits for room in the node's dispatcher, so it reads nothing: the heartbeat check must not take the
+    /// peer's frames waiting unread in the socket for the peer's silence.
+    /// </summary>
+    public bool WaitsForDelivery => _waitsForDelivery;
+
+    /// <summary>
+    /// Back-pressure: the node's subscribers are slower than its peers, and the dispatcher's queue is full, so the read
+    /// loop waits before reading on; the peer's frames wait in the socket meanwhile (its bus events stay unacknowledged).
+    /// The heartbeat timeout is suspended meanwhile and counts again from now when reading resumes. False when the link
+    /// started closing instead.
+    /// </summary>
+    private async Task<bool> WaitForDeliveryAsync()
+    {
+        _waitsForDelivery = true;
+        try
+        {
+            var space = _node.WhenDeliverySpaceAsync();
+            if (!space.IsCompleted)
+            {
+                await Task.WhenAny(space, _closingSignal.Task).ConfigureAwait(false);
+            }
+
+            return !IsClosing;
+        }
+        finally
+        {
+            LastRead = _node.Time.GetTimestamp(); // before the flag clears: the check never sees the old time unsuspended
+            _waitsForDelivery = false;
+        }
+    }
+
+    /// <summary>
+    /// After a graceful half-close, reads and discards until the peer closes too (briefly): closing a socket with unread
+    /// bytes sends a reset, which could destroy the last frames (a refusal) before the peer reads them.
+    /// </summary>
+    private async Task DrainAsync()
+    {
+        using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(linger.Token).ConfigureAwait(false);
+                _input.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException)
+        {
+        }
+    }
+}
