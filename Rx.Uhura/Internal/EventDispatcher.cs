@@ -50,7 +50,8 @@ internal sealed class EventDispatcher
     /// <summary>Acks owed are written at least every this many delivered events, and whenever the queue runs empty (native: one cumulative ack).</summary>
     private const int AckEvery = 64;
 
-    private readonly System.Collections.Concurrent.ConcurrentQueue<Delivery> _queue = new();
+    // Made on the first delivery: an idle server connection (each has its own dispatcher) holds no queue segment.
+    private System.Collections.Concurrent.ConcurrentQueue<Delivery>? _queue;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _capacity;
     private readonly Lock _gate = new();
@@ -104,9 +105,17 @@ internal sealed class EventDispatcher
         }
 
         Interlocked.Increment(ref _count);
-        _queue.Enqueue(delivery);
+        (Volatile.Read(ref _queue) ?? CreateQueue()).Enqueue(delivery);
         Interlocked.Decrement(ref _writers);
         return true;
+    }
+
+    private bool IsEmpty => Volatile.Read(ref _queue) is not { } queue || queue.IsEmpty;
+
+    private System.Collections.Concurrent.ConcurrentQueue<Delivery> CreateQueue()
+    {
+        Interlocked.CompareExchange(ref _queue, new System.Collections.Concurrent.ConcurrentQueue<Delivery>(), null);
+        return _queue!;
     }
 
     /// <summary>Makes sure a pump runs if anything is queued (or the end is due).</summary>
@@ -167,7 +176,7 @@ internal sealed class EventDispatcher
         {
             while (true)
             {
-                while (_queue.TryDequeue(out var delivery))
+                while (Volatile.Read(ref _queue) is { } queue && queue.TryDequeue(out var delivery))
                 {
                     if (delivery.Barrier is { } barrier)
                     {
@@ -223,7 +232,7 @@ internal sealed class EventDispatcher
                     sinceAck = 0;
                 }
 
-                if (Volatile.Read(ref _completing) != 0 && Volatile.Read(ref _writers) == 0 && _queue.IsEmpty)
+                if (Volatile.Read(ref _completing) != 0 && Volatile.Read(ref _writers) == 0 && IsEmpty)
                 {
                     _completion.TrySetResult(); // the pump stays "running": none is scheduled again
                     return;
@@ -232,7 +241,7 @@ internal sealed class EventDispatcher
                 // Idle. A delivery queued after the queue was seen empty, or Complete, either sees the pump idle and
                 // schedules one, or is seen here (both sides fence before they look at the other's state).
                 Interlocked.Exchange(ref _pumpState, 0);
-                if ((_queue.IsEmpty && Volatile.Read(ref _completing) == 0) || Interlocked.CompareExchange(ref _pumpState, 1, 0) != 0)
+                if ((IsEmpty && Volatile.Read(ref _completing) == 0) || Interlocked.CompareExchange(ref _pumpState, 1, 0) != 0)
                 {
                     return;
                 }
