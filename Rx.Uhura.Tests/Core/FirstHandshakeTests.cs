@@ -51,22 +51,10 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
             Transport = transport,
             Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(20) },
         });
-        var received = new List<int>();
-        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Event("s").Subscribe(e =>
-        {
-            lock (received)
-            {
-                received.Add(e.Arg<int>(0));
-                if (received.Count == count)
-                {
-                    all.TrySetResult();
-                }
-            }
-        });
+        var (received, all) = Collect(client.Event("s"), count);
 
         await client.StartAsync().For();
-        await all.Task.For();
+        await all.For();
         await Task.WhenAll(sends).For(); // acknowledged by the client: none failed as lost
 
         Assert.Equal(Enumerable.Range(0, count), received);
@@ -105,22 +93,10 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
                 client.Reconnect();
             }
         });
-        var received = new List<int>();
-        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Event("s").Subscribe(e =>
-        {
-            lock (received)
-            {
-                received.Add(e.Arg<int>(0));
-                if (received.Count == count)
-                {
-                    all.TrySetResult();
-                }
-            }
-        });
+        var (received, all) = Collect(client.Event("s"), count);
 
         await client.StartAsync().For();
-        await all.Task.For();
+        await all.For();
         await Task.WhenAll(sends).For(); // acknowledged by the client: none failed as lost
 
         Assert.Equal(1, Volatile.Read(ref reconnected));
@@ -154,6 +130,25 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
         Assert.False(connection.Resumed);
     }
 
+    /// <summary>The first argument of each event, and a task that completes once <paramref name="count"/> arrived.</summary>
+    private static (List<int> Received, Task All) Collect(IObservable<UhuraEvent> events, int count)
+    {
+        var received = new List<int>();
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        events.Subscribe(e =>
+        {
+            lock (received)
+            {
+                received.Add(e.Arg<int>(0));
+                if (received.Count == count)
+                {
+                    all.TrySetResult();
+                }
+            }
+        });
+        return (received, all.Task);
+    }
+
     private static byte[] Hello(string sessionId)
     {
         using var buffer = new PooledBufferWriter();
@@ -179,46 +174,12 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
         }
     }
 
-    private sealed class LostStream(Stream inner, Task cut) : Stream
+    private sealed class LostStream(Stream inner, Task cut) : DelegatingStream(inner)
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             await cut.WaitAsync(cancellationToken).ConfigureAwait(false);
             throw new IOException("the test cut the first link before its Welcome was read");
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
-
-        public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-        public override void Flush() => inner.Flush();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
         }
     }
 }

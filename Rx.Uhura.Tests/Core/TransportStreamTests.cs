@@ -84,54 +84,16 @@ public sealed class TransportStreamTests
             public ValueTask DisposeAsync() => inner.DisposeAsync();
         }
 
-        private sealed class FactfulStream(FactfulTransport transport, Stream inner) : Stream, ITransportStream
+        private sealed class FactfulStream(FactfulTransport transport, Stream inner) : DelegatingStream(inner), ITransportStream
         {
             public string? RemoteAddress => transport.Address;
 
             public UnixPeerCredentials? PeerCredentials => transport.Credentials;
 
-            public override bool CanRead => true;
-
-            public override bool CanSeek => false;
-
-            public override bool CanWrite => true;
-
-            public override long Length => throw new NotSupportedException();
-
-            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
             public async ValueTask ShutdownSendAsync()
             {
                 transport.HalfClosed.TrySetResult();
-                await ((ITransportStream)inner).ShutdownSendAsync();
-            }
-
-            public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
-
-            public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-
-            public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
-
-            public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
-
-            public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-            public override void Flush() => inner.Flush();
-
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-            public override void SetLength(long value) => throw new NotSupportedException();
-
-            public override ValueTask DisposeAsync() => inner.DisposeAsync();
-
-            protected override void Dispose(bool disposing)
-            {
-                if (disposing)
-                {
-                    inner.Dispose();
-                }
-
-                base.Dispose(disposing);
+                await ((ITransportStream)Inner).ShutdownSendAsync();
             }
         }
 
