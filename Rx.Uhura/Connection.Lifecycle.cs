@@ -56,8 +56,10 @@ public sealed partial class Connection
                 }
 
                 await WhenDrainedAsync().WaitAsync(deadline.Token).ConfigureAwait(false);
-                await Transport.HalfClose.SendAsync(_stream).ConfigureAwait(false);
-                await _readLoop.WaitAsync(deadline.Token).ConfigureAwait(false);
+                if (await Transport.HalfClose.SendAsync(_stream).ConfigureAwait(false))
+                {
+                    await _readLoop.WaitAsync(deadline.Token).ConfigureAwait(false);
+                }
             }
         }
         catch (OperationCanceledException)

@@ -48,6 +48,27 @@ public sealed class TransportStreamTests
     }
 
     [Fact]
+    public async Task A_half_close_that_throws_does_not_make_a_graceful_close_fail()
+    {
+        // As OpenSSL does on a dying TLS link ("wrong version number" from SslStream.ShutdownAsync): seen in CI, where it
+        // made UhuraServer.CloseAsync throw.
+        var name = "throwing-" + Guid.NewGuid().ToString("N");
+        var memory = new MemoryTransport();
+        var serverTransport = new FactfulTransport(memory, "peer", null) { ShutdownFails = true };
+        var connections = new ReplaySubject<Connection>();
+        var server = new UhuraServer(new UhuraServerOptions { Transport = serverTransport });
+        server.Connections.Subscribe(connections);
+        await server.ListenAsync("memory://" + name);
+        await using var client = UhuraClient.Connect("memory://" + name, new UhuraClientOptions { Transport = memory });
+        await client.Send("hello").For();
+        var connection = await Wait.First(connections);
+
+        await connection.CloseAsync().For();
+        await server.CloseAsync().For();
+        Assert.True(serverTransport.HalfClosed.Task.IsCompleted);
+    }
+
+    [Fact]
     public async Task The_in_memory_transport_describes_the_peer_by_the_name_connected_to()
     {
         var name = "named-" + Guid.NewGuid().ToString("N");
@@ -67,6 +88,8 @@ public sealed class TransportStreamTests
     private sealed class FactfulTransport(ITransport inner, string address, UnixPeerCredentials? credentials) : ITransport
     {
         public TaskCompletionSource HalfClosed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool ShutdownFails { get; init; }
 
         public async ValueTask<ITransportListener> BindAsync(EndPoint endPoint, CancellationToken cancellationToken = default)
             => new Listener(this, await inner.BindAsync(endPoint, cancellationToken));
@@ -93,6 +116,11 @@ public sealed class TransportStreamTests
             public async ValueTask ShutdownSendAsync()
             {
                 transport.HalfClosed.TrySetResult();
+                if (transport.ShutdownFails)
+                {
+                    throw new System.Security.Cryptography.CryptographicException("error:0A00010B:SSL routines::wrong version number");
+                }
+
                 await ((ITransportStream)Inner).ShutdownSendAsync();
             }
         }

@@ -4,20 +4,25 @@ namespace Rx.Uhura.Transport;
 internal static class HalfClose
 {
     /// <summary>A transport's stream half-closes as its transport does (<see cref="ITransportStream.ShutdownSendAsync"/>), a framework socket stream as its socket does; any other stream cannot, and is left as it is.</summary>
-    public static async ValueTask SendAsync(Stream stream)
+    /// <returns>False when the half-close failed: the peer will not read the end, so waiting for its close is pointless.</returns>
+    public static async ValueTask<bool> SendAsync(Stream stream)
     {
         if (SocketFacts.Of(stream) is not { } transport)
         {
-            return;
+            return true; // nothing to do: the wire's own end (a Close frame, the end of the JSON array) tells the peer
         }
 
         try
         {
             await transport.ShutdownSendAsync().ConfigureAwait(false);
+            return true;
         }
-        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            // a transport of the application's that throws although the contract says not to: the link ends anyway
+            // A half-close is the last courtesy of a graceful close: a transport that fails it (an application's that
+            // throws although the contract says not to, a TLS library refusing an alert on a dying link) must not turn
+            // the close into an error. The link ends either way.
+            return false;
         }
     }
 }

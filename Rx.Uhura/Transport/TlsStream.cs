@@ -18,9 +18,10 @@ internal sealed class TlsStream(Stream inner) : SslStream(inner, leaveInnerStrea
         {
             await ShutdownAsync().ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or NotSupportedException or System.Security.Cryptography.CryptographicException)
         {
-            // not authenticated, or already gone: the peer reads the end either way
+            // not authenticated, or already gone (OpenSSL then refuses to make the alert: "wrong version number"): the
+            // peer reads the end either way
         }
     }
 }
