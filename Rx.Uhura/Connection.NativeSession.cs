@@ -49,7 +49,7 @@ public sealed partial class Connection
         }
         else
         {
-            Session.ApplyRemote(changes, appliedByServer == 0 ? KeepSettledSinceNone : c => KeepSettled(c, (long)appliedByServer, welcome: false));
+            Session.ApplyRemote(changes, c => KeepSettled(c, (long)appliedByServer, welcome: false));
         }
     }
 
@@ -62,8 +62,6 @@ public sealed partial class Connection
 
         return changes;
     }
-
-    private JObject KeepSettledSinceNone(JObject changes) => KeepSettled(changes, 0, welcome: false);
 
     /// <summary>
     /// Client: the peer's changes without the keys this side changed in a Set the server had not applied when it sent
