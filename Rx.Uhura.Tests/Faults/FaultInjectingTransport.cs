@@ -36,7 +36,7 @@ internal sealed class FaultInjectingTransport(ITransport inner, FaultPlan plan) 
             budget = _random.Next(plan.MinBytesBeforeCut, plan.MaxBytesBeforeCut);
         }
 
-        return new FaultyStream(stream, new Random(seed), plan.MaxChunk, TryTakeCut, budget);
+        return new FaultyStream(stream, new Random(seed), plan, TryTakeCut, budget);
     }
 
     /// <summary>Counts a cut if the run allows one more.</summary>
@@ -57,8 +57,11 @@ internal sealed class FaultInjectingTransport(ITransport inner, FaultPlan plan) 
         }
     }
 
-    /// <summary>A stream that splits every read and write and ends abruptly when its byte budget is spent.</summary>
-    private sealed class FaultyStream(Stream inner, Random random, int maxChunk, Func<bool> mayCut, long budget) : Stream
+    /// <summary>
+    /// A stream that splits every read and write, stalls a direction now and then when the plan has a clock, and ends
+    /// abruptly when its byte budget is spent.
+    /// </summary>
+    private sealed class FaultyStream(Stream inner, Random random, FaultPlan plan, Func<bool> mayCut, long budget) : Stream
     {
         private long _budget = budget;
         private int _cut;
@@ -77,6 +80,7 @@ internal sealed class FaultInjectingTransport(ITransport inner, FaultPlan plan) 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             ThrowIfCut();
+            await StallAsync(cancellationToken).ConfigureAwait(false); // what the peer sends (a Welcome, acks) comes late
             var size = Math.Min(buffer.Length, NextChunk());
             var read = await inner.ReadAsync(buffer[..size], cancellationToken).ConfigureAwait(false);
             Spend(read);
@@ -88,6 +92,7 @@ internal sealed class FaultInjectingTransport(ITransport inner, FaultPlan plan) 
             while (!buffer.IsEmpty)
             {
                 ThrowIfCut();
+                await StallAsync(cancellationToken).ConfigureAwait(false);
                 var size = Math.Min(buffer.Length, NextChunk());
                 await inner.WriteAsync(buffer[..size], cancellationToken).ConfigureAwait(false);
                 await inner.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -130,8 +135,30 @@ internal sealed class FaultInjectingTransport(ITransport inner, FaultPlan plan) 
         {
             lock (random)
             {
-                return random.Next(1, maxChunk + 1);
+                return random.Next(1, plan.MaxChunk + 1);
             }
+        }
+
+        /// <summary>Now and then (one call in <see cref="FaultPlan.StallOneIn"/>), waits up to <see cref="FaultPlan.MaxStall"/> on the plan's clock.</summary>
+        private Task StallAsync(CancellationToken cancellationToken)
+        {
+            if (plan.Clock is not { } clock || plan.StallOneIn <= 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            TimeSpan stall;
+            lock (random)
+            {
+                if (random.Next(plan.StallOneIn) != 0)
+                {
+                    return Task.CompletedTask;
+                }
+
+                stall = TimeSpan.FromTicks(random.NextInt64(1, Math.Max(2, plan.MaxStall.Ticks)));
+            }
+
+            return Task.Delay(stall, clock, cancellationToken);
         }
 
         /// <summary>Counts bytes against the budget; the link is cut once it is spent (while the run allows more cuts).</summary>
@@ -180,4 +207,13 @@ internal sealed record FaultPlan(int Seed)
 
     /// <summary>Cuts in one run; after them links live on, so the run ends.</summary>
     public int MaxCuts { get; init; } = 6;
+
+    /// <summary>The clock stalls wait on; null (the default) = no stalls.</summary>
+    public TimeProvider? Clock { get; init; }
+
+    /// <summary>One read or write in this many first waits a random time up to <see cref="MaxStall"/> (0 = never).</summary>
+    public int StallOneIn { get; init; }
+
+    /// <summary>The longest stall.</summary>
+    public TimeSpan MaxStall { get; init; } = TimeSpan.FromMilliseconds(50);
 }

@@ -1,0 +1,280 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Reactive.Linq;
+using Microsoft.Reactive.Testing;
+using Rx.Uhura.Tests.Faults;
+using Rx.Uhura.Transport;
+
+namespace Rx.Uhura.Tests.Simulation;
+
+/// <summary>What one seed did: whether the promise held, and a digest of everything observable (to prove a replay).</summary>
+internal sealed record SimulationOutcome(int Seed, WireProtocol Protocol, string? Failure, string Digest, string Story)
+{
+    public override string ToString() =>
+        Failure is null ? $"seed={Seed} wire={Protocol} ok digest={Digest} {Story}" : $"seed={Seed} wire={Protocol} FAIL {Failure} | {Story}";
+}
+
+/// <summary>
+/// One seeded run of a client and a server over the in-memory transport, on one thread and one virtual clock
+/// (<see cref="SingleThread"/>). The seed chooses the workload and the faults: how many events each side sends; reads
+/// and writes split at random points and links cut after a random number of bytes (<see cref="FaultInjectingTransport"/>);
+/// <see cref="UhuraClient.Reconnect"/> called at random steps, inline and as queued work; subscribers that throw; how
+/// far the library runs between two of the driver's steps and how far the clock moves. The promise is then checked:
+/// every event of each direction reached the other application exactly once and in order, the client's last
+/// <see cref="UhuraClient.Send"/> and every server send completed, nothing stayed stuck (the run ends within a virtual
+/// deadline), and every stream completed when the client and server were disposed.
+/// </summary>
+internal static class Simulator
+{
+    private static readonly TimeSpan VirtualDeadline = TimeSpan.FromMinutes(5);
+    private static readonly long Ms = TimeSpan.TicksPerMillisecond;
+
+    public static async Task<SimulationOutcome> RunAsync(int seed, WireProtocol protocol)
+    {
+        var random = new Random(seed);
+        var clients = random.Next(1, 4);
+        var clientEvents = Enumerable.Range(0, clients).Select(_ => random.Next(50, 1_500)).ToArray();
+        var serverEvents = Enumerable.Range(0, clients).Select(_ => protocol == WireProtocol.Native ? random.Next(0, 800) : 0).ToArray();
+        var steps = clientEvents.Sum();
+        var reconnectAt = Draw(random, random.Next(0, 3 + clients), steps);
+        var queuedReconnectAt = Draw(random, random.Next(0, 3), steps);
+        var clientThrowsAt = random.Next(-1, Math.Max(serverEvents[0], 1));
+        var serverThrowsAt = random.Next(-1, clientEvents[0]);
+        var awaitedOneIn = random.Next(2, 30);     // one client event in this many is a Send whose completion is checked
+        var runBetweenSteps = random.Next(1, 20); // the driver lets the library run to rest about once every this many steps
+        var tickEvery = random.Next(5, 200);      // and moves the clock by a millisecond or two about once every this many
+        var scheduler = new TestScheduler();
+        var time = new SchedulerTimeProvider(scheduler);
+        var plan = new FaultPlan(seed)
+        {
+            MaxCuts = random.Next(0, 8),
+            MaxChunk = random.Next(1, 600),
+            MaxBytesBeforeCut = random.Next(200, 40_000),
+            Clock = time,
+            StallOneIn = random.Next(2) == 0 ? 0 : random.Next(5, 500),
+            MaxStall = TimeSpan.FromMilliseconds(random.Next(1, 100)),
+        };
+        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, up to {plan.MaxCuts} cuts within {plan.MaxBytesBeforeCut} bytes, chunks up to {plan.MaxChunk} bytes, a stall in {plan.StallOneIn} of up to {plan.MaxStall.TotalMilliseconds} ms";
+
+        var memory = new MemoryTransport();
+        var faults = new FaultInjectingTransport(memory, plan);
+        var trace = new StringBuilder();
+        var violations = new List<string>();
+        var name = $"memory://sim-{seed}-{protocol}";
+
+        var server = new UhuraServer(UhuraServerOptions.Default with
+        {
+            Transport = memory,
+            Connection = ConnectionOptions.Default with { TimeProvider = time },
+        });
+        var atServer = Lists(clients);
+        var merged = Lists(clients);
+        var atClient = Lists(clients);
+        var serverSends = new List<Task>();
+        var endsReceived = 0;
+        var links = 0;
+        var serverThrew = false;
+        server.Events.Where(e => e.Name == "n").Subscribe(e => merged[e.Arg<int>(0)].Add(e.Arg<int>(1)));
+        server.Connections.Subscribe(connection =>
+        {
+            var link = ++links;
+            trace.Append($"link {link} at {scheduler.Clock / Ms}\n");
+            connection.Event("n").Subscribe(e =>
+            {
+                var (c, n) = (e.Arg<int>(0), e.Arg<int>(1));
+                atServer[c].Add(n);
+                trace.Append($"s{c}.{n}@{link}:{scheduler.Clock / Ms} ");
+            });
+            connection.Event("n").Subscribe(e =>
+            {
+                if (e.Arg<int>(0) == 0 && e.Arg<int>(1) == serverThrowsAt && !serverThrew)
+                {
+                    serverThrew = true;
+                    throw new InvalidOperationException($"a server subscriber throws at {serverThrowsAt}");
+                }
+            });
+            connection.Event("end").Subscribe(_ => endsReceived++);
+            connection.Event("hi").Subscribe(e =>
+            {
+                // The client's first event, delivered once: the server's events go to that session, across its later links.
+                var c = e.Arg<int>(0);
+                for (var i = 0; i < serverEvents[c]; i++)
+                {
+                    var n = i;
+                    var send = connection.Send("s", n);
+                    serverSends.Add(send);
+                    _ = send.ContinueWith(t => Check(t, atClient[c], n, $"the server's send {n} to client {c}"), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                }
+            });
+        });
+        await server.ListenAsync(name);
+
+        var clientThrew = false;
+        var eventsEnded = new bool[clients];
+        var uhura = new UhuraClient[clients];
+        var started = new Task[clients];
+        for (var c = 0; c < clients; c++)
+        {
+            var client = uhura[c] = UhuraClient.Create(name, new UhuraClientOptions
+            {
+                Protocol = protocol,
+                Transport = faults,
+                Connection = ConnectionOptions.Default with { TimeProvider = time },
+                Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(20), Randomizer = random.NextDouble },
+            });
+            var index = c;
+            client.Events.Subscribe(_ => { }, _ => eventsEnded[index] = true, () => eventsEnded[index] = true);
+            client.Event("s").Subscribe(e =>
+            {
+                if (index == 0 && e.Arg<int>(0) == clientThrowsAt && !clientThrew)
+                {
+                    clientThrew = true;
+                    throw new InvalidOperationException($"a client subscriber throws at {clientThrowsAt}");
+                }
+            });
+            client.Event("s").Subscribe(e =>
+            {
+                var n = e.Arg<int>(0);
+                atClient[index].Add(n);
+                trace.Append($"c{index}.{n}:{scheduler.Clock / Ms} ");
+            });
+            started[c] = client.StartAsync();
+            client.Post("hi", c);
+        }
+
+        var next = new int[clients];
+        var sends = new List<Task>();
+        for (var step = 0; step < steps; step++)
+        {
+            var c = random.Next(clients);
+            while (next[c] == clientEvents[c])
+            {
+                c = (c + 1) % clients;
+            }
+
+            var client = uhura[c];
+            if (reconnectAt.Contains(step))
+            {
+                client.Reconnect();
+            }
+
+            if (queuedReconnectAt.Contains(step))
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static c => c.Reconnect(), client, preferLocal: false);
+            }
+
+            var i = next[c]++;
+            if (random.Next(awaitedOneIn) == 0)
+            {
+                var send = client.Send("n", c, i);
+                sends.Add(send);
+                var received = atServer[c];
+                _ = send.ContinueWith(t => Check(t, received, i, $"client {c}'s send {i}"), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+            else if (!client.Post("n", c, i))
+            {
+                return Outcome($"client {c}'s Post({i}) was refused");
+            }
+
+            if (random.Next(runBetweenSteps) == 0)
+            {
+                await SingleThread.QuiesceAsync();
+            }
+            else if (random.Next(4) == 0)
+            {
+                await SingleThread.BehindEverythingQueued(); // part of what is queued runs
+            }
+
+            if (random.Next(tickEvery) == 0)
+            {
+                scheduler.AdvanceBy(random.Next(1, 3) * Ms);
+            }
+        }
+
+        sends.AddRange(uhura.Select(client => client.Send("end")));
+        var stuck = await RunUntilAsync(scheduler, () => Array.TrueForAll(started, t => t.IsCompleted) && sends.TrueForAll(t => t.IsCompleted)
+            && endsReceived == clients && serverSends.TrueForAll(t => t.IsCompleted) && atClient.Sum(l => l.Count) >= serverEvents.Sum());
+        if (stuck is not null)
+        {
+            return Outcome($"stuck {stuck}: {started.Count(t => !t.IsCompleted)} starts, {sends.Count(t => !t.IsCompleted)} client sends, {serverSends.Count(t => !t.IsCompleted)} server sends pending, {endsReceived}/{clients} ends received, [{string.Join(",", atServer.Select(l => l.Count))}] at the server, [{string.Join(",", atClient.Select(l => l.Count))}] at the clients, {faults.Connections} connections, {faults.Cuts} cuts, clients {string.Join(",", uhura.Select(u => u.CurrentState.Status))}");
+        }
+
+        if (started.Concat(sends).Concat(serverSends).FirstOrDefault(t => t.IsFaulted) is { } failed)
+        {
+            return Outcome($"a send failed: {failed.Exception!.GetBaseException().Message}");
+        }
+
+        for (var c = 0; c < clients; c++)
+        {
+            if ((Disorder($"client {c}'s events at the server", clientEvents[c], atServer[c]) ?? Disorder($"client {c}'s events on server.Events", clientEvents[c], merged[c])
+                ?? Disorder($"the server's events at client {c}", serverEvents[c], atClient[c])) is { } disorder)
+            {
+                return Outcome(disorder);
+            }
+        }
+
+        if (violations.Count > 0)
+        {
+            return Outcome($"acknowledged before delivery: {string.Join("; ", violations.Take(5))}");
+        }
+
+        var disposed = Task.WhenAll(uhura.Select(u => u.DisposeAsync().AsTask()).Append(server.DisposeAsync().AsTask()));
+        stuck = await RunUntilAsync(scheduler, () => disposed.IsCompleted && Array.TrueForAll(eventsEnded, ended => ended));
+        if (stuck is not null)
+        {
+            return Outcome($"disposal stuck {stuck}: {disposed.Status}, client events ended [{string.Join(",", eventsEnded)}]");
+        }
+
+        trace.Append($"\nend at {scheduler.Clock / Ms} after {faults.Connections} connections and {faults.Cuts} cuts");
+        return Outcome(null);
+
+        void Check(Task send, List<int> deliveredTo, int n, string what)
+        {
+            if (send.IsCompletedSuccessfully && !deliveredTo.Contains(n))
+            {
+                violations.Add($"{what} completed before its event was delivered");
+            }
+        }
+
+        SimulationOutcome Outcome(string? failure) =>
+            new(seed, protocol, failure, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(trace.ToString())))[..16], $"{story}; {faults.Connections} connections, {faults.Cuts} cuts, virtual {scheduler.Clock / Ms} ms");
+    }
+
+    /// <summary>Lets the library run to rest, then moves the clock a millisecond, until the condition holds or the virtual deadline passed.</summary>
+    private static async Task<string?> RunUntilAsync(TestScheduler scheduler, Func<bool> done)
+    {
+        var deadline = scheduler.Clock + VirtualDeadline.Ticks;
+        while (true)
+        {
+            await SingleThread.QuiesceAsync();
+            if (done())
+            {
+                return null;
+            }
+
+            if (scheduler.Clock >= deadline)
+            {
+                return $"after {VirtualDeadline.TotalSeconds} virtual seconds";
+            }
+
+            scheduler.AdvanceBy(Ms);
+        }
+    }
+
+    private static List<int>[] Lists(int count) => [.. Enumerable.Range(0, count).Select(_ => new List<int>())];
+
+    private static HashSet<int> Draw(Random random, int count, int below) => [.. Enumerable.Range(0, count).Select(_ => random.Next(below))];
+
+    private static string? Disorder(string where, int count, List<int> received)
+    {
+        if (received.Count == count && received.Select((n, i) => n == i).All(x => x))
+        {
+            return null;
+        }
+
+        var duplicates = received.Count - received.Distinct().Count();
+        var missing = Enumerable.Range(0, count).Except(received).Take(10).ToList();
+        var firstOutOfOrder = received.Select((n, i) => (n, i)).FirstOrDefault(p => p.n != p.i);
+        return $"{where} {received.Count}/{count} received, {duplicates} duplicates, first missing [{string.Join(",", missing)}], first out of place {firstOutOfOrder.n} at {firstOutOfOrder.i}";
+    }
+}
