@@ -8,10 +8,10 @@ using Rx.Uhura.Transport;
 namespace Rx.Uhura.Tests.Simulation;
 
 /// <summary>What one seed did: whether the promise held, and a digest of everything observable (to prove a replay).</summary>
-internal sealed record SimulationOutcome(int Seed, WireProtocol Protocol, string? Failure, string Digest, string Story)
+internal sealed record SimulationOutcome(int Seed, string Wire, string? Failure, string Digest, string Story)
 {
     public override string ToString() =>
-        Failure is null ? $"seed={Seed} wire={Protocol} ok digest={Digest} {Story}" : $"seed={Seed} wire={Protocol} FAIL {Failure} | {Story}";
+        Failure is null ? $"seed={Seed} wire={Wire} ok digest={Digest} {Story}" : $"seed={Seed} wire={Wire} FAIL {Failure} | {Story}";
 }
 
 /// <summary>
@@ -192,7 +192,7 @@ internal static class Simulator
         }
 
         sends.AddRange(uhura.Select(client => client.Send("end")));
-        var stuck = await RunUntilAsync(scheduler, () => Array.TrueForAll(started, t => t.IsCompleted) && sends.TrueForAll(t => t.IsCompleted)
+        var stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => Array.TrueForAll(started, t => t.IsCompleted) && sends.TrueForAll(t => t.IsCompleted)
             && endsReceived == clients && serverSends.TrueForAll(t => t.IsCompleted) && atClient.Sum(l => l.Count) >= serverEvents.Sum());
         if (stuck is not null)
         {
@@ -219,7 +219,7 @@ internal static class Simulator
         }
 
         var disposed = Task.WhenAll(uhura.Select(u => u.DisposeAsync().AsTask()).Append(server.DisposeAsync().AsTask()));
-        stuck = await RunUntilAsync(scheduler, () => disposed.IsCompleted && Array.TrueForAll(eventsEnded, ended => ended));
+        stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => disposed.IsCompleted && Array.TrueForAll(eventsEnded, ended => ended));
         if (stuck is not null)
         {
             return Outcome($"disposal stuck {stuck}: {disposed.Status}, client events ended [{string.Join(",", eventsEnded)}]");
@@ -237,13 +237,15 @@ internal static class Simulator
         }
 
         SimulationOutcome Outcome(string? failure) =>
-            new(seed, protocol, failure, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(trace.ToString())))[..16], $"{story}; {faults.Connections} connections, {faults.Cuts} cuts, virtual {scheduler.Clock / Ms} ms");
+            new(seed, protocol.ToString(), failure, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(trace.ToString())))[..16], $"{story}; {faults.Connections} connections, {faults.Cuts} cuts, virtual {scheduler.Clock / Ms} ms");
     }
 
     /// <summary>Lets the library run to rest, then moves the clock a millisecond, until the condition holds or the virtual deadline passed.</summary>
-    private static async Task<string?> RunUntilAsync(TestScheduler scheduler, Func<bool> done)
+    public static Task<string?> RunUntilAsync(TestScheduler scheduler, Func<bool> done, TimeSpan limit) => RunUntilAsync(scheduler, limit, done);
+
+    private static async Task<string?> RunUntilAsync(TestScheduler scheduler, TimeSpan limit, Func<bool> done)
     {
-        var deadline = scheduler.Clock + VirtualDeadline.Ticks;
+        var deadline = scheduler.Clock + limit.Ticks;
         while (true)
         {
             await SingleThread.QuiesceAsync();
@@ -254,7 +256,7 @@ internal static class Simulator
 
             if (scheduler.Clock >= deadline)
             {
-                return $"after {VirtualDeadline.TotalSeconds} virtual seconds";
+                return $"after {limit.TotalSeconds} virtual seconds";
             }
 
             scheduler.AdvanceBy(Ms);
