@@ -46,7 +46,7 @@ internal sealed partial class MeshLink
     /// </summary>
     private async Task DrainAsync()
     {
-        using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(2), _node.Time);
         try
         {
             while (true)
