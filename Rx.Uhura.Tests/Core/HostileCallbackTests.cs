@@ -142,6 +142,59 @@ public sealed class HostileCallbackTests : IAsyncLifetime
     [Theory]
     [InlineData(WireProtocol.Native)]
     [InlineData(WireProtocol.NodeUhura)]
+    public async Task A_client_that_keeps_posting_while_the_server_closes_its_links_from_a_subscriber_has_no_post_refused_and_nothing_lost(WireProtocol protocol)
+    {
+        // Found by the deterministic simulation: between the server's Close and the link's end, the client's link took
+        // new sends and failed them (SendAfterCloseException) instead of leaving them to the next link.
+        const int total = 30_000;
+        var seen = new List<int>();
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = _server.Connections.Subscribe(c => c.Event("n").Subscribe(e =>
+        {
+            var n = e.Arg<int>(0);
+            lock (seen)
+            {
+                seen.Add(n);
+                if (seen.Count == total)
+                {
+                    all.TrySetResult();
+                }
+            }
+
+            if (n % 3_000 == 1_500)
+            {
+                _ = c.CloseAsync(); // every so often, from inside the subscriber
+            }
+        }));
+        await using var client = Client(protocol);
+        var dropped = new List<string>();
+        client.Dropped.Subscribe(d => { lock (dropped) { dropped.Add(d.Message); } });
+        await client.StartAsync().For();
+        for (var i = 0; i < total; i++)
+        {
+            if (i % 1_000 == 999)
+            {
+                await client.Send("n", i).For(); // flow control: far fewer in flight than the queue's bound
+            }
+            else
+            {
+                Assert.True(client.Post("n", i), $"Post({i}) was refused: {string.Join("; ", dropped)}");
+            }
+        }
+
+        await client.Send("n", total).For(); // acknowledged: everything before it was delivered
+        await all.Task.For();
+        lock (seen)
+        {
+            Assert.Equal(Enumerable.Range(0, total + 1), seen);
+        }
+
+        Assert.Empty(dropped);
+    }
+
+    [Theory]
+    [InlineData(WireProtocol.Native)]
+    [InlineData(WireProtocol.NodeUhura)]
     public async Task A_session_subscriber_that_sets_a_key_in_reply_converges_both_sides(WireProtocol protocol)
     {
         await using var client = Client(protocol);

@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Reactive.Linq;
 using Microsoft.Reactive.Testing;
+using Newtonsoft.Json.Linq;
+using Rx.Uhura.Session;
 using Rx.Uhura.Tests.Faults;
 using Rx.Uhura.Transport;
 
@@ -41,6 +43,10 @@ internal static class Simulator
         var clientThrowsAt = random.Next(-1, Math.Max(serverEvents[0], 1));
         var serverThrowsAt = random.Next(-1, clientEvents[0]);
         var awaitedOneIn = random.Next(2, 30);     // one client event in this many is a Send whose completion is checked
+        var setOneIn = random.Next(5, 200);        // one step (client) or delivered event (server) in this many sets a session key
+        var closeAt = Draw(random, random.Next(0, 3), clientEvents[0]);  // client 0's events on which a server subscriber closes its link
+        var abortAt = Draw(random, random.Next(0, 3), clientEvents[0]);  // ... or aborts it (Dispose)
+        var sharedKeys = protocol == WireProtocol.Native; // crossing changes of one key converge on the native wire only (as documented)
         var runBetweenSteps = random.Next(1, 20); // the driver lets the library run to rest about once every this many steps
         var tickEvery = random.Next(5, 200);      // and moves the clock by a millisecond or two about once every this many
         var scheduler = new TestScheduler();
@@ -54,11 +60,20 @@ internal static class Simulator
             StallOneIn = random.Next(2) == 0 ? 0 : random.Next(5, 500),
             MaxStall = TimeSpan.FromMilliseconds(random.Next(1, 100)),
         };
-        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, up to {plan.MaxCuts} cuts within {plan.MaxBytesBeforeCut} bytes, chunks up to {plan.MaxChunk} bytes, a stall in {plan.StallOneIn} of up to {plan.MaxStall.TotalMilliseconds} ms";
+        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, up to {plan.MaxCuts} cuts within {plan.MaxBytesBeforeCut} bytes, chunks up to {plan.MaxChunk} bytes, a stall in {plan.StallOneIn} of up to {plan.MaxStall.TotalMilliseconds} ms";
 
         var memory = new MemoryTransport();
         var faults = new FaultInjectingTransport(memory, plan);
         var trace = new StringBuilder();
+        var verbose = Environment.GetEnvironmentVariable("UHURA_SIM_VERBOSE") == "1";
+        void Log(string line)
+        {
+            if (verbose)
+            {
+                Console.Error.WriteLine($"[{scheduler.Clock / Ms} ms] {line}");
+            }
+        }
+
         var violations = new List<string>();
         var name = $"memory://sim-{seed}-{protocol}";
 
@@ -74,11 +89,17 @@ internal static class Simulator
         var endsReceived = 0;
         var links = 0;
         var serverThrew = false;
+        var serverLinks = new List<Connection>();
+        var setsAtServer = 0;
         server.Events.Where(e => e.Name == "n").Subscribe(e => merged[e.Arg<int>(0)].Add(e.Arg<int>(1)));
         server.Connections.Subscribe(connection =>
         {
             var link = ++links;
+            serverLinks.Add(connection);
             trace.Append($"link {link} at {scheduler.Clock / Ms}\n");
+            Log($"server link {link}: {connection}");
+            connection.Session.Changes.Subscribe(change => Log($"server link {link} session {change.Origin} {change.Key}={change.Value?.ToString(Newtonsoft.Json.Formatting.None)}"));
+            connection.Disconnected.Subscribe(d => Log($"server link {link} ended: {d.Reason} {d.Error?.Message}"));
             connection.Event("n").Subscribe(e =>
             {
                 var (c, n) = (e.Arg<int>(0), e.Arg<int>(1));
@@ -87,7 +108,25 @@ internal static class Simulator
             });
             connection.Event("n").Subscribe(e =>
             {
-                if (e.Arg<int>(0) == 0 && e.Arg<int>(1) == serverThrowsAt && !serverThrew)
+                var (c, n) = (e.Arg<int>(0), e.Arg<int>(1));
+                if (random.Next(setOneIn) == 0)
+                {
+                    var key = sharedKeys ? $"k{random.Next(3)}" : $"s{random.Next(3)}";
+                    Log($"server link {link} sets {key}=server {setsAtServer + 1}");
+                    connection.Session.Set(key, $"server {++setsAtServer}");
+                }
+
+                if (c == 0 && closeAt.Remove(n))
+                {
+                    _ = connection.CloseAsync(); // from inside the subscriber, as a user might
+                }
+
+                if (c == 0 && abortAt.Remove(n))
+                {
+                    connection.Dispose();
+                }
+
+                if (c == 0 && n == serverThrowsAt && !serverThrew)
                 {
                     serverThrew = true;
                     throw new InvalidOperationException($"a server subscriber throws at {serverThrowsAt}");
@@ -110,6 +149,7 @@ internal static class Simulator
         await server.ListenAsync(name);
 
         var clientThrew = false;
+        var lastDropped = new string?[clients];
         var eventsEnded = new bool[clients];
         var uhura = new UhuraClient[clients];
         var started = new Task[clients];
@@ -124,6 +164,7 @@ internal static class Simulator
             });
             var index = c;
             client.Events.Subscribe(_ => { }, _ => eventsEnded[index] = true, () => eventsEnded[index] = true);
+            client.Dropped.Subscribe(d => lastDropped[index] = $"{d.GetType().Name}: {d.Message}");
             client.Event("s").Subscribe(e =>
             {
                 if (index == 0 && e.Arg<int>(0) == clientThrowsAt && !clientThrew)
@@ -138,6 +179,8 @@ internal static class Simulator
                 atClient[index].Add(n);
                 trace.Append($"c{index}.{n}:{scheduler.Clock / Ms} ");
             });
+            client.Session.Changes.Subscribe(change => Log($"client {index} session {change.Origin} {change.Key}={change.Value?.ToString(Newtonsoft.Json.Formatting.None)}"));
+            client.State.Subscribe(state => Log($"client {index} {state}"));
             started[c] = client.StartAsync();
             client.Post("hi", c);
         }
@@ -155,6 +198,7 @@ internal static class Simulator
             var client = uhura[c];
             if (reconnectAt.Contains(step))
             {
+                Log($"client {c} Reconnect()");
                 client.Reconnect();
             }
 
@@ -164,6 +208,13 @@ internal static class Simulator
             }
 
             var i = next[c]++;
+            if (random.Next(setOneIn) == 0)
+            {
+                var key = sharedKeys ? $"k{random.Next(3)}" : $"c{random.Next(3)}";
+                Log($"client {c} sets {key}=client {c} step {step}");
+                client.Session.Set(key, $"client {c} step {step}");
+            }
+
             if (random.Next(awaitedOneIn) == 0)
             {
                 var send = client.Send("n", c, i);
@@ -173,7 +224,7 @@ internal static class Simulator
             }
             else if (!client.Post("n", c, i))
             {
-                return Outcome($"client {c}'s Post({i}) was refused");
+                return Outcome($"client {c}'s Post({i}) was refused: {lastDropped[c]}");
             }
 
             if (random.Next(runBetweenSteps) == 0)
@@ -216,6 +267,29 @@ internal static class Simulator
         if (violations.Count > 0)
         {
             return Outcome($"acknowledged before delivery: {string.Join("; ", violations.Take(5))}");
+        }
+
+        // At rest with every link up, both sides of each session hold the same keys.
+        stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => Array.TrueForAll(uhura, u => u.CurrentState.Status == ConnectionStatus.Connected));
+        for (var c = 0; c < clients && stuck is null; c++)
+        {
+            var mine = uhura[c].Session.Get();
+            // The server's copy is its latest link's of that session (an ended link's copy stays as the link left it).
+            var theirs = serverLinks.LastOrDefault(l => l.Session.Id == uhura[c].Session.Id)?.Session.Get() ?? new Dictionary<string, JToken>();
+            foreach (var key in mine.Keys.Union(theirs.Keys))
+            {
+                if (!JToken.DeepEquals(mine.GetValueOrDefault(key), theirs.GetValueOrDefault(key)))
+                {
+                    return Outcome($"client {c}'s session diverged on '{key}': client {mine.GetValueOrDefault(key)?.ToString(Newtonsoft.Json.Formatting.None) ?? "(none)"}, server {theirs.GetValueOrDefault(key)?.ToString(Newtonsoft.Json.Formatting.None) ?? "(none)"}");
+                }
+            }
+
+            trace.Append($"\nsession {c}: {string.Join(",", mine.Where(p => p.Key != UhuraSession.IdKey).OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"))}");
+        }
+
+        if (stuck is not null)
+        {
+            return Outcome($"a client did not come back {stuck}: {string.Join(",", uhura.Select(u => u.CurrentState.Status))}");
         }
 
         var disposed = Task.WhenAll(uhura.Select(u => u.DisposeAsync().AsTask()).Append(server.DisposeAsync().AsTask()));

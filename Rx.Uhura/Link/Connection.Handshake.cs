@@ -256,6 +256,7 @@ public sealed partial class Connection
             _acksEnabled = _objectMode && JsonTruthiness.IsTruthy(config?["enableAcks"]);
             Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
             _handshakeDone = true;
+            _setDuringHandshake = null; // from now on the server's changes apply (see Connection.NodeSession.cs)
             while (TakePreReadyLocked(out var queued))
             {
                 WriteMessageLocked(queued);

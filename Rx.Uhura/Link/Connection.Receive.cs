@@ -330,14 +330,14 @@ public sealed partial class Connection
         {
             case >= 3 when array[1].Type == JTokenType.String:
                 CheckSessionLimits([new((string)array[1]!, array[2])]);
-                Session.ApplyRemote((string)array[1]!, array[2]);
+                Session.ApplyRemote((string)array[1]!, array[2], NotSetDuringHandshake);
                 break;
             case >= 2 when array[1] is JObject values:
                 CheckSessionLimits(values);
-                Session.ApplyRemote(values); // Node sends set({...}) as ["_set", {...}, null]
+                Session.ApplyRemote(values, WithoutSetsDuringHandshake); // Node sends set({...}) as ["_set", {...}, null]
                 break;
             case 2 when array[1].Type == JTokenType.String:
-                Session.ApplyRemote((string)array[1]!, null); // set(key, undefined): the key goes away
+                Session.ApplyRemote((string)array[1]!, null, NotSetDuringHandshake); // set(key, undefined): the key goes away
                 break;
             default:
                 throw new ProtocolException("'_set' expects a key and a value, or an object of keys and values.");

@@ -283,9 +283,9 @@ public sealed partial class Connection : ISessionSink
     {
         lock (_gate)
         {
-            if (_closing)
+            if (_closing || _outputEnded)
             {
-                return false;
+                return false; // this link writes no more (the peer closed, or it is closing): the caller keeps the send for the next
             }
 
             var overBytes = _heldBytes > 0 && _heldBytes + message.Payload.Length > _options.MaxQueuedBytes;
@@ -367,6 +367,7 @@ public sealed partial class Connection : ISessionSink
         }
         else
         {
+            NoteSetDuringHandshake(key);
             WriteInternal(NodeWireCodec.EncodePayload("_set", [key, value], _serializer));
         }
     }
@@ -384,6 +385,11 @@ public sealed partial class Connection : ISessionSink
         }
         else
         {
+            foreach (var property in values.Properties())
+            {
+                NoteSetDuringHandshake(property.Name);
+            }
+
             WriteInternal(NodeWireCodec.EncodePayload("_set", [values], _serializer));
         }
     }

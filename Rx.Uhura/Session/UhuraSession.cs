@@ -129,6 +129,18 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
         }
     }
 
+    /// <summary>Applies the peer's change of one key if <paramref name="keepUnderGate"/>, asked under the session's gate, keeps it.</summary>
+    internal void ApplyRemote(string key, JToken? value, Func<string, bool> keepUnderGate)
+    {
+        lock (_gate)
+        {
+            if (keepUnderGate(key))
+            {
+                Apply(key, value, SessionChangeOrigin.Remote);
+            }
+        }
+    }
+
     internal void ApplyRemote(JObject values) => ApplyRemote(values, static values => values);
 
     /// <summary>
