@@ -310,6 +310,48 @@ public sealed class SubscriberIsolationTests : IAsyncLifetime
     [Theory]
     [InlineData(WireProtocol.Native)]
     [InlineData(WireProtocol.NodeUhura)]
+    public async Task A_blocked_session_subscriber_stops_neither_the_links_reading_nor_its_events_nor_other_session_subscribers(WireProtocol protocol)
+    {
+        // Session subscribers used to run on the read loop, under the session's gate: one that blocked stopped the
+        // link's reading (its events, acks and heartbeats: past the heartbeat timeout, the link itself) and every other
+        // session subscriber.
+        using var gate = new ManualResetEventSlim();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seenByBlocked = new ReplaySubject<string>();
+        var (server, accepted) = await StartServer(beforeListen: s => s.Connections.Subscribe(c => c.Session.Changes.Subscribe(change =>
+        {
+            seenByBlocked.OnNext(change.Key);
+            if (change.Key == "block")
+            {
+                entered.TrySetResult();
+                gate.Wait(Wait.Timeout);
+            }
+        })));
+        var client = await Connect(server, protocol);
+        var connection = await Wait.First(accepted);
+        var after = Wait.First(connection.Event("after").Take(100).Count());
+
+        client.Session.Set("block", 1);
+        await entered.Task.For();
+        var next = Wait.First(connection.Session.Changes, change => change.Key == "next");
+        client.Session.Set("next", 2);
+        for (var i = 0; i < 99; i++)
+        {
+            client.Post("after", i);
+        }
+
+        await client.Send("after", 99).WaitAsync(TimeSpan.FromSeconds(5)); // delivered and acknowledged meanwhile
+        Assert.Equal(100, await after);
+        Assert.Equal(2, connection.Session.Get<int>("next")); // applied at once
+        Assert.Equal(2, (int)(await next).Value!); // and another subscriber told of it while the first one blocks
+        Assert.True(connection.IsConnected);
+        gate.Set();
+        await Wait.First(seenByBlocked, key => key == "next"); // the blocked one hears of it afterwards, in order
+    }
+
+    [Theory]
+    [InlineData(WireProtocol.Native)]
+    [InlineData(WireProtocol.NodeUhura)]
     public async Task A_full_merged_queue_under_drop_newest_drops_for_that_subscriber_only_and_acks_stay_in_order(WireProtocol protocol)
     {
         using var gate = new ManualResetEventSlim();

@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using System.Reactive.Linq;
-using System.Reactive.Subjects;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
@@ -13,15 +12,33 @@ namespace Rx.Uhura.Session;
 /// are applied locally at once and sent to the other. Subscribing yields the current contents first, then every new
 /// snapshot; <see cref="Changes"/> yields the individual key changes. On a client the session outlives any one
 /// socket and is resumed by <see cref="Id"/> after a reconnect.
+/// <para>
+/// <see cref="Get()"/> reflects a change at once. Subscribers are called outside every lock of the library, each from a
+/// queue of its own, in the order the changes were applied: a subscriber that is slow or blocks delays only itself,
+/// never the link's reading (events, acks, heartbeats), another subscriber, or another thread's
+/// <see cref="Set(string, object?)"/>. Subscribing delivers the current contents at once, on the subscribing thread;
+/// later notifications come from a thread-pool thread (one at a time per subscriber; one that calls
+/// <see cref="Set(string, object?)"/> hears of that change after it returns). A contents subscriber that is behind
+/// skips to the newest contents; a <see cref="Changes"/> subscriber gets every change, up to 10,000 behind, beyond
+/// which newer changes are dropped for it and a <see cref="SubscriberException"/> wrapping a
+/// <see cref="SubscriberOverflowException"/> is reported on the owner's error stream.
+/// </para>
 /// </summary>
 public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToken>>
 {
     /// <summary>The key that holds the session id, as in Node uhura.</summary>
     public const string IdKey = "sessionID";
 
+    /// <summary>The most changes a <see cref="Changes"/> subscriber may fall behind before newer ones are dropped for it (reported).</summary>
+    internal const int MaxPendingChanges = 10_000;
+
     private readonly Lock _gate = new();
-    private readonly BehaviorSubject<ImmutableDictionary<string, JToken>> _state = new(ImmutableDictionary.Create<string, JToken>(StringComparer.Ordinal));
-    private readonly Subject<SessionChange> _changes = new();
+
+    // The contents, changed under _gate. Subscribers hear of each change from a queue of their own, in order, outside
+    // every lock: a slow or blocking subscriber delays only itself, never a link's reading or another thread's Set.
+    private ImmutableDictionary<string, JToken> _current = ImmutableDictionary.Create<string, JToken>(StringComparer.Ordinal);
+    private readonly SessionFanout<ImmutableDictionary<string, JToken>> _state;
+    private readonly SessionFanout<SessionChange> _changes;
     private readonly JsonSerializer _serializer;
     private ISessionSink? _sink;
     private Persister? _persister;
@@ -29,6 +46,8 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     internal UhuraSession(JsonSerializer serializer)
     {
         _serializer = serializer;
+        _state = new(_gate, latestOnly: true, 0, _ => { });
+        _changes = new(_gate, latestOnly: false, MaxPendingChanges, overflow => Report(new SubscriberException("UhuraSession.Changes", null, overflow)));
     }
 
     /// <summary>The session id, once the server assigned one; <see langword="null"/> before the first handshake and after invalidation.</summary>
@@ -39,13 +58,14 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     /// on the owner's error stream (<see cref="UhuraClient.Errors"/> or <see cref="UhuraServer.Errors"/>) as a
     /// <see cref="SubscriberException"/>: the change is applied and sent all the same, and the link goes on.
     /// </summary>
-    public IObservable<SessionChange> Changes => new Internal.GuardedObservable<SessionChange>(_changes, "UhuraSession.Changes", static c => c.Key, Report);
+    public IObservable<SessionChange> Changes => System.Reactive.Linq.Observable.Create<SessionChange>(
+        observer => _changes.Subscribe(new Internal.GuardedObserver<SessionChange>(observer, "UhuraSession.Changes", static c => c.Key, Report), initial: null));
 
     /// <summary>The whole session now (an immutable snapshot; uhura's <c>get()</c>).</summary>
-    public IReadOnlyDictionary<string, JToken> Get() => _state.Value;
+    public IReadOnlyDictionary<string, JToken> Get() => Volatile.Read(ref _current);
 
     /// <summary>One value, or <see langword="null"/> when the key is not set (uhura's <c>get(key)</c>).</summary>
-    public JToken? Get(string key) => _state.Value.TryGetValue(key, out var value) ? value : null;
+    public JToken? Get(string key) => Volatile.Read(ref _current).TryGetValue(key, out var value) ? value : null;
 
     /// <summary>One value converted to <typeparamref name="T"/>, or <c>default</c> when the key is not set.</summary>
     public T? Get<T>(string key) => Get(key) is { } token ? token.ToObject<T>(_serializer) : default;
@@ -92,7 +112,7 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     public IDisposable Subscribe(IObserver<IReadOnlyDictionary<string, JToken>> observer)
     {
         ArgumentNullException.ThrowIfNull(observer);
-        return _state.Subscribe(new Internal.GuardedObserver<IReadOnlyDictionary<string, JToken>>(observer, "UhuraSession", null, Report));
+        return _state.Subscribe(new Internal.GuardedObserver<ImmutableDictionary<string, JToken>>(observer, "UhuraSession", null, Report), () => _current);
     }
 
     /// <summary>Where a throwing subscriber is reported (set by the session's owner: a client or a server connection).</summary>
@@ -100,7 +120,7 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
 
     private void Report(SubscriberException error) => ErrorSink?.Invoke(error);
 
-    internal ImmutableDictionary<string, JToken> Snapshot => _state.Value;
+    internal ImmutableDictionary<string, JToken> Snapshot => Volatile.Read(ref _current);
 
     internal void AttachSink(ISessionSink sink)
     {
@@ -165,15 +185,16 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     {
         lock (_gate)
         {
-            var before = _state.Value;
+            var before = _current;
             var after = ImmutableDictionary.CreateRange(StringComparer.Ordinal, contents);
-            _state.OnNext(after);
+            Volatile.Write(ref _current, after);
             _persister?.MarkDirty(after);
+            _state.OnNextLocked(after);
             foreach (var (key, value) in after)
             {
                 if (!before.TryGetValue(key, out var old) || !JToken.DeepEquals(old, value))
                 {
-                    _changes.OnNext(new SessionChange(key, value, origin));
+                    _changes.OnNextLocked(new SessionChange(key, value, origin));
                 }
             }
 
@@ -181,19 +202,18 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
             {
                 if (!after.ContainsKey(key))
                 {
-                    _changes.OnNext(new SessionChange(key, null, origin));
+                    _changes.OnNextLocked(new SessionChange(key, null, origin));
                 }
             }
         }
     }
 
-    /// <summary>From now on every change is saved to <paramref name="store"/> under <paramref name="sessionId"/> (server side).</summary>
     internal void AttachStore(ISessionStore store, string sessionId, ILogger logger)
     {
         lock (_gate)
         {
             _persister = new Persister(store, sessionId, logger);
-            _persister.MarkDirty(_state.Value);
+            _persister.MarkDirty(_current);
         }
     }
 
@@ -215,7 +235,7 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     {
         lock (_gate)
         {
-            _persister?.MarkDirty(_state.Value);
+            _persister?.MarkDirty(_current);
         }
     }
 
@@ -236,26 +256,26 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     {
         lock (_gate)
         {
-            _changes.OnCompleted();
-            _state.OnCompleted();
+            _changes.OnCompletedLocked(); // each subscriber after the changes queued for it
+            _state.OnCompletedLocked();
         }
     }
 
     private void Apply(string key, JToken? value, SessionChangeOrigin origin)
     {
-        var before = _state.Value;
+        var before = _current;
         var after = value is null ? before.Remove(key) : before.SetItem(key, value);
         if (ReferenceEquals(before, after))
         {
             return;
         }
 
-        _state.OnNext(after);
+        Volatile.Write(ref _current, after);
         _persister?.MarkDirty(after);
-        _changes.OnNext(new SessionChange(key, value, origin));
+        _state.OnNextLocked(after);
+        _changes.OnNextLocked(new SessionChange(key, value, origin));
     }
 
-    /// <summary>Saves snapshots one at a time, coalescing the changes made while a save runs (last one wins).</summary>
     private sealed class Persister(ISessionStore store, string sessionId, ILogger logger)
     {
         private readonly Lock _gate = new();
