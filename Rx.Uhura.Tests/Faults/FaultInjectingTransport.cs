@@ -196,6 +196,20 @@ internal sealed class FaultInjectingTransport(ITransport inner, FaultPlan plan) 
 /// <summary>What a seeded run does to its links.</summary>
 internal sealed record FaultPlan(int Seed)
 {
+    /// <summary>A plan drawn from <paramref name="random"/>: up to <paramref name="maxCuts"/> cuts, splits and (half the time) stalls on <paramref name="clock"/>.</summary>
+    public static FaultPlan Draw(int seed, Random random, TimeProvider clock, int maxCuts, int maxBytesBeforeCut) => new(seed)
+    {
+        MaxCuts = random.Next(0, maxCuts),
+        MaxChunk = random.Next(1, 600),
+        MaxBytesBeforeCut = random.Next(200, maxBytesBeforeCut),
+        Clock = clock,
+        StallOneIn = random.Next(2) == 0 ? 0 : random.Next(5, 500),
+        MaxStall = TimeSpan.FromMilliseconds(random.Next(1, 100)),
+    };
+
+    /// <summary>How the plan reads in a failing seed's story.</summary>
+    public string Story => $"up to {MaxCuts} cuts within {MaxBytesBeforeCut} bytes, chunks up to {MaxChunk} bytes, a stall in {StallOneIn} of up to {MaxStall.TotalMilliseconds} ms";
+
     /// <summary>The largest piece a read or write is split into.</summary>
     public int MaxChunk { get; init; } = 512;
 

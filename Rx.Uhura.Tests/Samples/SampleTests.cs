@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Tests.Cli;
+using Rx.Uhura.Tests.Core;
 
 namespace Rx.Uhura.Tests.Samples;
 
@@ -99,33 +99,8 @@ public sealed partial class SampleTests
 
     private static async Task<(int ExitCode, string[] Stdout, string Stderr)> RunAsync(params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(Dll.Value);
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the samples.");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(Timeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"The sample did not end within {Timeout}.\n{await stdout}\n{await stderr}");
-        }
-
-        return (process.ExitCode, (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries), await stderr);
+        var (exitCode, stdout, stderr) = await ChildProcess.RunAsync("dotnet", [Dll.Value, .. args], Timeout);
+        return (exitCode, stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), stderr);
     }
 
     [GeneratedRegex(@"^Client \(([^)]+)\) -> Server: \[([^\]]*)\] (.*)$")]

@@ -28,16 +28,8 @@ internal static class MeshSimulator
         var emits = Enumerable.Range(0, count).Select(_ => random.Next(0, 300)).ToArray();
         var scheduler = new TestScheduler();
         var time = new SchedulerTimeProvider(scheduler);
-        var plan = new FaultPlan(seed)
-        {
-            MaxCuts = random.Next(0, 6),
-            MaxChunk = random.Next(1, 600),
-            MaxBytesBeforeCut = random.Next(200, 30_000),
-            Clock = time,
-            StallOneIn = random.Next(2) == 0 ? 0 : random.Next(5, 500),
-            MaxStall = TimeSpan.FromMilliseconds(random.Next(1, 100)),
-        };
-        var story = $"{count} nodes in a {shape} emitting [{string.Join(",", emits)}], up to {plan.MaxCuts} cuts within {plan.MaxBytesBeforeCut} bytes, chunks up to {plan.MaxChunk} bytes, a stall in {plan.StallOneIn} of up to {plan.MaxStall.TotalMilliseconds} ms";
+        var plan = FaultPlan.Draw(seed, random, time, maxCuts: 6, maxBytesBeforeCut: 30_000);
+        var story = $"{count} nodes in a {shape} emitting [{string.Join(",", emits)}], {plan.Story}";
         var memory = new MemoryTransport();
         var faults = new FaultInjectingTransport(memory, plan);
         var trace = new StringBuilder();

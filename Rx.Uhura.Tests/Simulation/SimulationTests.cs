@@ -1,4 +1,5 @@
-using System.Diagnostics;
+using System.Globalization;
+using Rx.Uhura.Tests.Core;
 
 namespace Rx.Uhura.Tests.Simulation;
 
@@ -56,7 +57,7 @@ public sealed class SimulationTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task The_simulation_refuses_to_run_where_it_could_not_be_deterministic()
     {
-        var (exitCode, lines, stderr) = await SimulateAsync(1, 1, processorCount: null);
+        var (exitCode, lines, stderr) = await SimulateAsync(1, 1, processorCount: "2");
 
         Assert.Equal(2, exitCode);
         Assert.Empty(lines);
@@ -66,42 +67,13 @@ public sealed class SimulationTests(Xunit.Abstractions.ITestOutputHelper output)
     private static string[] Digests(string[] lines) =>
         [.. lines.Select(l => string.Join(' ', l.Split(' ').Take(4)))];
 
-    private static async Task<(int ExitCode, string[] Lines, string Stderr)> SimulateAsync(int first, int count, string wires = "native,node,mesh", string? processorCount = "1")
+    private static async Task<(int ExitCode, string[] Lines, string Stderr)> SimulateAsync(int first, int count, string wires = "native,node,mesh", string processorCount = "1")
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(typeof(SimulationProgram).Assembly.Location);
-        info.ArgumentList.Add("simulate");
-        info.ArgumentList.Add(first.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        info.ArgumentList.Add(count.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        info.ArgumentList.Add(wires);
-        if (processorCount is null)
-        {
-            info.Environment["DOTNET_PROCESSOR_COUNT"] = "2"; // as on any machine of more than one core
-        }
-        else
-        {
-            info.Environment["DOTNET_PROCESSOR_COUNT"] = processorCount;
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start the simulation.");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(Timeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"The simulation did not end within {Timeout}.\n{await stdout}\n{await stderr}");
-        }
-
-        return (process.ExitCode, (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries), await stderr);
+        var (exitCode, stdout, stderr) = await ChildProcess.RunAsync(
+            "dotnet",
+            [typeof(SimulationProgram).Assembly.Location, "simulate", first.ToString(CultureInfo.InvariantCulture), count.ToString(CultureInfo.InvariantCulture), wires],
+            Timeout,
+            new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = processorCount }); // "2": as on any machine of more than one core
+        return (exitCode, stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), stderr);
     }
 }

@@ -51,16 +51,8 @@ internal static class Simulator
         var tickEvery = random.Next(5, 200);      // and moves the clock by a millisecond or two about once every this many
         var scheduler = new TestScheduler();
         var time = new SchedulerTimeProvider(scheduler);
-        var plan = new FaultPlan(seed)
-        {
-            MaxCuts = random.Next(0, 8),
-            MaxChunk = random.Next(1, 600),
-            MaxBytesBeforeCut = random.Next(200, 40_000),
-            Clock = time,
-            StallOneIn = random.Next(2) == 0 ? 0 : random.Next(5, 500),
-            MaxStall = TimeSpan.FromMilliseconds(random.Next(1, 100)),
-        };
-        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, up to {plan.MaxCuts} cuts within {plan.MaxBytesBeforeCut} bytes, chunks up to {plan.MaxChunk} bytes, a stall in {plan.StallOneIn} of up to {plan.MaxStall.TotalMilliseconds} ms";
+        var plan = FaultPlan.Draw(seed, random, time, maxCuts: 8, maxBytesBeforeCut: 40_000);
+        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, {plan.Story}";
 
         var memory = new MemoryTransport();
         var faults = new FaultInjectingTransport(memory, plan);

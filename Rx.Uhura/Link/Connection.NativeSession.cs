@@ -91,21 +91,7 @@ public sealed partial class Connection
                 unconfirmed.Remove(key);
             }
 
-            if (unconfirmed.Count == 0)
-            {
-                return changes;
-            }
-
-            var kept = new JObject();
-            foreach (var property in changes.Properties())
-            {
-                if (!unconfirmed.ContainsKey(property.Name))
-                {
-                    kept[property.Name] = property.Value;
-                }
-            }
-
-            return kept;
+            return unconfirmed.Count == 0 ? changes : Without(changes, unconfirmed.ContainsKey);
         }
     }
 }

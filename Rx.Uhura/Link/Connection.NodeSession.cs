@@ -45,21 +45,22 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_setDuringHandshake is not { Count: > 0 } set)
-            {
-                return changes;
-            }
-
-            var kept = new JObject();
-            foreach (var property in changes.Properties())
-            {
-                if (!set.Contains(property.Name))
-                {
-                    kept[property.Name] = property.Value;
-                }
-            }
-
-            return kept;
+            return _setDuringHandshake is { Count: > 0 } set ? Without(changes, set.Contains) : changes;
         }
+    }
+
+    /// <summary>The changes without the keys <paramref name="leftOut"/> names (a new object; the changes themselves when none is).</summary>
+    private static JObject Without(JObject changes, Func<string, bool> leftOut)
+    {
+        var kept = new JObject();
+        foreach (var property in changes.Properties())
+        {
+            if (!leftOut(property.Name))
+            {
+                kept[property.Name] = property.Value;
+            }
+        }
+
+        return kept;
     }
 }
