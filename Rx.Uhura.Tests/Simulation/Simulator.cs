@@ -49,10 +49,12 @@ internal static class Simulator
         var sharedKeys = protocol == WireProtocol.Native; // crossing changes of one key converge on the native wire only (as documented)
         var runBetweenSteps = random.Next(1, 20); // the driver lets the library run to rest about once every this many steps
         var tickEvery = random.Next(5, 200);      // and moves the clock by a millisecond or two about once every this many
+        var quitter = clients > 1 && random.Next(3) == 0 ? random.Next(1, clients) : -1; // a client disposed in the middle of its work
+        var quitAt = random.Next(steps);
         var scheduler = new TestScheduler();
         var time = new SchedulerTimeProvider(scheduler);
         var plan = FaultPlan.Draw(seed, random, time, maxCuts: 8, maxBytesBeforeCut: 40_000);
-        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, {plan.Story}";
+        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, {(quitter < 0 ? "no client quits" : $"client {quitter} is disposed at step {quitAt}")}, {plan.Story}";
 
         var memory = new MemoryTransport();
         var faults = new FaultInjectingTransport(memory, plan);
@@ -78,6 +80,7 @@ internal static class Simulator
         var merged = Lists(clients);
         var atClient = Lists(clients);
         var serverSends = new List<Task>();
+        var serverSendsToQuitter = new List<Task>(); // may wait for the session until the server is disposed
         var endsReceived = 0;
         var links = 0;
         var serverThrew = false;
@@ -133,7 +136,7 @@ internal static class Simulator
                 {
                     var n = i;
                     var send = connection.Send("s", n);
-                    serverSends.Add(send);
+                    (c == quitter ? serverSendsToQuitter : serverSends).Add(send);
                     _ = send.ContinueWith(t => Check(t, atClient[c], n, $"the server's send {n} to client {c}"), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 }
             });
@@ -179,8 +182,22 @@ internal static class Simulator
 
         var next = new int[clients];
         var sends = new List<Task>();
+        var quitterSends = new List<Task>(); // complete, acknowledged or failed, once it is disposed
+        Task? quitting = null;
         for (var step = 0; step < steps; step++)
         {
+            if (step == quitAt && quitter >= 0)
+            {
+                Log($"client {quitter} disposed");
+                quitting = uhura[quitter].DisposeAsync().AsTask();
+                steps -= clientEvents[quitter] - next[quitter];
+                clientEvents[quitter] = next[quitter]; // it sends no more
+                if (step >= steps)
+                {
+                    break;
+                }
+            }
+
             var c = random.Next(clients);
             while (next[c] == clientEvents[c])
             {
@@ -210,7 +227,7 @@ internal static class Simulator
             if (random.Next(awaitedOneIn) == 0)
             {
                 var send = client.Send("n", c, i);
-                sends.Add(send);
+                (c == quitter ? quitterSends : sends).Add(send);
                 var received = atServer[c];
                 _ = send.ContinueWith(t => Check(t, received, i, $"client {c}'s send {i}"), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
@@ -234,21 +251,34 @@ internal static class Simulator
             }
         }
 
-        sends.AddRange(uhura.Select(client => client.Send("end")));
-        var stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => Array.TrueForAll(started, t => t.IsCompleted) && sends.TrueForAll(t => t.IsCompleted)
-            && endsReceived == clients && serverSends.TrueForAll(t => t.IsCompleted) && atClient.Sum(l => l.Count) >= serverEvents.Sum());
+        var stayed = Enumerable.Range(0, clients).Where(c => quitting is null || c != quitter).ToList();
+        sends.AddRange(stayed.Select(c => uhura[c].Send("end")));
+        var stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => stayed.TrueForAll(c => started[c].IsCompleted) && sends.TrueForAll(t => t.IsCompleted)
+            && endsReceived == stayed.Count && serverSends.TrueForAll(t => t.IsCompleted) && stayed.Sum(c => atClient[c].Count) >= stayed.Sum(c => serverEvents[c])
+            && (quitting is null || (quitting.IsCompleted && quitterSends.TrueForAll(t => t.IsCompleted) && eventsEnded[quitter])));
         if (stuck is not null)
         {
-            return Outcome($"stuck {stuck}: {started.Count(t => !t.IsCompleted)} starts, {sends.Count(t => !t.IsCompleted)} client sends, {serverSends.Count(t => !t.IsCompleted)} server sends pending, {endsReceived}/{clients} ends received, [{string.Join(",", atServer.Select(l => l.Count))}] at the server, [{string.Join(",", atClient.Select(l => l.Count))}] at the clients, {faults.Connections} connections, {faults.Cuts} cuts, clients {string.Join(",", uhura.Select(u => u.CurrentState.Status))}");
+            return Outcome($"stuck {stuck}: {started.Count(t => !t.IsCompleted)} starts, quitter {quitting?.Status} with {quitterSends.Count(t => !t.IsCompleted)} sends pending, {sends.Count(t => !t.IsCompleted)} client sends, {serverSends.Count(t => !t.IsCompleted)} server sends pending, {endsReceived}/{clients} ends received, [{string.Join(",", atServer.Select(l => l.Count))}] at the server, [{string.Join(",", atClient.Select(l => l.Count))}] at the clients, {faults.Connections} connections, {faults.Cuts} cuts, clients {string.Join(",", uhura.Select(u => u.CurrentState.Status))}");
         }
 
-        if (started.Concat(sends).Concat(serverSends).FirstOrDefault(t => t.IsFaulted) is { } failed)
+        if (stayed.Select(c => started[c]).Concat(sends).Concat(serverSends).FirstOrDefault(t => t.IsFaulted) is { } failed)
         {
             return Outcome($"a send failed: {failed.Exception!.GetBaseException().Message}");
         }
 
         for (var c = 0; c < clients; c++)
         {
+            if (quitting is not null && c == quitter)
+            {
+                // What it sent before it was disposed: in order, each at most once (a send acknowledged was delivered: checked below).
+                if ((Unordered($"the quitter's events at the server", atServer[c]) ?? Unordered("the quitter's events on server.Events", merged[c]) ?? Unordered("the server's events at the quitter", atClient[c])) is { } broken)
+                {
+                    return Outcome(broken);
+                }
+
+                continue;
+            }
+
             if ((Disorder($"client {c}'s events at the server", clientEvents[c], atServer[c]) ?? Disorder($"client {c}'s events on server.Events", clientEvents[c], merged[c])
                 ?? Disorder($"the server's events at client {c}", serverEvents[c], atClient[c])) is { } disorder)
             {
@@ -262,9 +292,14 @@ internal static class Simulator
         }
 
         // At rest with every link up, both sides of each session hold the same keys.
-        stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => Array.TrueForAll(uhura, u => u.CurrentState.Status == ConnectionStatus.Connected));
-        for (var c = 0; c < clients && stuck is null; c++)
+        stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => stayed.TrueForAll(c => uhura[c].CurrentState.Status == ConnectionStatus.Connected));
+        foreach (var c in stayed)
         {
+            if (stuck is not null)
+            {
+                break;
+            }
+
             var mine = uhura[c].Session.Get();
             // The server's copy is its latest link's of that session (an ended link's copy stays as the link left it).
             var theirs = serverLinks.LastOrDefault(l => l.Session.Id == uhura[c].Session.Id)?.Session.Get() ?? new Dictionary<string, JToken>();
@@ -285,10 +320,10 @@ internal static class Simulator
         }
 
         var disposed = Task.WhenAll(uhura.Select(u => u.DisposeAsync().AsTask()).Append(server.DisposeAsync().AsTask()));
-        stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => disposed.IsCompleted && Array.TrueForAll(eventsEnded, ended => ended));
+        stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => disposed.IsCompleted && Array.TrueForAll(eventsEnded, ended => ended) && serverSendsToQuitter.TrueForAll(t => t.IsCompleted));
         if (stuck is not null)
         {
-            return Outcome($"disposal stuck {stuck}: {disposed.Status}, client events ended [{string.Join(",", eventsEnded)}]");
+            return Outcome($"disposal stuck {stuck}: {disposed.Status}, client events ended [{string.Join(",", eventsEnded)}], {serverSendsToQuitter.Count(t => !t.IsCompleted)} server sends to the quitter pending");
         }
 
         trace.Append($"\nend at {scheduler.Clock / Ms} after {faults.Connections} connections and {faults.Cuts} cuts");
@@ -332,6 +367,20 @@ internal static class Simulator
     private static List<int>[] Lists(int count) => [.. Enumerable.Range(0, count).Select(_ => new List<int>())];
 
     private static HashSet<int> Draw(Random random, int count, int below) => [.. Enumerable.Range(0, count).Select(_ => random.Next(below))];
+
+    /// <summary>Null when <paramref name="received"/> rises strictly (in order, nothing twice, gaps allowed).</summary>
+    private static string? Unordered(string where, List<int> received)
+    {
+        for (var i = 1; i < received.Count; i++)
+        {
+            if (received[i] <= received[i - 1])
+            {
+                return $"{where}: {received[i]} after {received[i - 1]} (at {i} of {received.Count})";
+            }
+        }
+
+        return null;
+    }
 
     private static string? Disorder(string where, int count, List<int> received)
     {

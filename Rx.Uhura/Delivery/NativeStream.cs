@@ -70,6 +70,23 @@ internal sealed class NativeStream
         }
     }
 
+    /// <summary>True once the server closed: nothing is held any more (what comes is returned to fail).</summary>
+    public bool IsClosedForGood => Volatile.Read(ref _closedForGood);
+
+    private bool _closedForGood;
+
+    /// <summary>Takes every held event out (the server is closing), leaving the positions as they are; holds nothing after.</summary>
+    public List<OutboundMessage> TakeHeldForClose()
+    {
+        lock (Gate)
+        {
+            Volatile.Write(ref _closedForGood, true);
+            var held = new List<OutboundMessage>(_held);
+            _held.Clear();
+            return held;
+        }
+    }
+
     /// <summary>
     /// Keeps a closed link's unacknowledged events for the next link (at most <paramref name="limit"/>; the rest are
     /// returned to fail). <paramref name="from"/>, the link handing them back, no longer continues the stream.
@@ -86,7 +103,7 @@ internal sealed class NativeStream
             var rejected = new List<OutboundMessage>();
             foreach (var message in undelivered)
             {
-                if (_held.Count < limit)
+                if (_held.Count < limit && !_closedForGood)
                 {
                     _held.Add(message);
                 }
@@ -168,7 +185,7 @@ internal sealed class NativeStream
                 return live;
             }
 
-            if (_held.Count < limit)
+            if (_held.Count < limit && !_closedForGood)
             {
                 _held.Add(message);
             }

@@ -88,7 +88,9 @@ public sealed partial class Connection : ISessionSink
             rejected = session.Native.Hold([message], _options.MaxQueuedMessages).FirstOrDefault(); // that link is closing and hands its own back too
         }
 
-        rejected?.Fail(new OutboundBufferFullException(rejected.Name, "too many sends wait for the client to resume.") { ConnectionId = Id });
+        rejected?.Fail(session.Native.IsClosedForGood
+            ? new SendAfterCloseException(rejected.Name) { ConnectionId = Id } // the server closed
+            : new OutboundBufferFullException(rejected.Name, "too many sends wait for the client to resume.") { ConnectionId = Id });
 
         if (session.Active is null)
         {

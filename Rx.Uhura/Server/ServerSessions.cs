@@ -252,6 +252,22 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         }
     }
 
+    /// <summary>
+    /// The server closed: the sends still held for sessions (their clients did not come back to take them) fail with
+    /// <see cref="ConnectionLostException"/>, so that no task of this server waits for good. What was saved of each
+    /// session's stream stays in the store: a server that resumes the session sends them from there.
+    /// </summary>
+    public void FailHeld()
+    {
+        foreach (var session in _sessions.Values)
+        {
+            foreach (var held in session.Native.TakeHeldForClose())
+            {
+                held.Fail(new ConnectionLostException(held.Name) { ConnectionId = null });
+            }
+        }
+    }
+
     private void Expire(ServerSession session)
     {
         lock (_gate)

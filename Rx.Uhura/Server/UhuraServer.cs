@@ -382,6 +382,7 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
         }
 
         await Sessions.FlushAsync().ConfigureAwait(false); // the sessions and resume states saved as their links ended
+        Sessions.FailHeld(); // saved with the resume states; this server's tasks for them end here
         await CloseBackplaneAsync().ConfigureAwait(false);
         Complete();
     }
