@@ -192,7 +192,8 @@ public class ClientReconnectScheduleTests : ReactiveTest
         var clock = new LockedClock();
         var memory = new MemoryTransport();
         await using var poison = new UhuraServer(UhuraServerOptions.Default with { Transport = memory });
-        poison.Connections.Subscribe(link => link.WhenReady.ContinueWith(_ => link.Dispose(), TaskScheduler.Default));
+        var serverLinks = Channel.CreateUnbounded<Connection>();
+        poison.Connections.Subscribe(link => serverLinks.Writer.TryWrite(link));
         await poison.ListenAsync("memory://poison");
 
         var transport = new RecordingTransport(memory, clock);
@@ -208,13 +209,24 @@ public class ClientReconnectScheduleTests : ReactiveTest
         client.State.Where(s => s.Status == ConnectionStatus.Reconnecting).Subscribe(s => retries.Writer.TryWrite(s));
         var links = 0;
         var fourLinks = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Connections.Subscribe(_ =>
+        var drops = new List<Task>();
+        client.Connections.Subscribe(link =>
         {
+            // The client has this link (its handshake is done on both sides): the server drops it before anything is
+            // delivered either way. (Dropped by the server as soon as its own side was ready, the client sometimes had
+            // not read the Welcome yet, and saw no link at all: '3 links', then a wait for a fourth that never came.)
+            lock (drops)
+            {
+                drops.Add(DropServerSideAsync());
+            }
+
             if (Interlocked.Increment(ref links) == 4)
             {
                 fourLinks.TrySetResult();
             }
         });
+
+        async Task DropServerSideAsync() => (await serverLinks.Reader.ReadAsync()).Dispose();
 
         // Each link completes its handshake (real pipes), is dropped at once, and the next attempt waits a doubled delay.
         foreach (var expected in new[] { 100, 200, 400, 800 })
@@ -231,8 +243,15 @@ public class ClientReconnectScheduleTests : ReactiveTest
             Subscribe(200 + 300 * Ms, 200 + 300 * Ms),
             Subscribe(200 + 700 * Ms, 200 + 700 * Ms),
             Subscribe(200 + 1500 * Ms, 200 + 1500 * Ms));
-        // The attempts did connect: it is the links that dropped (the last link's notice may come after the clock moved).
+        // The attempts did connect: it is the links that dropped.
         await fourLinks.Task.For();
+        Task[] dropped;
+        lock (drops)
+        {
+            dropped = [.. drops];
+        }
+
+        await Task.WhenAll(dropped).For();
     }
 
     /// <summary>
