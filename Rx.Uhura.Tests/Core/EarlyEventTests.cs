@@ -93,6 +93,20 @@ public abstract class EarlyEventTests : IAsyncLifetime
         await early.For();
     }
 
+    [Fact]
+    public async Task A_created_client_never_started_closes_at_once_and_fails_what_it_queued()
+    {
+        // A clock that never moves: a Disconnect that waited for a connect that will never begin would never end.
+        var frozen = new SchedulerTimeProvider(new Microsoft.Reactive.Testing.TestScheduler());
+        var client = UhuraClient.Create(_server.Uri!, Options with { Connection = Options.Connection with { TimeProvider = frozen } });
+        var sent = client.Send("never");
+        var closing = client.Disconnect();
+        await closing.For();
+        await Assert.ThrowsAsync<ConnectionLostException>(() => sent.For());
+        Assert.Equal(ConnectionStatus.Closed, client.CurrentState.Status);
+        await client.StartAsync().ContinueWith(static _ => { }).For(); // ignored once closed; never hangs
+    }
+
     private static async Task<bool> Arrives(Task task)
     {
         try

@@ -141,9 +141,11 @@ public abstract class ServerClientTests : IAsyncLifetime
     [Fact]
     public async Task Disconnect_before_the_socket_is_open_still_delivers_what_was_queued()
     {
-        var client = Client();
+        // Subscribed before the client exists: it starts connecting at once, and the server may accept it before the
+        // next line runs (a handler subscribed after that would never see this connection).
         var received = new TaskCompletionSource<UhuraEvent>();
         _server.Connections.Subscribe(c => c.Event("early").Subscribe(received.SetResult));
+        var client = Client();
         var send = client.Send("early", "x");
         await client.Disconnect().For();
         await send.For();

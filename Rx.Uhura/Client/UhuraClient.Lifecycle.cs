@@ -12,7 +12,8 @@ public sealed partial class UhuraClient
     /// <summary>
     /// Closes for good (uhura's <c>disconnect()</c>): waits for the link if it is still being opened, sends everything
     /// queued, waits for acknowledgements (up to <see cref="ConnectionOptions.CloseTimeout"/>), then closes the socket.
-    /// Idempotent.
+    /// Idempotent. A client made by <see cref="Create(string, UhuraClientOptions?)"/> and never started closes at once:
+    /// what it queued fails with <see cref="ConnectionLostException"/>.
     /// </summary>
     public Task Disconnect()
     {
@@ -42,13 +43,15 @@ public sealed partial class UhuraClient
     private async Task DisconnectCoreAsync()
     {
         Connection? link;
+        bool started;
         lock (_gate)
         {
             _closing = true;
             link = _link;
+            started = Volatile.Read(ref _generation) != 0; // a created client never started has no link to wait for
         }
 
-        if (link is null && _state.Value.Status == ConnectionStatus.Connecting)
+        if (link is null && started && _state.Value.Status == ConnectionStatus.Connecting)
         {
             // Still opening the socket: wait for it (bounded), so what was queued is flushed.
             try
