@@ -267,16 +267,7 @@ public sealed partial class UhuraClient : IAsyncDisposable, IDisposable
         .DistinctUntilChanged<Connection>(ReferenceEqualityComparer.Instance);
 
     /// <summary>The current link, while one is open.</summary>
-    public Connection? Connection
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _link;
-            }
-        }
-    }
+    public Connection? Connection => Volatile.Read(ref _link); // set and cleared under _gate; a snapshot either way
 
     /// <summary>The server's events named <paramref name="eventName"/>, across links.</summary>
     public IObservable<UhuraEvent> Event(string eventName)

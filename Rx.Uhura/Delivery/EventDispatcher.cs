@@ -42,8 +42,9 @@ internal readonly struct Delivery
 /// The one serial dispatcher of a link (a server's connection) or of a client (all its links in turn): read loops
 /// enqueue, one pump calls the subscribers outside every library lock and then acknowledges. The queue is bounded by
 /// back-pressure: a read loop that finds it full (<see cref="IsFull"/>) waits for <see cref="WhenSpaceAsync"/> before
-/// reading on. A read loop queues a batch's events with <see cref="EnqueueDeferred"/> and wakes the pump once with
-/// <see cref="Signal"/>: one wake-up per read, not per event, and no lock shared with the pump per event.
+/// reading on. A read loop queues a batch's events between <see cref="EnterBatch"/> and <see cref="ExitBatch"/> with
+/// <see cref="EnqueueInBatch"/>, and counts and wakes the pump once per read with <see cref="Publish"/>: no lock and no
+/// shared counter touched per event on either side (the pump takes what it dispatched off the count in runs).
 /// </summary>
 internal sealed class EventDispatcher
 {
@@ -90,10 +91,46 @@ internal sealed class EventDispatcher
     }
 
     /// <summary>
-    /// Queues one delivery without waking the pump: the caller (a read loop in the middle of a batch) calls
-    /// <see cref="Signal"/> before it waits for anything. False when the dispatcher was completed.
+    /// A read loop starts a batch: until <see cref="ExitBatch"/> the dispatcher does not complete, so the batch may queue
+    /// with <see cref="EnqueueInBatch"/> at the cost of a plain enqueue (no shared counter touched per event). False when
+    /// the dispatcher was completed already: then the batch queues nothing (and calls no <see cref="ExitBatch"/>).
     /// </summary>
-    public bool EnqueueDeferred(in Delivery delivery) => Add(delivery);
+    public bool EnterBatch()
+    {
+        Interlocked.Increment(ref _writers); // a full fence before reading _completing (Complete: the reverse)
+        if (Volatile.Read(ref _completing) == 0)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _writers);
+        Signal(); // the pump may have seen this writer and left the completion to it
+        return false;
+    }
+
+    /// <summary>
+    /// Queues one delivery of a batch opened by <see cref="EnterBatch"/>, without counting it or waking the pump: the read
+    /// loop counts its batch's deliveries itself and hands the count over with <see cref="Publish"/> before it waits for
+    /// anything or checks <see cref="IsFull"/>.
+    /// </summary>
+    public void EnqueueInBatch(in Delivery delivery) => (Volatile.Read(ref _queue) ?? CreateQueue()).Enqueue(delivery);
+
+    /// <summary>Counts <paramref name="queued"/> deliveries queued by <see cref="EnqueueInBatch"/> against the capacity and wakes the pump.</summary>
+    public void Publish(int queued)
+    {
+        Interlocked.Add(ref _count, queued);
+        Signal();
+    }
+
+    /// <summary>The batch opened by a successful <see cref="EnterBatch"/> ends: the dispatcher may complete after what it queued.</summary>
+    public void ExitBatch()
+    {
+        Interlocked.Decrement(ref _writers);
+        if (Volatile.Read(ref _completing) != 0)
+        {
+            Signal(); // the pump may have gone idle waiting for this writer
+        }
+    }
 
     private bool Add(in Delivery delivery)
     {
@@ -172,6 +209,7 @@ internal sealed class EventDispatcher
     {
         Connection? ackOwedBy = null;
         var sinceAck = 0;
+        var released = 0; // dispatched, not yet taken off _count (a shared counter: updated once per run of ReleaseEvery)
         try
         {
             while (true)
@@ -184,7 +222,7 @@ internal sealed class EventDispatcher
                         ackOwedBy = null;
                         sinceAck = 0;
                         barrier.TrySetResult();
-                        Released();
+                        Released(ref released, 1, force: true);
                         continue;
                     }
 
@@ -207,6 +245,7 @@ internal sealed class EventDispatcher
                                 sinceAck = 0;
                             }
 
+                            Released(ref released, 0, force: true); // the read loop's room is not held while this waits
                             await pending.ConfigureAwait(false);
                         }
                     }
@@ -222,7 +261,7 @@ internal sealed class EventDispatcher
                         sinceAck++;
                     }
 
-                    Released();
+                    Released(ref released, 1, force: false);
                 }
 
                 if (ackOwedBy is not null)
@@ -231,6 +270,8 @@ internal sealed class EventDispatcher
                     ackOwedBy = null;
                     sinceAck = 0;
                 }
+
+                Released(ref released, 0, force: true);
 
                 if (Volatile.Read(ref _completing) != 0 && Volatile.Read(ref _writers) == 0 && IsEmpty)
                 {
@@ -254,9 +295,20 @@ internal sealed class EventDispatcher
         }
     }
 
-    private void Released()
+    /// <summary>Deliveries taken off <see cref="_count"/> per update while the pump runs (and whenever it waits or runs empty).</summary>
+    private const int ReleaseEvery = 64;
+
+    /// <summary>Notes <paramref name="more"/> dispatched deliveries; takes them off the count every <see cref="ReleaseEvery"/>, or now when <paramref name="force"/>.</summary>
+    private void Released(ref int released, int more, bool force)
     {
-        var left = Interlocked.Decrement(ref _count);
+        released += more;
+        if (released == 0 || (!force && released < ReleaseEvery))
+        {
+            return;
+        }
+
+        var left = Interlocked.Add(ref _count, -released); // a full fence before reading _space (WhenSpaceAsync: the reverse)
+        released = 0;
         if (left < _capacity && Volatile.Read(ref _space) is not null)
         {
             TaskCompletionSource? space;

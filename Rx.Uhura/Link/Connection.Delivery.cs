@@ -43,29 +43,47 @@ public sealed partial class Connection
             _eventsIn++;
         }
 
-        if (Volatile.Read(ref _readBatchThread) == Environment.CurrentManagedThreadId)
+        if (_batch == BatchState.Open)
         {
-            // In a read batch: the pump is woken once, when the batch ends or before the read loop waits for anything.
-            _dispatcher.EnqueueDeferred(Delivery.Of(this, e, ackId, ackSeq));
-            _deliveriesOwed = true;
+            // In a read batch: counted, and the pump woken, once, when the batch ends or before the read loop waits.
+            _dispatcher.EnqueueInBatch(Delivery.Of(this, e, ackId, ackSeq));
+            _batchDeliveries++;
         }
-        else
+        else if (_batch == BatchState.None)
         {
             _dispatcher.Enqueue(Delivery.Of(this, e, ackId, ackSeq));
         }
+
+        // BatchState.Refused: the dispatcher completed (the link's owner is gone); nothing is delivered any more.
     }
 
-    /// <summary>The read loop's deliveries queued without waking the pump: set and cleared by the read loop only.</summary>
-    private bool _deliveriesOwed;
+    /// <summary>Whether the read loop is inside a batch of its dispatcher (only the read loop's flow reads or sets it; the batch may span awaits).</summary>
+    private BatchState _batch;
 
-    /// <summary>Wakes the pump for what the read loop queued; called at the end of a read batch and before any wait.</summary>
+    /// <summary>Deliveries the read loop queued in its batch and has not yet counted with the dispatcher (the read loop's flow only).</summary>
+    private int _batchDeliveries;
+
+    /// <summary>Counts what the read loop queued and wakes the pump; called at the end of a read batch and before any wait.</summary>
     private void SignalDeliveries()
     {
-        if (_deliveriesOwed)
+        if (_batchDeliveries > 0)
         {
-            _deliveriesOwed = false;
-            _dispatcher.Signal();
+            var queued = _batchDeliveries;
+            _batchDeliveries = 0;
+            _dispatcher.Publish(queued);
         }
+    }
+
+    private enum BatchState : byte
+    {
+        /// <summary>Outside a read batch: each delivery is queued on its own.</summary>
+        None,
+
+        /// <summary>In a read batch: deliveries are queued and counted at its end.</summary>
+        Open,
+
+        /// <summary>In a read batch begun after the dispatcher completed: nothing is queued.</summary>
+        Refused,
     }
 
     /// <summary>
@@ -144,17 +162,22 @@ public sealed partial class Connection
         else if (delivery.AckSeq > 0)
         {
             _native?.NoteDelivered(delivery.AckSeq);
-            lock (_gate)
+            if (!Volatile.Read(ref _acksEnabled))
             {
-                if (!_acksEnabled)
+                return; // set by the handshake, before any event was queued
+            }
+
+            // Raised by the dispatcher and by merged subscribers' countdowns, never lowered; FlushAcks reads it.
+            var seen = Volatile.Read(ref _deliveredUpTo);
+            while (delivery.AckSeq > seen)
+            {
+                var was = Interlocked.CompareExchange(ref _deliveredUpTo, delivery.AckSeq, seen);
+                if (was == seen)
                 {
-                    return;
+                    break;
                 }
 
-                if (delivery.AckSeq > _deliveredUpTo)
-                {
-                    _deliveredUpTo = delivery.AckSeq;
-                }
+                seen = was;
             }
 
             if (flush)
@@ -177,13 +200,14 @@ public sealed partial class Connection
         TaskCompletionSource? waiter = null;
         lock (_gate)
         {
-            if (_deliveredUpTo <= _ackWrittenUpTo)
+            var delivered = Volatile.Read(ref _deliveredUpTo);
+            if (delivered <= _ackWrittenUpTo)
             {
                 upTo = 0;
             }
             else
             {
-                upTo = _ackWrittenUpTo = _deliveredUpTo;
+                upTo = _ackWrittenUpTo = delivered;
             }
 
             if (_ackWaiter is { } w && _ackWrittenUpTo >= _ackWaiterTarget)

@@ -129,7 +129,12 @@ public sealed partial class Connection : ISessionSink
     internal OutboundBufferFullException? RefusedForBytes(string eventName, ReadOnlySpan<object?> args, WireProtocol? wire)
     {
         var atLeast = MinimumPayloadBytes(eventName, args);
-        long held;
+        var held = Volatile.Read(ref _heldBytes); // a snapshot either way: the lock below only settles a send that looks refused
+        if (held == 0 || held + atLeast <= _options.MaxQueuedBytes)
+        {
+            return null;
+        }
+
         lock (_gate)
         {
             held = _heldBytes;
@@ -197,9 +202,10 @@ public sealed partial class Connection : ISessionSink
 
         byte[] payload;
         int nameEnd;
+        bool strict;
         try
         {
-            payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out nameEnd);
+            payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out nameEnd, out strict);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
         {
@@ -207,7 +213,7 @@ public sealed partial class Connection : ISessionSink
             return null;
         }
 
-        error = RefusePoison(eventName, payload, nameEnd, wire, limits);
+        error = RefusePoison(eventName, payload, nameEnd, strict, wire, limits);
         return error is null ? new OutboundMessage(eventName, payload, awaited, nameEnd, failureSink) : null;
     }
 
@@ -220,9 +226,11 @@ public sealed partial class Connection : ISessionSink
     /// <see cref="ConnectionOptions.MaxMessageSize"/> is a <see cref="FrameTooLargeException"/>; JSON that is not strict
     /// (Newtonsoft writes <c>undefined</c>, <c>NaN</c> or <c>Infinity</c> for some values, which neither a .NET peer nor
     /// Node's JSON parser accepts), invalid UTF-8 or nesting deeper than <see cref="ConnectionOptions.MaxJsonDepth"/> is an
-    /// <see cref="EncodeException"/>. Only the bytes already encoded are read: nothing is serialized twice.
+    /// <see cref="EncodeException"/>. Only the bytes already encoded are read: nothing is serialized twice, and a
+    /// <paramref name="strict"/> payload (simple values only, one level deep, written by the library's own writer) is
+    /// not read again.
     /// </summary>
-    private static Exception? RefusePoison(string eventName, byte[] payload, int nameEnd, WireProtocol? wire, ConnectionOptions limits)
+    private static Exception? RefusePoison(string eventName, byte[] payload, int nameEnd, bool strict, WireProtocol? wire, ConnectionOptions limits)
     {
         // A native frame carries the name's UTF-8 length in 16 bits. Checked here, not when the frame is written: by then
         // the event has its sequence number, and a refusal would leave a gap that ends the link. (The name's JSON form,
@@ -239,6 +247,11 @@ public sealed partial class Connection : ISessionSink
         if (frame > limits.MaxMessageSize)
         {
             return new FrameTooLargeException(limits.MaxMessageSize, $"The event '{eventName}' encodes to a {frame}-byte frame, over the maximum of {limits.MaxMessageSize} bytes the peer accepts; nothing was sent.");
+        }
+
+        if (strict)
+        {
+            return null; // one level deep, and MaxJsonDepth is at least 2
         }
 
         try

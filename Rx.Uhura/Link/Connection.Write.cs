@@ -250,6 +250,8 @@ public sealed partial class Connection
         {
             _readBatchThread = Environment.CurrentManagedThreadId;
         }
+
+        _batch = _dispatcher.EnterBatch() ? BatchState.Open : BatchState.Refused;
     }
 
     /// <summary>The read loop finished a batch: it writes what the batch produced itself, before waiting for more input.</summary>
@@ -264,7 +266,12 @@ public sealed partial class Connection
         }
 
         SignalDeliveries();
+        if (_batch == BatchState.Open)
+        {
+            _dispatcher.ExitBatch();
+        }
 
+        _batch = BatchState.None; // a second call (a refusal ends its batch early) changes nothing
         if (owed)
         {
             _ = WriteLoopAsync();

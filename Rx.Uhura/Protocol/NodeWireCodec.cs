@@ -36,7 +36,16 @@ internal static class NodeWireCodec
 
     /// <summary>Serializes <c>[name, ...args]</c>; <paramref name="nameEnd"/> is where the name ends (the native protocol sends the name and the arguments apart).</summary>
     public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd)
+        => EncodePayload(name, args, serializer, out nameEnd, out _);
+
+    /// <summary>
+    /// As <see cref="EncodePayload(string, ReadOnlySpan{object?}, JsonSerializer, out int)"/>; <paramref name="strict"/>
+    /// is true when every argument was a simple value written by <see cref="FastJsonWriter"/>: valid UTF-8, strict JSON,
+    /// one level deep, so a sender need not validate it again.
+    /// </summary>
+    public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd, out bool strict)
     {
+        strict = false;
         var state = t_encoder ??= new EncoderState();
         var buffer = state.Buffer;
         buffer.Reset();
@@ -57,6 +66,7 @@ internal static class NodeWireCodec
 
                 buffer.GetSpan(1)[0] = (byte)']';
                 buffer.Advance(1);
+                strict = true;
                 return buffer.ToArray();
             }
             finally
