@@ -54,18 +54,15 @@ internal sealed class EventDispatcher
     // Made on the first delivery: an idle server connection (each has its own dispatcher) holds no queue segment.
     private System.Collections.Concurrent.ConcurrentQueue<Delivery>? _queue;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly int _capacity;
-    private readonly Lock _gate = new();
+    private readonly DeliveryRoom _room;
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
-    private TaskCompletionSource? _space;
-    private int _count;
     private int _writers;    // Enqueue calls past their completion check, not yet done queuing
     private int _completing; // 1 once Complete was called: nothing more is accepted
     private int _pumpState;  // 1 while a pump is scheduled or running (one at a time)
 
     public EventDispatcher(int capacity, Microsoft.Extensions.Logging.ILogger logger)
     {
-        _capacity = Math.Max(1, capacity);
+        _room = new DeliveryRoom(capacity);
         _logger = logger;
     }
 
@@ -73,7 +70,7 @@ internal sealed class EventDispatcher
     public Task Completion => _completion.Task;
 
     /// <summary>True when the queue holds its capacity or more: the read loop should wait before reading on.</summary>
-    public bool IsFull => Volatile.Read(ref _count) >= _capacity;
+    public bool IsFull => _room.IsFull;
 
     /// <summary>
     /// Queues one delivery and wakes the pump (never blocks: the bound is kept by the read loop's wait on
@@ -118,7 +115,7 @@ internal sealed class EventDispatcher
     /// <summary>Counts <paramref name="queued"/> deliveries queued by <see cref="EnqueueInBatch"/> against the capacity and wakes the pump.</summary>
     public void Publish(int queued)
     {
-        Interlocked.Add(ref _count, queued);
+        _room.Add(queued);
         Signal();
     }
 
@@ -141,7 +138,7 @@ internal sealed class EventDispatcher
             return false;
         }
 
-        Interlocked.Increment(ref _count);
+        _room.Add(1);
         (Volatile.Read(ref _queue) ?? CreateQueue()).Enqueue(delivery);
         Interlocked.Decrement(ref _writers);
         return true;
@@ -168,22 +165,7 @@ internal sealed class EventDispatcher
     public Task WhenSpaceAsync()
     {
         Signal(); // whatever was queued without a wake-up must drain for room to come
-        lock (_gate)
-        {
-            if (!IsFull)
-            {
-                return Task.CompletedTask;
-            }
-
-            var space = _space is { Task.IsCompleted: false } waiting ? waiting : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            Interlocked.Exchange(ref _space, space); // a full fence: the pump's release either sees it or left room seen below
-            if (!IsFull)
-            {
-                space.TrySetResult();
-            }
-
-            return space.Task;
-        }
+        return _room.WhenSpaceAsync();
     }
 
     /// <summary>
@@ -209,7 +191,7 @@ internal sealed class EventDispatcher
     {
         Connection? ackOwedBy = null;
         var sinceAck = 0;
-        var released = 0; // dispatched, not yet taken off _count (a shared counter: updated once per run of ReleaseEvery)
+        var released = 0; // dispatched, not yet taken off the room's count (a shared counter: updated once per run of ReleaseEvery)
         try
         {
             while (true)
@@ -295,7 +277,7 @@ internal sealed class EventDispatcher
         }
     }
 
-    /// <summary>Deliveries taken off <see cref="_count"/> per update while the pump runs (and whenever it waits or runs empty).</summary>
+    /// <summary>Deliveries taken off the room's count per update while the pump runs (and whenever it waits or runs empty).</summary>
     private const int ReleaseEvery = 64;
 
     /// <summary>Notes <paramref name="more"/> dispatched deliveries; takes them off the count every <see cref="ReleaseEvery"/>, or now when <paramref name="force"/>.</summary>
@@ -307,18 +289,7 @@ internal sealed class EventDispatcher
             return;
         }
 
-        var left = Interlocked.Add(ref _count, -released); // a full fence before reading _space (WhenSpaceAsync: the reverse)
+        _room.Release(released);
         released = 0;
-        if (left < _capacity && Volatile.Read(ref _space) is not null)
-        {
-            TaskCompletionSource? space;
-            lock (_gate)
-            {
-                space = _space;
-                _space = null;
-            }
-
-            space?.TrySetResult();
-        }
     }
 }

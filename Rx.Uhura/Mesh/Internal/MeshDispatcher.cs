@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Rx.Uhura.Internal;
 
 namespace Rx.Uhura.Mesh.Internal;
 
@@ -15,8 +16,8 @@ internal readonly record struct MeshDelivery(object? Item, BusPeerState? Bus = n
 /// The node's one serial dispatcher: read loops, timers and API calls enqueue (never blocking, never under a subscriber),
 /// one pump calls the subscribers in enqueue order, outside every library lock and off the read loops, so a slow
 /// subscriber delays only the notifications behind it. The queue is bounded by back-pressure: a link's read loop that
-/// finds it full (<see cref="IsFull"/>) waits for <see cref="WhenSpaceAsync"/> before reading on, as the client's
-/// <c>EventDispatcher</c> does. Same pattern, its own type: the client's is bound to <c>Connection</c> and its acks.
+/// finds it full (<see cref="IsFull"/>) waits for <see cref="WhenSpaceAsync"/> before reading on: the same
+/// <see cref="DeliveryRoom"/> as the links' <see cref="EventDispatcher"/>, whose pump is bound to <c>Connection</c> and its acks.
 /// </summary>
 internal sealed class MeshDispatcher
 {
@@ -24,11 +25,8 @@ internal sealed class MeshDispatcher
     private readonly Action<MeshDelivery> _deliver;
     private readonly Action _end;
     private readonly ILogger _logger;
-    private readonly int _capacity;
-    private readonly Lock _gate = new();
+    private readonly DeliveryRoom _room;
     private readonly Task _pump;
-    private TaskCompletionSource? _space;
-    private int _count;
 
     /// <param name="capacity">How many deliveries may wait before <see cref="IsFull"/>.</param>
     /// <param name="deliver">Calls the subscribers (guarded: it should not throw; what escapes is logged).</param>
@@ -36,7 +34,7 @@ internal sealed class MeshDispatcher
     /// <param name="logger">Where the library's own failures go.</param>
     public MeshDispatcher(int capacity, Action<MeshDelivery> deliver, Action end, ILogger logger)
     {
-        _capacity = Math.Max(1, capacity);
+        _room = new DeliveryRoom(capacity);
         _deliver = deliver;
         _end = end;
         _logger = logger;
@@ -47,7 +45,7 @@ internal sealed class MeshDispatcher
     public Task Completion => _pump;
 
     /// <summary>True when the queue holds its capacity or more: a link's read loop should wait before reading on.</summary>
-    public bool IsFull => Volatile.Read(ref _count) >= _capacity;
+    public bool IsFull => _room.IsFull;
 
     /// <summary>
     /// Queues one delivery (never blocks: the bound is kept by the read loops' wait on <see cref="WhenSpaceAsync"/>).
@@ -55,38 +53,18 @@ internal sealed class MeshDispatcher
     /// </summary>
     public bool Enqueue(in MeshDelivery delivery)
     {
-        Interlocked.Increment(ref _count); // before the write: the pump's decrement never sees it missing
+        _room.Add(1); // before the write: the pump's release never finds it missing
         if (_queue.Writer.TryWrite(delivery))
         {
             return true;
         }
 
-        Interlocked.Decrement(ref _count);
+        _room.Release(1);
         return false;
     }
 
     /// <summary>Completes once the queue has room again (below its capacity).</summary>
-    public Task WhenSpaceAsync()
-    {
-        lock (_gate)
-        {
-            if (!IsFull)
-            {
-                return Task.CompletedTask;
-            }
-
-            // Another read loop's wait is shared; one this method completed itself below is not reused (it would let
-            // every later wait through while the queue is still full).
-            var space = _space is { Task.IsCompleted: false } waiting ? waiting : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            Interlocked.Exchange(ref _space, space); // a full fence: the pump's release either sees it or left room seen below
-            if (!IsFull)
-            {
-                space.TrySetResult();
-            }
-
-            return space.Task;
-        }
-    }
+    public Task WhenSpaceAsync() => _room.WhenSpaceAsync();
 
     /// <summary>No more deliveries: the pump ends after those queued, runs the end action, and <see cref="Completion"/> completes.</summary>
     public void Complete() => _queue.Writer.TryComplete();
@@ -109,7 +87,7 @@ internal sealed class MeshDispatcher
                     _logger.LogError(ex, "Delivering a node's notification failed");
                 }
 
-                Released();
+                _room.Release(1);
             }
         }
 
@@ -120,22 +98,6 @@ internal sealed class MeshDispatcher
         catch (Exception ex)
         {
             _logger.LogError(ex, "Completing a node's streams failed");
-        }
-    }
-
-    private void Released()
-    {
-        var left = Interlocked.Decrement(ref _count); // a full fence before reading _space (WhenSpaceAsync: the reverse)
-        if (left < _capacity && Volatile.Read(ref _space) is not null)
-        {
-            TaskCompletionSource? space;
-            lock (_gate)
-            {
-                space = _space;
-                _space = null;
-            }
-
-            space?.TrySetResult();
         }
     }
 }
