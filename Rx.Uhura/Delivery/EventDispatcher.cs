@@ -3,14 +3,19 @@ namespace Rx.Uhura.Internal;
 /// <summary>What a link's read loop hands to its dispatcher: an event to deliver, an acknowledgement to send after it, or the end of the link.</summary>
 internal readonly struct Delivery
 {
-    private Delivery(Connection link, UhuraEvent? e, string? ackId, long ackSeq, bool completion, TaskCompletionSource? barrier = null)
+    /// <summary>What <see cref="_extra"/> holds for the end of a link.</summary>
+    private static readonly object CompletionMarker = new();
+
+    // The Node wire's ack id, a barrier, or the completion marker: one field for the three (they never go together), so
+    // a queued delivery is four words.
+    private readonly object? _extra;
+
+    private Delivery(Connection link, UhuraEvent? e, object? extra, long ackSeq)
     {
         Link = link;
         Event = e;
-        AckId = ackId;
+        _extra = extra;
         AckSeq = ackSeq;
-        IsCompletion = completion;
-        Barrier = barrier;
     }
 
     /// <summary>The link the event came from (its subscribers are called, its peer gets the ack).</summary>
@@ -19,23 +24,23 @@ internal readonly struct Delivery
     /// <summary>The event, or null for an acknowledgement alone (a duplicate or an internal event).</summary>
     public UhuraEvent? Event { get; }
 
-    /// <summary>Node wire: the message id to acknowledge once delivered.</summary>
-    public string? AckId { get; }
-
     /// <summary>Native: the sequence number to acknowledge (cumulatively) once delivered; 0 for none.</summary>
     public long AckSeq { get; }
 
+    /// <summary>Node wire: the message id to acknowledge once delivered.</summary>
+    public string? AckId => _extra as string;
+
     /// <summary>The link ended: complete its streams after everything queued before.</summary>
-    public bool IsCompletion { get; }
+    public bool IsCompletion => ReferenceEquals(_extra, CompletionMarker);
 
     /// <summary>Completed by the pump once everything queued before it was delivered and its acknowledgements written.</summary>
-    public TaskCompletionSource? Barrier { get; }
+    public TaskCompletionSource? Barrier => _extra as TaskCompletionSource;
 
-    public static Delivery Of(Connection link, UhuraEvent? e, string? ackId, long ackSeq) => new(link, e, ackId, ackSeq, false);
+    public static Delivery Of(Connection link, UhuraEvent? e, string? ackId, long ackSeq) => new(link, e, ackId, ackSeq);
 
-    public static Delivery Completion(Connection link) => new(link, null, null, 0, true);
+    public static Delivery Completion(Connection link) => new(link, null, CompletionMarker, 0);
 
-    public static Delivery BarrierOf(Connection link, TaskCompletionSource barrier) => new(link, null, null, 0, false, barrier);
+    public static Delivery BarrierOf(Connection link, TaskCompletionSource barrier) => new(link, null, barrier, 0);
 }
 
 /// <summary>
