@@ -86,4 +86,54 @@ public class FastJsonWriterTests
         Assert.Equal("[\"ev\\n\",\"a\\\"b\",1,-2,true,null,2.5,{\"x\":1}]", Encoding.UTF8.GetString(slow));
         Assert.Equal(nameEnd, slowNameEnd);
     }
+
+    [Fact]
+    public void An_argument_whose_serialization_encodes_another_event_on_the_same_thread_leaves_both_payloads_whole()
+    {
+        // A converter (or a getter) that sends an event itself, e.g. a log sink built on this library, encodes a payload
+        // while the outer one is half written, on the same thread and with the same per-thread buffer.
+        var serializer = JsonSerializer.CreateDefault(new JsonSerializerSettings { Converters = [new SendsWhileWritten()] });
+        var outer = NodeWireCodec.EncodePayload("outer", [1, new Reentrant(), "tail"], serializer, out var nameEnd);
+        Assert.Equal("[\"outer\",1,\"written\",\"tail\"]", Encoding.UTF8.GetString(outer));
+        Assert.Equal(8, nameEnd);
+        Assert.Equal("[\"inner\",\"x\",{\"deep\":[1,2]}]", SendsWhileWritten.Inner);
+    }
+
+    [Fact]
+    public void A_serializer_that_throws_midway_leaves_the_next_payload_on_that_thread_whole()
+    {
+        var serializer = JsonSerializer.CreateDefault(new JsonSerializerSettings { Converters = [new ThrowsWhileWritten()] });
+        Assert.Throws<NullReferenceException>(() => NodeWireCodec.EncodePayload("bad", ["before", new Reentrant()], serializer, out _));
+        var next = NodeWireCodec.EncodePayload("good", ["é", new { a = 1 }], serializer, out _);
+        Assert.Equal("[\"good\",\"é\",{\"a\":1}]", Encoding.UTF8.GetString(next));
+    }
+
+    private sealed class Reentrant;
+
+    private sealed class SendsWhileWritten : JsonConverter<Reentrant>
+    {
+        public static string? Inner { get; private set; }
+
+        public override void WriteJson(JsonWriter writer, Reentrant? value, JsonSerializer serializer)
+        {
+            Inner = Encoding.UTF8.GetString(NodeWireCodec.EncodePayload("inner", ["x", new { deep = new[] { 1, 2 } }], JsonSerializer.CreateDefault(), out _));
+            writer.WriteValue("written");
+        }
+
+        public override Reentrant ReadJson(JsonReader reader, Type objectType, Reentrant? existingValue, bool hasExistingValue, JsonSerializer serializer)
+            => throw new NotSupportedException();
+    }
+
+    private sealed class ThrowsWhileWritten : JsonConverter<Reentrant>
+    {
+        public override void WriteJson(JsonWriter writer, Reentrant? value, JsonSerializer serializer)
+        {
+            writer.WriteStartObject();
+            writer.WritePropertyName("half");
+            throw new NullReferenceException("a user's converter failed");
+        }
+
+        public override Reentrant ReadJson(JsonReader reader, Type objectType, Reentrant? existingValue, bool hasExistingValue, JsonSerializer serializer)
+            => throw new NotSupportedException();
+    }
 }

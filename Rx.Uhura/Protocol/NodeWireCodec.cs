@@ -45,8 +45,36 @@ internal static class NodeWireCodec
     /// </summary>
     public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd, out bool strict)
     {
-        strict = false;
         var state = t_encoder ??= new EncoderState();
+        if (state.InUse)
+        {
+            // An argument's serialization (a converter, a getter) encodes another event on this thread while this
+            // thread's buffer holds a payload half written: the nested call gets a buffer of its own.
+            var nested = new EncoderState();
+            try
+            {
+                return Encode(nested, name, args, serializer, out nameEnd, out strict);
+            }
+            finally
+            {
+                nested.Buffer.Dispose();
+            }
+        }
+
+        state.InUse = true;
+        try
+        {
+            return Encode(state, name, args, serializer, out nameEnd, out strict);
+        }
+        finally
+        {
+            state.InUse = false;
+        }
+    }
+
+    private static byte[] Encode(EncoderState state, string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd, out bool strict)
+    {
+        strict = false;
         var buffer = state.Buffer;
         buffer.Reset();
         if (FastJsonWriter.CanWriteAll(args))
@@ -242,5 +270,8 @@ internal static class NodeWireCodec
         public PooledBufferWriter Buffer { get; } = new();
 
         public Utf8BufferTextWriter Text { get; } = new();
+
+        /// <summary>True while a payload is being encoded with this state (a nested encode on the same thread takes another).</summary>
+        public bool InUse { get; set; }
     }
 }
