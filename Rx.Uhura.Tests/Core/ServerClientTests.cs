@@ -183,6 +183,18 @@ public abstract class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_converter_of_the_application_that_throws_fails_that_send_with_an_encode_error_and_the_link_carries_on()
+    {
+        var options = new UhuraClientOptions { Connection = ConnectionOptions.Default with { SerializerSettings = new Newtonsoft.Json.JsonSerializerSettings { Converters = [new ThrowingConverter()] } } };
+        var client = Client(options);
+        var error = await Assert.ThrowsAsync<EncodeException>(() => client.Send("bad", new Unwritable()));
+        Assert.IsType<NullReferenceException>(error.InnerException);
+        Assert.Throws<EncodeException>(() => client.Post("bad", new Unwritable()));
+        await client.Send("good", "after").For();
+        Assert.Equal(ConnectionStatus.Connected, client.CurrentState.Status);
+    }
+
+    [Fact]
     public async Task The_server_assigns_a_24_character_session_id()
     {
         var client = Client();
@@ -492,6 +504,17 @@ public abstract class ServerClientTests : IAsyncLifetime
     private sealed class Cyclic
     {
         public Cyclic? Self { get; set; }
+    }
+
+    private sealed class Unwritable;
+
+    private sealed class ThrowingConverter : Newtonsoft.Json.JsonConverter<Unwritable>
+    {
+        public override void WriteJson(Newtonsoft.Json.JsonWriter writer, Unwritable? value, Newtonsoft.Json.JsonSerializer serializer)
+            => throw new NullReferenceException("the application's converter failed");
+
+        public override Unwritable ReadJson(Newtonsoft.Json.JsonReader reader, Type objectType, Unwritable? existingValue, bool hasExistingValue, Newtonsoft.Json.JsonSerializer serializer)
+            => throw new NotSupportedException();
     }
 }
 

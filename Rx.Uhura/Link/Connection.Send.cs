@@ -207,8 +207,10 @@ public sealed partial class Connection : ISessionSink
         {
             payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out nameEnd, out strict);
         }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
+            // Serializing runs the application's code (converters, getters, ToString): whatever it throws, the send fails
+            // as one that cannot be encoded, never with a raw exception from Send.
             error = new EncodeException(eventName, ex);
             return null;
         }
