@@ -154,6 +154,29 @@ public abstract class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Disconnect_overtaken_by_Dispose_ends_at_once_instead_of_waiting_for_the_close_timeout()
+    {
+        // A clock that never moves: a Disconnect that waited for its CloseTimeout would never end. Dispose aborts the link
+        // while Disconnect's graceful close is under way, with events still buffered and never to be written.
+        var frozen = new SchedulerTimeProvider(new Microsoft.Reactive.Testing.TestScheduler());
+        var payload = new string('x', 1024);
+        for (var trial = 0; trial < 20; trial++)
+        {
+            var client = Client(new UhuraClientOptions { Connection = ConnectionOptions.Default with { TimeProvider = frozen } });
+            await client.WhenConnectedAsync().For();
+            for (var i = 0; i < 2_000; i++)
+            {
+                client.Post("bulk", i, payload);
+            }
+
+            var closing = client.Disconnect();
+            client.Dispose();
+            await closing.For();
+            Assert.Equal(ConnectionStatus.Closed, client.CurrentState.Status);
+        }
+    }
+
+    [Fact]
     public async Task Sending_after_disconnect_fails_with_a_typed_error()
     {
         var client = Client();

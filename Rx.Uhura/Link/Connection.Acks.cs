@@ -117,13 +117,14 @@ public sealed partial class Connection
         }
     }
 
+    /// <summary>Completes once everything buffered was written to the socket, or at once when the link has ended.</summary>
     private Task WhenDrainedAsync()
     {
         lock (_gate)
         {
-            if (!_writerActive && _pending.WrittenCount == 0)
+            if (_closed || (!_writerActive && _pending.WrittenCount == 0))
             {
-                return Task.CompletedTask;
+                return Task.CompletedTask; // ended: what was not written never will be (Shutdown completed any earlier waiter)
             }
 
             _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
