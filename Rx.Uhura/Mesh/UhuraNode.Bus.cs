@@ -22,6 +22,7 @@ public sealed partial class UhuraNode
     /// <param name="eventName">The event name.</param>
     /// <param name="args">The arguments (anything the serializer can write).</param>
     /// <exception cref="NotSupportedException">The node speaks <see cref="MeshProtocol.Masterless"/>, which has no bus.</exception>
+    /// <exception cref="ObjectDisposedException">The node was closed (<see cref="CloseAsync"/>).</exception>
     public void Emit(string eventName, params ReadOnlySpan<object?> args)
     {
         ArgumentNullException.ThrowIfNull(eventName);
