@@ -33,9 +33,23 @@ public sealed class SchedulerTimeProvider : TimeProvider
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        CheckTimerSpan(dueTime, nameof(dueTime));
+        CheckTimerSpan(period, nameof(period));
         var timer = new SchedulerTimer(this, callback, state);
         timer.Change(dueTime, period);
         return timer;
+    }
+
+    /// <summary>
+    /// The bounds <see cref="TimeProvider.System"/>'s timers take (-1 ms for infinite, up to 4,294,967,294 ms): a virtual
+    /// clock that accepted more would hide, in tests, a wait that fails in production.
+    /// </summary>
+    private static void CheckTimerSpan(TimeSpan value, string name)
+    {
+        if (value != Timeout.InfiniteTimeSpan && (value < TimeSpan.Zero || value > Internal.TimeoutChecks.Max))
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"A timer takes {Timeout.InfiniteTimeSpan} or 0 to {Internal.TimeoutChecks.Max}, as TimeProvider.System does.");
+        }
     }
 
     private sealed class SchedulerTimer(SchedulerTimeProvider owner, TimerCallback callback, object? state) : ITimer
@@ -46,6 +60,8 @@ public sealed class SchedulerTimeProvider : TimeProvider
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
+            CheckTimerSpan(dueTime, nameof(dueTime));
+            CheckTimerSpan(period, nameof(period));
             lock (owner._gate)
             {
                 if (_disposed)

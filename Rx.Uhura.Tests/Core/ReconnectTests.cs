@@ -432,12 +432,12 @@ public sealed class SessionExpiryTests
     private readonly ReplaySubject<Connection> _connections = new();
 
     /// <summary>A server on the virtual clock whose sessions live 5 minutes after their client left.</summary>
-    private async Task<UhuraServer> StartAsync(ISessionStore? store = null)
+    private async Task<UhuraServer> StartAsync(ISessionStore? store = null, TimeSpan? timeToLive = null)
     {
         var server = new UhuraServer(new UhuraServerOptions
         {
             SessionStore = store,
-            SessionTimeToLive = TimeSpan.FromMinutes(5),
+            SessionTimeToLive = timeToLive ?? TimeSpan.FromMinutes(5),
             Connection = ConnectionOptions.Default with { TimeProvider = new SchedulerTimeProvider(_scheduler) },
         });
         server.Connections.Subscribe(_connections);
@@ -474,6 +474,22 @@ public sealed class SessionExpiryTests
         await using var late = await UhuraClient.ConnectAsync(server.Uri!, new UhuraClientOptions { InitialSession = saved }).For();
         Assert.False(late.CurrentState.Resumed);
         Assert.NotEqual(id, late.Session.Id);
+    }
+
+    [Fact]
+    public async Task A_time_to_live_longer_than_a_timer_takes_is_waited_in_full()
+    {
+        // A .NET timer waits at most about 49.7 days: a year-long time to live used to throw from the detach.
+        await using var server = await StartAsync(timeToLive: TimeSpan.FromDays(400));
+        var (_, id, _) = await ConnectAndLeaveAsync(server);
+        await Wait.First(Observable.Interval(TimeSpan.FromMilliseconds(5)).Where(_ => server.Sessions.Count == 1 && server.ActiveConnections.Count == 0));
+
+        _scheduler.AdvanceBy(TimeSpan.FromDays(399).Ticks);
+        Assert.Equal(1, server.Sessions.Count); // eight timer steps later, still kept
+        Assert.NotNull(await server.SessionStore.GetAsync(id));
+        _scheduler.AdvanceBy(TimeSpan.FromDays(1).Ticks);
+        await Wait.First(Observable.Interval(TimeSpan.FromMilliseconds(5)).SelectMany(_ => server.SessionStore.GetAsync(id).AsTask()).Where(s => s is null));
+        Assert.Equal(0, server.Sessions.Count);
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed record ReconnectOptions
     /// <summary>The delay before the first retry of an outage; it doubles with each failed attempt. Default 100 ms.</summary>
     public TimeSpan FirstDelay { get; init; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>The longest delay between attempts. Default 60 s.</summary>
+    /// <summary>The longest delay between attempts, at most <see cref="LongestDelay"/> (one day). Default 60 s.</summary>
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Whether to spread the delays randomly (Polly's decorrelated jitter) so many clients do not reconnect in step. Default true.</summary>
@@ -34,6 +34,9 @@ public sealed record ReconnectOptions
     /// <summary>The random source of the jitter and of <see cref="ReconnectBackoff.Random"/>, values in [0, 1) (for tests). Default: Polly's thread-safe randomizer.</summary>
     public Func<double>? Randomizer { get; init; }
 
+    /// <summary>The longest delay between attempts (Polly's bound on a retry strategy's delays).</summary>
+    public static TimeSpan LongestDelay { get; } = TimeSpan.FromDays(1);
+
     internal void Validate()
     {
         if (FirstDelay <= TimeSpan.Zero)
@@ -44,6 +47,11 @@ public sealed record ReconnectOptions
         if (MaxDelay < FirstDelay)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxDelay), MaxDelay, "Must be at least FirstDelay.");
+        }
+
+        if (MaxDelay > LongestDelay)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxDelay), MaxDelay, $"Must be at most {LongestDelay} (Polly's retry strategy waits at most a day between attempts).");
         }
 
         if (MaxAttempts is < 0)

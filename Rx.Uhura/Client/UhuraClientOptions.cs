@@ -27,7 +27,7 @@ public sealed record UhuraClientOptions
     /// </summary>
     public TlsOptions? Tls { get; init; }
 
-    /// <summary>How long one connection attempt (socket and handshake) may take. Default 10 s.</summary>
+    /// <summary>How long one connection attempt (socket and handshake) may take: positive, at most about 49.7 days, or <see cref="Timeout.InfiniteTimeSpan"/>. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Automatic reconnection; null (the default) = a lost link closes the client. See also <see cref="UhuraClient.AutoReconnect(ReconnectOptions?)"/>.</summary>
@@ -81,9 +81,6 @@ public sealed record UhuraClientOptions
         Tls?.Validate();
         Connection.Validate();
         Reconnect?.Validate();
-        if (ConnectTimeout <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "Must be positive.");
-        }
+        Internal.TimeoutChecks.Check(ConnectTimeout, nameof(ConnectTimeout), allowInfinite: true);
     }
 }

@@ -77,7 +77,7 @@ public sealed record ConnectionOptions
     /// </summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long a graceful close waits for queued sends and acknowledgements before aborting. Default 5 s.</summary>
+    /// <summary>How long a graceful close waits for queued sends and acknowledgements before aborting: zero or more, at most about 49.7 days, or <see cref="Timeout.InfiniteTimeSpan"/>. Default 5 s.</summary>
     public TimeSpan CloseTimeout { get; init; } = UhuraDefaults.CloseTimeout;
 
     /// <summary>How event arguments are serialized (objects passed to <c>Send</c>) and read back (<see cref="UhuraEvent.Arg{T}"/>). Default: Newtonsoft defaults without date parsing.</summary>
@@ -130,10 +130,7 @@ public sealed record ConnectionOptions
             throw new ArgumentOutOfRangeException(nameof(MaxQueuedBytes), MaxQueuedBytes, "Must be at least 1 KiB.");
         }
 
-        if (HandshakeTimeout <= TimeSpan.Zero && HandshakeTimeout != Timeout.InfiniteTimeSpan)
-        {
-            throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "Must be positive or infinite.");
-        }
+        Internal.TimeoutChecks.Check(HandshakeTimeout, nameof(HandshakeTimeout), allowInfinite: true);
 
         if (MaxQueuedDeliveries < 1)
         {
@@ -155,10 +152,7 @@ public sealed record ConnectionOptions
             throw new ArgumentOutOfRangeException(nameof(MaxSessionBytes), MaxSessionBytes, "Must be at least 64 bytes.");
         }
 
-        if (CloseTimeout < TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(CloseTimeout), CloseTimeout, "Must not be negative.");
-        }
+        Internal.TimeoutChecks.Check(CloseTimeout, nameof(CloseTimeout), allowZero: true, allowInfinite: true);
 
         ArgumentNullException.ThrowIfNull(LoggerFactory);
         ArgumentNullException.ThrowIfNull(TimeProvider);

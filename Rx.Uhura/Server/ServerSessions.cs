@@ -220,7 +220,8 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             session.Active = null;
             if (timeToLive is { } ttl)
             {
-                session.Expiry = timeProvider.CreateTimer(static state => ((ExpiryState)state!).Fire(), new ExpiryState(this, session), ttl, Timeout.InfiniteTimeSpan);
+                session.Expiry = new SessionExpiry(timeProvider, ttl, expiry => Expire(session, expiry));
+                session.Expiry.Start();
             }
         }
 
@@ -268,13 +269,13 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         }
     }
 
-    private void Expire(ServerSession session)
+    private void Expire(ServerSession session, SessionExpiry expiry)
     {
         lock (_gate)
         {
-            if (session.Active is not null || !_sessions.TryGetValue(session.Id, out var current) || !ReferenceEquals(current, session))
+            if (session.Active is not null || !ReferenceEquals(session.Expiry, expiry) || !_sessions.TryGetValue(session.Id, out var current) || !ReferenceEquals(current, session))
             {
-                return;
+                return; // resumed since (or detached again: a newer expiry counts)
             }
 
             _sessions.TryRemove(session.Id, out _);
@@ -291,11 +292,6 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         {
             _ = DestroyAsync(session.Id); // a store that expires sessions itself keeps them: another server may hold the client now
         }
-    }
-
-    private sealed class ExpiryState(ServerSessions owner, ServerSession session)
-    {
-        public void Fire() => owner.Expire(session);
     }
 
     private async Task DestroyAsync(string sessionId)
@@ -335,7 +331,7 @@ internal sealed class ServerSession(string id)
     /// <summary>The native protocol's streams of this session, which outlive its connections.</summary>
     public NativeStream Native { get; } = new();
 
-    public ITimer? Expiry { get; set; }
+    public SessionExpiry? Expiry { get; set; }
 
     /// <summary>The saving of the keys as the last link ended (a completed task while a link is live).</summary>
     public Task KeysSaved { get; set; } = Task.CompletedTask;
