@@ -36,6 +36,14 @@ public sealed class OptionsRangeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_node_refuses_a_timer_period_no_timer_can_wait_and_takes_a_long_buffer_timeout()
+    {
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new Rx.Uhura.Mesh.UhuraNode(Rx.Uhura.Mesh.UhuraNodeOptions.Default with { HeartbeatInterval = TimeSpan.FromDays(60) }));
+        Assert.Equal("HeartbeatInterval", error.ParamName);
+        await using var node = new Rx.Uhura.Mesh.UhuraNode(Rx.Uhura.Mesh.UhuraNodeOptions.Default with { BufferTimeout = TimeSpan.FromDays(365), PeerTimeout = Timeout.InfiniteTimeSpan });
+    }
+
+    [Fact]
     public async Task Infinite_connect_and_close_timeouts_and_a_day_long_backoff_work()
     {
         var options = new UhuraClientOptions

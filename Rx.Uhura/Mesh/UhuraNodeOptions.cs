@@ -107,9 +107,10 @@ public sealed record UhuraNodeOptions
         }
 
         ArgumentException.ThrowIfNullOrEmpty(Channel);
-        Positive(HeartbeatInterval, nameof(HeartbeatInterval));
-        Positive(HandshakeTimeout, nameof(HandshakeTimeout));
-        Positive(AcknowledgeInterval, nameof(AcknowledgeInterval));
+        // Timer periods: at most what a timer waits. (The other spans are compared with elapsed time: any length works.)
+        Rx.Uhura.Internal.TimeoutChecks.Check(HeartbeatInterval, nameof(HeartbeatInterval));
+        Rx.Uhura.Internal.TimeoutChecks.Check(HandshakeTimeout, nameof(HandshakeTimeout));
+        Rx.Uhura.Internal.TimeoutChecks.Check(AcknowledgeInterval, nameof(AcknowledgeInterval));
         Positive(BufferTimeout, nameof(BufferTimeout));
         if (PeerTimeout != Timeout.InfiniteTimeSpan)
         {
