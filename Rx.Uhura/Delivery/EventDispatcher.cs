@@ -64,12 +64,16 @@ internal sealed class EventDispatcher
     private int _writers;    // Enqueue calls past their completion check, not yet done queuing
     private int _completing; // 1 once Complete was called: nothing more is accepted
     private int _pumpState;  // 1 while a pump is scheduled or running (one at a time)
+    private long _idleChecks; // times a pump found the queue empty (for tests: a pump that spins would count without end)
 
     public EventDispatcher(int capacity, Microsoft.Extensions.Logging.ILogger logger)
     {
         _room = new DeliveryRoom(capacity);
         _logger = logger;
     }
+
+    /// <summary>How many times a pump found the queue empty and decided whether to go idle (diagnostics and tests).</summary>
+    internal long IdleChecks => Interlocked.Read(ref _idleChecks);
 
     /// <summary>Ends when <see cref="Complete"/> was called and everything queued was dispatched.</summary>
     public Task Completion => _completion.Task;
@@ -140,6 +144,7 @@ internal sealed class EventDispatcher
         if (Volatile.Read(ref _completing) != 0)
         {
             Interlocked.Decrement(ref _writers);
+            Signal(); // the pump may have gone idle waiting for this writer
             return false;
         }
 
@@ -266,10 +271,14 @@ internal sealed class EventDispatcher
                     return;
                 }
 
-                // Idle. A delivery queued after the queue was seen empty, or Complete, either sees the pump idle and
-                // schedules one, or is seen here (both sides fence before they look at the other's state).
+                // Idle. A delivery queued after the queue was seen empty, Complete, or the last writer leaving after
+                // Complete, either sees the pump idle and schedules one, or is seen here (both sides fence before they
+                // look at the other's state). While a writer is still in (a read batch may span awaits) the pump does not
+                // wait for it here: that writer wakes it when it leaves.
+                Interlocked.Increment(ref _idleChecks);
                 Interlocked.Exchange(ref _pumpState, 0);
-                if ((IsEmpty && Volatile.Read(ref _completing) == 0) || Interlocked.CompareExchange(ref _pumpState, 1, 0) != 0)
+                if ((IsEmpty && (Volatile.Read(ref _completing) == 0 || Volatile.Read(ref _writers) != 0))
+                    || Interlocked.CompareExchange(ref _pumpState, 1, 0) != 0)
                 {
                     return;
                 }
