@@ -122,6 +122,12 @@ public class SessionNotificationTests
             reported.TrySetResult();
         });
         var total = UhuraSession.MaxPendingChanges + 500;
+
+        // The blocked subscriber below holds a thread-pool thread (as an application's would); the other subscriber's
+        // queue is drained on another. Under a loaded parallel test run the pool may have no spare thread and add one
+        // only every half second, which made this test time out once in about a dozen CI runs: make sure it has some.
+        ThreadPool.GetMinThreads(out var workers, out var completions);
+        ThreadPool.SetMinThreads(Math.Max(workers, 8), completions);
         using var gate = new ManualResetEventSlim();
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var slowDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
