@@ -218,7 +218,8 @@ internal sealed class EventDispatcher
                         continue;
                     }
 
-                    if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Link) || sinceAck >= AckEvery))
+                    // Flushed before a link's completion too: its resume point is published before a next link reads it.
+                    if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Link) || sinceAck >= AckEvery || delivery.IsCompletion))
                     {
                         ackOwedBy.FlushAcks();
                         ackOwedBy = null;

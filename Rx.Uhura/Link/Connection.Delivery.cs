@@ -161,35 +161,58 @@ public sealed partial class Connection
         }
         else if (delivery.AckSeq > 0)
         {
-            _native?.NoteDelivered(delivery.AckSeq);
-            if (!Volatile.Read(ref _acksEnabled))
+            if (!flush)
             {
-                return; // set by the handshake, before any event was queued
-            }
-
-            // Raised by the dispatcher and by merged subscribers' countdowns, never lowered; FlushAcks reads it.
-            var seen = Volatile.Read(ref _deliveredUpTo);
-            while (delivery.AckSeq > seen)
-            {
-                var was = Interlocked.CompareExchange(ref _deliveredUpTo, delivery.AckSeq, seen);
-                if (was == seen)
+                // The dispatcher's own call: noted in a field only it writes, published by FlushAcks (which it calls at
+                // least every AckEvery events, before it waits, when its queue runs empty and before a completion), so
+                // a run of deliveries costs no shared write per event. A resend's ack may come after later events.
+                if (delivery.AckSeq > _dispatcherDelivered)
                 {
-                    break;
+                    _dispatcherDelivered = delivery.AckSeq;
                 }
 
-                seen = was;
+                return;
             }
 
-            if (flush)
+            NoteDelivered(delivery.AckSeq);
+            FlushAcks();
+        }
+    }
+
+    /// <summary>The dispatcher's: the highest sequence number it delivered and acknowledged, not yet published by <see cref="FlushAcks"/>.</summary>
+    private long _dispatcherDelivered;
+
+    /// <summary>Everything up to <paramref name="seq"/> was delivered: the resume point and (with acks) the delivered watermark rise to it.</summary>
+    private void NoteDelivered(long seq)
+    {
+        _native?.NoteDelivered(seq);
+        if (!Volatile.Read(ref _acksEnabled))
+        {
+            return; // set by the handshake, before any event was queued
+        }
+
+        // Raised by the dispatcher and by merged subscribers' countdowns, never lowered; FlushAcks reads it.
+        var seen = Volatile.Read(ref _deliveredUpTo);
+        while (seq > seen)
+        {
+            var was = Interlocked.CompareExchange(ref _deliveredUpTo, seq, seen);
+            if (was == seen)
             {
-                FlushAcks();
+                break;
             }
+
+            seen = was;
         }
     }
 
     /// <summary>Writes the acks the dispatcher owes: Node wire, each id; native, one cumulative ack for what was delivered since the last one.</summary>
     internal void FlushAcks()
     {
+        if (Volatile.Read(ref _dispatcherDelivered) is > 0 and var noted)
+        {
+            NoteDelivered(noted); // another thread (a merged subscriber's countdown) may see an older value: the dispatcher flushes again
+        }
+
         if (_nodeAcksOwed is { Count: > 0 } owed)
         {
             SendAcks(owed);

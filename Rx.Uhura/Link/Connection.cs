@@ -279,5 +279,11 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
 
     private bool _madeProgress;
 
-    private void MarkProgress() => Volatile.Write(ref _madeProgress, true);
+    private void MarkProgress()
+    {
+        if (!Volatile.Read(ref _madeProgress))
+        {
+            Volatile.Write(ref _madeProgress, true); // once per link, not per event: the cache line is not dirtied on every event
+        }
+    }
 }
