@@ -20,7 +20,8 @@ internal sealed record SimulationOutcome(int Seed, string Wire, string? Failure,
 /// One seeded run of a client and a server over the in-memory transport, on one thread and one virtual clock
 /// (<see cref="SingleThread"/>). The seed chooses the workload and the faults: how many events each side sends; reads
 /// and writes split at random points and links cut after a random number of bytes (<see cref="FaultInjectingTransport"/>);
-/// <see cref="UhuraClient.Reconnect"/> called at random steps, inline and as queued work; subscribers that throw; how
+/// <see cref="UhuraClient.Reconnect"/> called at random steps, inline and as queued work; subscribers that throw, and that
+/// block (the clock moves on inside their call, so every timer due meanwhile fires there); how
 /// far the library runs between two of the driver's steps and how far the clock moves. The promise is then checked:
 /// every event of each direction reached the other application exactly once and in order, the client's last
 /// <see cref="UhuraClient.Send"/> and every server send completed, nothing stayed stuck (the run ends within a virtual
@@ -51,10 +52,22 @@ internal static class Simulator
         var tickEvery = random.Next(5, 200);      // and moves the clock by a millisecond or two about once every this many
         var quitter = clients > 1 && random.Next(3) == 0 ? random.Next(1, clients) : -1; // a client disposed in the middle of its work
         var quitAt = random.Next(steps);
+        // A subscriber that blocks: the one thread is held while the clock moves on, so every timer due meanwhile fires
+        // inside the subscriber's call (heartbeats, timeouts, backoff), as other threads' timers would while an
+        // application's handler blocks. Drawn from a random of its own, so the rest of each seed's story is unchanged.
+        var blocking = new Random(unchecked((seed * 7_919) + 17));
+        var clientBlocksAt = blocking.Next(3) == 0 ? -1 : blocking.Next(-1, Math.Max(serverEvents[0], 1));
+        var serverBlocksAt = blocking.Next(3) == 0 ? -1 : blocking.Next(-1, clientEvents[0]);
+        var blockFor = blocking.Next(3) switch
+        {
+            0 => TimeSpan.FromTicks(blocking.Next(1, 50) * Ms / 10),      // a moment: within a heartbeat
+            1 => TimeSpan.FromMilliseconds(blocking.Next(20, 2_000)),     // across timeouts of the tests' scale
+            _ => TimeSpan.FromSeconds(blocking.Next(20, 120)),            // past the heartbeat timeout: links may drop
+        };
         var scheduler = new TestScheduler();
         var time = new SchedulerTimeProvider(scheduler);
         var plan = FaultPlan.Draw(seed, random, time, maxCuts: 8, maxBytesBeforeCut: 40_000);
-        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, {(quitter < 0 ? "no client quits" : $"client {quitter} is disposed at step {quitAt}")}, {plan.Story}";
+        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, a client subscriber blocks at {clientBlocksAt} and a server subscriber at {serverBlocksAt} for {blockFor.TotalMilliseconds} ms, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, {(quitter < 0 ? "no client quits" : $"client {quitter} is disposed at step {quitAt}")}, {plan.Story}";
 
         var memory = new MemoryTransport();
         var faults = new FaultInjectingTransport(memory, plan);
@@ -84,6 +97,8 @@ internal static class Simulator
         var endsReceived = 0;
         var links = 0;
         var serverThrew = false;
+        var serverBlocked = false;
+        var clientBlocked = false;
         var serverLinks = new List<Connection>();
         var setsAtServer = 0;
         server.Events.Where(e => e.Name == "n").Subscribe(e => merged[e.Arg<int>(0)].Add(e.Arg<int>(1)));
@@ -119,6 +134,12 @@ internal static class Simulator
                 if (c == 0 && abortAt.Remove(n))
                 {
                     connection.Dispose();
+                }
+
+                if (c == 0 && n == serverBlocksAt && !serverBlocked)
+                {
+                    serverBlocked = true;
+                    Block("server");
                 }
 
                 if (c == 0 && n == serverThrowsAt && !serverThrew)
@@ -162,6 +183,12 @@ internal static class Simulator
             client.Dropped.Subscribe(d => lastDropped[index] = $"{d.GetType().Name}: {d.Message}");
             client.Event("s").Subscribe(e =>
             {
+                if (index == 0 && e.Arg<int>(0) == clientBlocksAt && !clientBlocked)
+                {
+                    clientBlocked = true;
+                    Block("client");
+                }
+
                 if (index == 0 && e.Arg<int>(0) == clientThrowsAt && !clientThrew)
                 {
                     clientThrew = true;
@@ -328,6 +355,17 @@ internal static class Simulator
 
         trace.Append($"\nend at {scheduler.Clock / Ms} after {faults.Connections} connections and {faults.Cuts} cuts");
         return Outcome(null);
+
+        void Block(string who)
+        {
+            if (scheduler.IsEnabled)
+            {
+                return; // called from inside a timer of the clock: it cannot move from there
+            }
+
+            Log($"a {who} subscriber blocks for {blockFor.TotalMilliseconds} ms");
+            scheduler.AdvanceBy(blockFor.Ticks);
+        }
 
         void Check(Task send, List<int> deliveredTo, int n, string what)
         {
