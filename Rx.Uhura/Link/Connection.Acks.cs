@@ -102,7 +102,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_closed)
+            if (HasEnded)
             {
                 return Task.FromResult(!_endedUndelivered);
             }
@@ -122,7 +122,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_closed || (!_writerActive && _pending.WrittenCount == 0))
+            if (HasEnded || (!_writerActive && _pending.WrittenCount == 0))
             {
                 return Task.CompletedTask; // ended: what was not written never will be (Shutdown completed any earlier waiter)
             }

@@ -139,7 +139,7 @@ public sealed partial class Connection
                 _pending.Write(Protocol.Native.NativePreface.Bytes);
                 Protocol.Native.NativeFrameWriter.WriteClose(_pending, Protocol.Native.NativeCloseCodes.Unauthorized, reason);
                 _wroteFirst = true;
-                _outputEnded = true;
+                Reach(LinkProgress.OutputEnded);
             }
             else
             {
@@ -247,7 +247,7 @@ public sealed partial class Connection
         var config = array.Count > 1 ? array[1] as JObject : null;
         lock (_gate)
         {
-            if (_handshakeDone || _closed)
+            if (_handshakeDone || HasEnded)
             {
                 return;
             }
@@ -272,7 +272,7 @@ public sealed partial class Connection
         Session.Replace(ImmutableDictionary<string, JToken>.Empty, SessionChangeOrigin.Remote);
         lock (_gate)
         {
-            _outputEnded = true;
+            Reach(LinkProgress.OutputEnded);
         }
 
         Shutdown(new DisconnectInfo(DisconnectReason.SessionInvalidated));
@@ -307,7 +307,7 @@ public sealed partial class Connection
         var notice = new Internal.OutboundMessage("invalidateSession", NodeWireCodec.EncodePayload("invalidateSession", [], _serializer, out var noticeNameEnd), awaited: false, noticeNameEnd);
         lock (_gate)
         {
-            if (_closed)
+            if (HasEnded)
             {
                 return;
             }

@@ -42,7 +42,7 @@ public sealed partial class Connection
         using var deadline = new CancellationTokenSource(timeout, _options.TimeProvider);
         try
         {
-            if (_started != 0 && !_closed)
+            if (_started != 0 && !HasEnded)
             {
                 await _ready.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
                 // What the peer sent before the close began is delivered and acknowledged before the output ends: else a
@@ -97,20 +97,19 @@ public sealed partial class Connection
         List<OutboundMessage> undelivered;
         lock (_gate)
         {
-            if (_closed)
+            if (HasEnded)
             {
                 return;
             }
 
-            _closed = true;
+            Reach(LinkProgress.Ended);
             _closing = true;
-            _outputEnded = true;
             undelivered = CollectUndeliveredLocked();
         }
 
         // The read loop, under the session's gate (the stream's, on a client), checks that the link is open, marks an
         // event received (native: the stream's LastReceived; Node wire: the session's dedup watermark) and queues it.
-        // Passing that gate once, now that _closed is set, lets such a step still running finish: every event marked
+        // Passing that gate once, now that the link has ended, lets such a step still running finish: every event marked
         // received is queued before the completion below, never after it, where the link's completed dispatcher would
         // drop it, or its completed streams swallow it, while it counts as received, so its resend would be
         // acknowledged as a duplicate. Shutdown may run on another thread than the read loop (a superseding link).
@@ -194,4 +193,32 @@ public sealed partial class Connection
     /// queued was delivered and its <see cref="Events"/> completed.
     /// </summary>
     internal Task ShutdownCompleted => _shutdownCompleted.Task;
+
+    /// <summary>
+    /// How far a link got, one way only (<see cref="Reach"/>): open (the handshake may still run: <c>_handshakeDone</c>),
+    /// its output ended (this side's Close or half-close is written or due, after a local close or the peer's Close, or a
+    /// refusal; the peer may still send), ended (<see cref="Shutdown"/>: nothing is read, written or delivered any more).
+    /// Who began the close is the other half of the state (<c>_closing</c>), since a peer's Close ends the output too.
+    /// </summary>
+    private enum LinkProgress
+    {
+        Open,
+        OutputEnded,
+        Ended,
+    }
+
+    /// <summary>The link ended (<see cref="LinkProgress.Ended"/>); read without the gate by the read loop.</summary>
+    private bool HasEnded => Volatile.Read(ref _phase) >= (int)LinkProgress.Ended;
+
+    /// <summary>Nothing more is written after what is buffered (<see cref="LinkProgress.OutputEnded"/> or later).</summary>
+    private bool OutputHasEnded => Volatile.Read(ref _phase) >= (int)LinkProgress.OutputEnded;
+
+    /// <summary>Raises the link's progress to <paramref name="progress"/> (never lowers it). Under <c>_gate</c>.</summary>
+    private void Reach(LinkProgress progress)
+    {
+        if ((int)progress > _phase)
+        {
+            Volatile.Write(ref _phase, (int)progress);
+        }
+    }
 }

@@ -52,7 +52,7 @@ public sealed partial class Connection
             _prefaceRead = true;
         }
 
-        while (!Volatile.Read(ref _closed))
+        while (!HasEnded)
         {
             NativeFrame frame;
             SequencePosition next;
@@ -144,13 +144,13 @@ public sealed partial class Connection
         var reason = error.Message.Length <= 1000 ? error.Message : error.Message[..1000];
         lock (_gate)
         {
-            if (_outputEnded)
+            if (OutputHasEnded)
             {
                 return;
             }
 
             NativeFrameWriter.WriteClose(_pending, NativeCloseCodes.EventRefused, reason);
-            _outputEnded = true;
+            Reach(LinkProgress.OutputEnded);
             ScheduleWriteLocked();
         }
 
@@ -287,7 +287,7 @@ public sealed partial class Connection
         var ackSeq = seq; // noted as delivered by the dispatcher; acknowledged then if acks are on
         lock (gate)
         {
-            if (Volatile.Read(ref _closed))
+            if (HasEnded)
             {
                 return; // neither delivered nor acknowledged: the sender resends it on the next link
             }

@@ -103,7 +103,7 @@ public sealed partial class Connection
         var dropped = false;
         lock (_gate)
         {
-            if (_closed)
+            if (HasEnded)
             {
                 // Dropped while it resolved and attached the session (superseded by a later Hello of the same client,
                 // or its socket ended): what it took from the stream goes back for the next link, never failed here.
@@ -192,7 +192,7 @@ public sealed partial class Connection
     private void HandleWelcome(in NativeFrame welcome)
     {
         var stream = _native!;
-        if (Volatile.Read(ref _closed))
+        if (HasEnded)
         {
             return; // dropped meanwhile (a forced reconnect): the stream and the session belong to the next link now
         }
@@ -206,7 +206,7 @@ public sealed partial class Connection
         List<OutboundMessage> delivered = [];
         lock (_gate)
         {
-            if (_closed)
+            if (HasEnded)
             {
                 return; // shut down since: its sends were handed back as they were, the stream untouched
             }

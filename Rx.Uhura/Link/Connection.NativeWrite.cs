@@ -53,7 +53,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_outputEnded)
+            if (OutputHasEnded)
             {
                 return;
             }
@@ -67,7 +67,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_outputEnded)
+            if (OutputHasEnded)
             {
                 return;
             }
@@ -89,7 +89,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_outputEnded)
+            if (OutputHasEnded)
             {
                 return;
             }
@@ -118,7 +118,7 @@ public sealed partial class Connection
 
     private void HeartbeatTick()
     {
-        if (Volatile.Read(ref _closed))
+        if (HasEnded)
         {
             return;
         }

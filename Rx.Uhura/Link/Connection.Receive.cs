@@ -82,7 +82,7 @@ public sealed partial class Connection
                     }
                     else
                     {
-                        while (!Volatile.Read(ref _closed) && Framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                        while (!HasEnded && Framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
                         {
                             var pending = HandleNodeElement(element.ToArray());
                             if (!pending.IsCompletedSuccessfully)
@@ -122,7 +122,7 @@ public sealed partial class Connection
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
-            info = _closing || _closed
+            info = _closing || HasEnded
                 ? new DisconnectInfo(DisconnectReason.LocalClose)
                 : new DisconnectInfo(DisconnectReason.TransportError, ex);
         }
@@ -305,7 +305,7 @@ public sealed partial class Connection
             // and the next link of the session is attached only after that (ServerSessions waits for ShutdownCompleted).
             lock (session.Gate)
             {
-                if (Volatile.Read(ref _closed))
+                if (HasEnded)
                 {
                     return;
                 }
@@ -313,7 +313,7 @@ public sealed partial class Connection
                 Dispatch(session.ShouldDeliver(messageId) ? e : null, messageId, 0);
             }
         }
-        else if (!Volatile.Read(ref _closed))
+        else if (!HasEnded)
         {
             Dispatch(e, messageId, 0);
         }

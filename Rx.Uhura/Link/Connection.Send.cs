@@ -29,9 +29,8 @@ public sealed partial class Connection : ISessionSink
     private bool _writeOwed;
     private int _readBatchThread;
     private bool _wroteFirst;
-    private bool _closing;
-    private bool _closed;
-    private bool _outputEnded;
+    private bool _closing; // this side began the close (or the link ended): who closes, beside how far the link got (_phase)
+    private int _phase;    // a LinkProgress, only ever raised (Reach)
 
     /// <summary>
     /// Sends an event to the peer (uhura's <c>send(event, ...args)</c>). Arguments are serialized with Newtonsoft.Json
@@ -171,7 +170,7 @@ public sealed partial class Connection : ISessionSink
     {
         lock (_gate)
         {
-            if (_closing || _outputEnded)
+            if (_closing || OutputHasEnded)
             {
                 return false; // this link writes no more (the peer closed, or it is closing): the caller keeps the send for the next
             }
@@ -190,7 +189,7 @@ public sealed partial class Connection : ISessionSink
                 return true;
             }
 
-            if (overBytes && !_outputEnded)
+            if (overBytes && !OutputHasEnded)
             {
                 // Bytes held for a peer that does not take them fast enough: bounded like the bytes waiting to be written.
                 if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)

@@ -21,7 +21,7 @@ public sealed partial class Connection
         }
 
         var rest = buffer.Slice(consumed);
-        while (!Volatile.Read(ref _closed) && DelimitedFrames.TryCut(ref rest, SocketIpcCodec.Delimiter, _options.MaxMessageSize, ref _delimiterScanned, out var frame))
+        while (!HasEnded && DelimitedFrames.TryCut(ref rest, SocketIpcCodec.Delimiter, _options.MaxMessageSize, ref _delimiterScanned, out var frame))
         {
             consumed = rest.Start;
             examined = consumed;
@@ -30,7 +30,7 @@ public sealed partial class Connection
             var e = scan.MessageStart < 0
                 ? new UhuraEvent(scan.Topic, [], null, this)
                 : new UhuraEvent(scan.Topic, bytes, scan.MessageStart, scan.MessageLength, skip: -1, _options.MaxJsonDepth, 0, null, this);
-            if (!Volatile.Read(ref _closed))
+            if (!HasEnded)
             {
                 Dispatch(e, null, 0);
             }
@@ -43,7 +43,7 @@ public sealed partial class Connection
     private void ReadSocketIpcWith(ISocketIpcTranscoder transcoder, in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
     {
         var remaining = buffer.Slice(consumed);
-        while (!Volatile.Read(ref _closed) && transcoder.TryDecode(ref remaining, _options.MaxMessageSize, out var message))
+        while (!HasEnded && transcoder.TryDecode(ref remaining, _options.MaxMessageSize, out var message))
         {
             consumed = remaining.Start;
             examined = consumed;
@@ -64,7 +64,7 @@ public sealed partial class Connection
                 e = new UhuraEvent(message.Topic, [], null, this);
             }
 
-            if (!Volatile.Read(ref _closed))
+            if (!HasEnded)
             {
                 Dispatch(e, null, 0);
             }

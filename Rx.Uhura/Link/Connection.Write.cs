@@ -12,7 +12,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_outputEnded)
+            if (OutputHasEnded)
             {
                 return;
             }
@@ -28,7 +28,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_outputEnded)
+            if (OutputHasEnded)
             {
                 return;
             }
@@ -47,7 +47,7 @@ public sealed partial class Connection
     {
         lock (_gate)
         {
-            if (_outputEnded)
+            if (OutputHasEnded)
             {
                 return;
             }
@@ -66,7 +66,7 @@ public sealed partial class Connection
 
     private void DisconnectSlowConsumerLocked(OutboundMessage message, string what)
     {
-        _outputEnded = true;
+        Reach(LinkProgress.OutputEnded);
         _slowConsumerHeld = message;
         var error = new SlowConsumerException($"Connection {Id} read too slowly: {what}; it was disconnected.") { ConnectionId = Id };
         _logger.LogWarning("Connection {Id}: disconnected as a slow consumer: {What}", Id, what);
@@ -75,7 +75,7 @@ public sealed partial class Connection
 
     private void WriteMessageLocked(OutboundMessage message)
     {
-        if (_outputEnded)
+        if (OutputHasEnded)
         {
             message.Fail(new SendAfterCloseException(message.Name) { ConnectionId = Id });
             return;
@@ -182,14 +182,14 @@ public sealed partial class Connection
     /// <summary>Ends the JSON array cleanly (<c>\n]\n</c>); nothing may be written after it.</summary>
     private void EndOutputLocked()
     {
-        if (_outputEnded)
+        if (OutputHasEnded)
         {
             return;
         }
 
         if (_wire == WireProtocol.SocketIpc)
         {
-            _outputEnded = true; // nothing marks the end: the half-close does
+            Reach(LinkProgress.OutputEnded); // nothing marks the end: the half-close does
             ScheduleWriteLocked();
             return;
         }
@@ -201,7 +201,7 @@ public sealed partial class Connection
                 Protocol.Native.NativeFrameWriter.WriteClose(_pending, Protocol.Native.NativeCloseCodes.Normal, string.Empty);
             }
 
-            _outputEnded = true;
+            Reach(LinkProgress.OutputEnded);
             ScheduleWriteLocked();
             return;
         }
@@ -213,13 +213,13 @@ public sealed partial class Connection
         }
 
         _pending.Write(NodeWireCodec.CloseArray);
-        _outputEnded = true;
+        Reach(LinkProgress.OutputEnded);
         ScheduleWriteLocked();
     }
 
     private void ScheduleWriteLocked()
     {
-        if (_writerActive || _closed)
+        if (_writerActive || HasEnded)
         {
             return;
         }
@@ -288,7 +288,7 @@ public sealed partial class Connection
         {
             lock (_gate)
             {
-                if (_pending.WrittenCount == 0 || _closed)
+                if (_pending.WrittenCount == 0 || HasEnded)
                 {
                     _writerActive = false;
                     _pending.Release(); // an idle link holds no buffer

@@ -116,7 +116,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     public bool Resumed { get; private set; }
 
     /// <summary>True once the handshake has completed and until the link ends.</summary>
-    public bool IsConnected => _ready.Task.IsCompletedSuccessfully && _ready.Task.Result && !_closed;
+    public bool IsConnected => _ready.Task.IsCompletedSuccessfully && _ready.Task.Result && !HasEnded;
 
     /// <summary>
     /// Emits once, when the link ends, why it ended, then completes. Replays to late subscribers. A bad message from
