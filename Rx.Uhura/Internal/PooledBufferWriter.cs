@@ -170,7 +170,16 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         _written = 0;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void DropFullSegments()
+    {
+        if (_full is not null)
+        {
+            DropFullSegmentsCore(); // a burst's segments are rare: the check stays inlined in every reset
+        }
+    }
+
+    private void DropFullSegmentsCore()
     {
         if (_full is { } full)
         {
@@ -184,14 +193,17 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void Ensure(int sizeHint)
     {
-        sizeHint = Math.Max(sizeHint, 1);
-        if (_buffer.Length - _written >= sizeHint)
+        if (_buffer.Length - _written < Math.Max(sizeHint, 1))
         {
-            return;
+            Grow(Math.Max(sizeHint, 1)); // the common case (room left) stays inlined in every write
         }
+    }
 
+    private void Grow(int sizeHint)
+    {
         var size = Math.Max(Math.Max((long)_buffer.Length * 2, MinimumSize), (long)_written + sizeHint);
         if (size <= PoolLimit)
         {
