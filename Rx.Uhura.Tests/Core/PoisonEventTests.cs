@@ -1,6 +1,7 @@
 using System.Reactive.Linq;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
+using Rx.Uhura.Session;
 
 namespace Rx.Uhura.Tests.Core;
 
@@ -174,6 +175,81 @@ public abstract class PoisonEventTests : IAsyncLifetime
         Assert.Throws<EncodeException>(() => _server.Broadcast("bad", value));
         await Assert.ThrowsAsync<EncodeException>(() => _server.SendTo(connection.Id, "bad", value).For());
 
+        await AssertTheLinkCarriesOn(client, connection);
+    }
+
+    /// <summary>The unencodable values, and one whose serialization throws (the application's getter).</summary>
+    public static TheoryData<string> UnencodableSessionValues => ["undefined", "undefined inside an object", "too deep", "a getter that throws"];
+
+    private static (object? Value, JsonSerializerSettings? Settings) MakeSessionValue(string what) => what switch
+    {
+        "a getter that throws" => (new Thrower(), null),
+        "too deep" => (Nested(ConnectionOptions.Default.MaxJsonDepth - 1), null), // the wire adds two levels around it
+        _ => Make(what),
+    };
+
+    private sealed class Thrower
+    {
+        public int Value => throw new NullReferenceException("the application's bug");
+    }
+
+    /// <summary>A later change of <paramref name="from"/>'s session reaches <paramref name="to"/> (changes arrive in order, so what was refused before it never will).</summary>
+    private static async Task AssertTheNextChangeArrives(UhuraSession from, UhuraSession to, int value = 1)
+    {
+        var arrived = Wait.First(to.Changes, c => c.Key == "good" && c.Origin == SessionChangeOrigin.Remote);
+        from.Set("good", value);
+        Assert.Equal(value, (int)(await arrived).Value!);
+    }
+
+    [Theory]
+    [MemberData(nameof(UnencodableSessionValues))]
+    public async Task A_session_value_the_peer_cannot_read_is_refused_by_Set_with_nothing_applied_or_sent_and_the_link_stays_up(string what)
+    {
+        var (value, settings) = MakeSessionValue(what);
+        var (client, connection) = await ConnectAsync(settings);
+
+        var error = Assert.Throws<EncodeException>(() => client.Session.Set("bad", value));
+        Assert.Equal("_set", error.EventName);
+        Assert.Contains("'bad'", error.Message, StringComparison.Ordinal);
+        Assert.Throws<EncodeException>(() => client.Session.Set([new("fine", 1), new("bad", value)])); // all or none
+        Assert.Throws<EncodeException>(() => connection.Session.Set("bad", value));
+
+        Assert.Null(client.Session.Get("bad"));
+        Assert.Null(client.Session.Get("fine"));
+        await AssertTheNextChangeArrives(client.Session, connection.Session);
+        await AssertTheNextChangeArrives(connection.Session, client.Session, 2);
+        Assert.Null(connection.Session.Get("bad"));
+        Assert.Null(connection.Session.Get("fine"));
+        await AssertTheLinkCarriesOn(client, connection);
+    }
+
+    [Fact]
+    public async Task A_session_change_past_the_message_or_session_limits_is_refused_by_Set_and_the_link_stays_up()
+    {
+        var (client, connection) = await ConnectAsync();
+
+        // One value over the message size; then a session that would outgrow MaxSessionBytes (1 MiB by default) in
+        // two changes that each fit; then more keys than MaxSessionKeys in one Set.
+        Assert.Equal(Limit, Assert.Throws<FrameTooLargeException>(() => client.Session.Set("big", new string('x', Limit))).Limit);
+        client.Session.Set("half", new string('x', Limit / 2));
+        var overBytes = Assert.Throws<SessionLimitException>(() => client.Session.Set("other half", new string('x', Limit / 2)));
+        Assert.Equal(ConnectionOptions.Default.MaxSessionBytes, overBytes.Limit);
+        var many = Enumerable.Range(0, ConnectionOptions.Default.MaxSessionKeys).Select(i => new KeyValuePair<string, object?>($"k{i}", i));
+        var overKeys = Assert.Throws<SessionLimitException>(() => client.Session.Set(many));
+        Assert.Equal(ConnectionOptions.Default.MaxSessionKeys, overKeys.Limit);
+        Assert.Throws<SessionLimitException>(() => connection.Session.Set(many)); // the server's side refuses as well
+
+        await AssertTheNextChangeArrives(client.Session, connection.Session);
+        Assert.Equal(Limit / 2, connection.Session.Get<string>("half")!.Length);
+        Assert.Null(connection.Session.Get("other half"));
+        Assert.Null(connection.Session.Get("k0"));
+        Assert.Null(client.Session.Get("k0"));
+
+        // Once the peer's change made room, the same change fits (the sizes are counted again after remote changes).
+        var removed = Wait.First(client.Session.Changes, c => c.Key == "half");
+        connection.Session.Set("half", null);
+        await removed;
+        client.Session.Set("other half", new string('x', Limit / 2));
         await AssertTheLinkCarriesOn(client, connection);
     }
 

@@ -76,7 +76,7 @@ public sealed partial class UhuraClient : IAsyncDisposable, IDisposable
         _dispatcher = new EventDispatcher(_options.Connection.MaxQueuedDeliveries, _logger);
         _guardedEvents = new GuardedObservable<UhuraEvent>(_events, "UhuraClient.Events", static e => e.Name, ReportSubscriberError);
         _guardedDropped = new GuardedObservable<SendException>(_dropped, "UhuraClient.Dropped", static e => e.EventName, ReportSubscriberError);
-        Session = new UhuraSession(_serializer) { ErrorSink = ReportSubscriberError };
+        Session = new UhuraSession(_serializer) { ErrorSink = ReportSubscriberError, Limits = _options.Connection };
         if (_options.ReconnectPipeline is { } ownPipeline)
         {
             _pipeline = ownPipeline; // the application's own backoff, instead of the one built from Reconnect

@@ -141,7 +141,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
 
     internal static Connection CreateServerSide(Stream stream, ConnectionOptions options, IServerContext server)
     {
-        var session = new UhuraSession(options.CreateSerializer());
+        var session = new UhuraSession(options.CreateSerializer()) { Limits = options };
         var connection = new Connection(stream, isServer: true, session, options, server, MessageIds.NewPrefix());
         session.ErrorSink = connection.ReportSubscriberError;
         if (server.OnlyWire == WireProtocol.SocketIpc)

@@ -24,7 +24,7 @@ namespace Rx.Uhura.Session;
 /// <see cref="SubscriberOverflowException"/> is reported on the owner's error stream.
 /// </para>
 /// </summary>
-public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToken>>
+public sealed partial class UhuraSession : IObservable<IReadOnlyDictionary<string, JToken>>
 {
     /// <summary>The key that holds the session id, as in Node uhura.</summary>
     public const string IdKey = "sessionID";
@@ -70,37 +70,64 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
     /// <summary>One value converted to <typeparamref name="T"/>, or <c>default</c> when the key is not set.</summary>
     public T? Get<T>(string key) => Get(key) is { } token ? token.ToObject<T>(_serializer) : default;
 
-    /// <summary>Sets a key here and on the peer (uhura's <c>set(key, val)</c>). A <see langword="null"/> value is stored as JSON null.</summary>
+    /// <summary>
+    /// Sets a key here and on the peer (uhura's <c>set(key, val)</c>). A <see langword="null"/> value is stored as JSON
+    /// null. A change the peer could not accept is refused here, before anything is applied or sent.
+    /// </summary>
+    /// <exception cref="EncodeException">The value cannot be serialized, or not as strict JSON within
+    /// <see cref="ConnectionOptions.MaxJsonDepth"/> (less the two levels the wire adds); its <c>EventName</c> is <c>_set</c>.</exception>
+    /// <exception cref="FrameTooLargeException">The change, or the session with it, would not fit in one message
+    /// (<see cref="ConnectionOptions.MaxMessageSize"/>).</exception>
+    /// <exception cref="SessionLimitException">The session would exceed <see cref="ConnectionOptions.MaxSessionKeys"/> or
+    /// <see cref="ConnectionOptions.MaxSessionBytes"/>.</exception>
     public void Set(string key, object? value)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var token = NodeWireCodec.ToToken(value, _serializer);
+        var token = Encode(key, value, out var size);
+        (string, long)[] change = [(key, size)];
         lock (_gate)
         {
+            CheckLimitsLocked(change);
+
             // Sent under the same gate it was applied under: two threads' changes of one key reach the peer in the order
             // they were applied here, so both sides end with the same value.
             Apply(key, token, SessionChangeOrigin.Local);
+            NoteSizesLocked(change);
             _sink?.SendSet(key, token);
         }
     }
 
-    /// <summary>Sets several keys at once (uhura's <c>set({k: v, ...})</c>), sent as one message.</summary>
+    /// <summary>Sets several keys at once (uhura's <c>set({k: v, ...})</c>), sent as one message; all or none of them.</summary>
+    /// <exception cref="EncodeException">A value cannot be encoded (see <see cref="Set(string, object?)"/>).</exception>
+    /// <exception cref="FrameTooLargeException">The changes, or the session with them, would not fit in one message.</exception>
+    /// <exception cref="SessionLimitException">The session would exceed its limits.</exception>
     public void Set(IEnumerable<KeyValuePair<string, object?>> values)
     {
         ArgumentNullException.ThrowIfNull(values);
         var obj = new JObject();
+        var changes = new List<(string, long)>();
+        long total = 0;
         foreach (var (key, value) in values)
         {
-            obj[key] = NodeWireCodec.ToToken(value, _serializer);
+            obj[key] = Encode(key, value, out var size);
+            changes.Add((key, size));
+            total += size;
+        }
+
+        if (total + (SetOverhead * (long)changes.Count) > Limits.MaxMessageSize)
+        {
+            throw new FrameTooLargeException(Limits.MaxMessageSize, $"The {changes.Count} session changes are {total} bytes: their Set message would exceed the maximum size of {Limits.MaxMessageSize} bytes.");
         }
 
         lock (_gate)
         {
+            CheckLimitsLocked(changes);
             foreach (var property in obj.Properties())
             {
                 Apply(property.Name, property.Value, SessionChangeOrigin.Local);
             }
 
+            NoteSizesLocked(changes);
             _sink?.SendSetMany(obj);
         }
     }
@@ -188,6 +215,7 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
             var before = _current;
             var after = ImmutableDictionary.CreateRange(StringComparer.Ordinal, contents);
             Volatile.Write(ref _current, after);
+            _sizes = null;
             _persister?.MarkDirty(after);
             _state.OnNextLocked(after);
             foreach (var (key, value) in after)
@@ -271,6 +299,11 @@ public sealed class UhuraSession : IObservable<IReadOnlyDictionary<string, JToke
         }
 
         Volatile.Write(ref _current, after);
+        if (origin != SessionChangeOrigin.Local)
+        {
+            _sizes = null; // counted again at the next local change
+        }
+
         _persister?.MarkDirty(after);
         _state.OnNextLocked(after);
         _changes.OnNextLocked(new SessionChange(key, value, origin));
