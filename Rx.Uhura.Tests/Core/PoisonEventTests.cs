@@ -234,6 +234,8 @@ public abstract class PoisonEventTests : IAsyncLifetime
         client.Session.Set("half", new string('x', Limit / 2));
         var overBytes = Assert.Throws<SessionLimitException>(() => client.Session.Set("other half", new string('x', Limit / 2)));
         Assert.Equal(ConnectionOptions.Default.MaxSessionBytes, overBytes.Limit);
+        client.Session.Set([new("twice", new string('x', Limit / 2)), new("twice", 1)]); // a key given twice counts as its last value
+        Assert.Equal(1, client.Session.Get<int>("twice"));
         var many = Enumerable.Range(0, ConnectionOptions.Default.MaxSessionKeys).Select(i => new KeyValuePair<string, object?>($"k{i}", i));
         var overKeys = Assert.Throws<SessionLimitException>(() => client.Session.Set(many));
         Assert.Equal(ConnectionOptions.Default.MaxSessionKeys, overKeys.Limit);

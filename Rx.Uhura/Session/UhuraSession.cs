@@ -105,14 +105,15 @@ public sealed partial class UhuraSession : IObservable<IReadOnlyDictionary<strin
     {
         ArgumentNullException.ThrowIfNull(values);
         var obj = new JObject();
-        var changes = new List<(string, long)>();
-        long total = 0;
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal); // a key given twice counts once, as its last value
         foreach (var (key, value) in values)
         {
             obj[key] = Encode(key, value, out var size);
-            changes.Add((key, size));
-            total += size;
+            sizes[key] = size;
         }
+
+        List<(string, long)> changes = [.. sizes.Select(p => (p.Key, p.Value))];
+        var total = sizes.Values.Sum();
 
         if (total + (SetOverhead * (long)changes.Count) > Limits.MaxMessageSize)
         {
