@@ -55,10 +55,18 @@ public sealed class OutboundMemoryTests(Xunit.Abstractions.ITestOutputHelper out
             process.Refresh();
             var baselineWorkingSet = process.WorkingSet64;
             long peak = baselineWorkingSet;
+            var sampling = new Lock();
             void Sample()
             {
-                process.Refresh();
-                var now = process.WorkingSet64;
+                long now;
+                lock (sampling)
+                {
+                    // The timer's thread and the test's both sample: a Process object is not safe to refresh and read
+                    // from two threads at once (WorkingSet64 threw a NullReferenceException in a CI run).
+                    process.Refresh();
+                    now = process.WorkingSet64;
+                }
+
                 long seen;
                 while (now > (seen = Interlocked.Read(ref peak)) && Interlocked.CompareExchange(ref peak, now, seen) != seen)
                 {

@@ -294,6 +294,11 @@ public sealed class SubscriberIsolationTests : IAsyncLifetime
         var more = client.Send("queued"); // fills the server's delivery queue: its read loop waits for the subscriber
         await entered.Task.For();
 
+        // The subscriber runs on the pump while the read loop finishes its batch: the clock moves only once the read loop
+        // waits for delivery (moved before, 45 virtual seconds pass in a microsecond while the loop was still reading,
+        // and the timeout is right to fire: a CI run under load saw that).
+        Assert.True(SpinWait.SpinUntil(() => connection.IsDeliveryBackpressured, Wait.Timeout), "the server's read loop waits for delivery");
+
         for (var second = 0; second < 45; second++)
         {
             scheduler.AdvanceBy(TimeSpan.FromSeconds(1).Ticks);

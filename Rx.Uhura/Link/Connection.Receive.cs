@@ -19,6 +19,9 @@ public sealed partial class Connection
     /// <summary>The read loop waits for the dispatcher's queue to have room (the heartbeat timeout is suspended meanwhile).</summary>
     private bool _deliveryBackpressured;
 
+    /// <summary>True while the read loop waits for the dispatcher's queue to have room (tests: a state to reach before moving a virtual clock).</summary>
+    internal bool IsDeliveryBackpressured => Volatile.Read(ref _deliveryBackpressured);
+
     /// <summary>socket-ipc: bytes after the last whole frame already searched for its delimiter.</summary>
     private long _delimiterScanned;
 
