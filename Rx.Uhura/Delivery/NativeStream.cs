@@ -30,20 +30,7 @@ internal sealed class NativeStream
     public long ResumePoint => Math.Min(LastReceived, Volatile.Read(ref _lastDelivered));
 
     /// <summary>The dispatcher delivered everything up to <paramref name="seq"/>.</summary>
-    public void NoteDelivered(long seq)
-    {
-        var seen = Volatile.Read(ref _lastDelivered);
-        while (seq > seen)
-        {
-            var was = Interlocked.CompareExchange(ref _lastDelivered, seq, seen);
-            if (was == seen)
-            {
-                return;
-            }
-
-            seen = was;
-        }
-    }
+    public void NoteDelivered(long seq) => AtomicMax.Raise(ref _lastDelivered, seq);
 
     /// <summary>
     /// Client: the session id proposed in a Hello while the client had none, until a Welcome names the session. Under

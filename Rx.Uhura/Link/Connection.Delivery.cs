@@ -192,17 +192,7 @@ public sealed partial class Connection
         }
 
         // Raised by the dispatcher and by merged subscribers' countdowns, never lowered; FlushAcks reads it.
-        var seen = Volatile.Read(ref _deliveredUpTo);
-        while (seq > seen)
-        {
-            var was = Interlocked.CompareExchange(ref _deliveredUpTo, seq, seen);
-            if (was == seen)
-            {
-                break;
-            }
-
-            seen = was;
-        }
+        Internal.AtomicMax.Raise(ref _deliveredUpTo, seq);
     }
 
     /// <summary>Writes the acks the dispatcher owes: Node wire, each id; native, one cumulative ack for what was delivered since the last one.</summary>
