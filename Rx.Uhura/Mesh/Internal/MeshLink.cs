@@ -339,7 +339,7 @@ internal sealed partial class MeshLink
 
         try
         {
-            await writing.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            await writing.WaitAsync(TimeSpan.FromSeconds(5), _node.Time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
