@@ -26,6 +26,7 @@ public class CodecBenchmarks
     private ReadOnlySequence<byte> _nativeFrame;
     private JsonArrayFramer _framer = new(UhuraDefaults.MaxMessageSize);
     private readonly Utf8NameCache _names = new();
+    private NativeFrameReader _nativeReader = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -45,7 +46,7 @@ public class CodecBenchmarks
         var primed = new ReadOnlySequence<byte>(first.ToArray());
         _framer = new JsonArrayFramer(UhuraDefaults.MaxMessageSize);
         SequencePosition consumed = primed.Start, examined = primed.Start;
-        if (!_framer.TryReadElement(primed, ref consumed, ref examined, out _))
+        if (!_framer.TryParseMessage(primed, ref consumed, ref examined, out _))
         {
             throw new InvalidOperationException("the framer did not cut the first element");
         }
@@ -53,6 +54,7 @@ public class CodecBenchmarks
         var native = new PooledBufferWriter();
         NativeFrameWriter.WriteEvent(native, 42, "ping", _argsJson);
         _nativeFrame = new ReadOnlySequence<byte>(native.ToArray());
+        _nativeReader = new NativeFrameReader(UhuraDefaults.MaxMessageSize, _names);
     }
 
     /// <summary>Serializes <c>["ping", 42]</c> (what every Send does once).</summary>
@@ -85,7 +87,7 @@ public class CodecBenchmarks
     public int DecodeNodeWire()
     {
         SequencePosition consumed = _nodeElement.Start, examined = _nodeElement.Start;
-        if (!_framer.TryReadElement(_nodeElement, ref consumed, ref examined, out var element))
+        if (!_framer.TryParseMessage(_nodeElement, ref consumed, ref examined, out var element))
         {
             throw new InvalidOperationException("no element");
         }
@@ -98,7 +100,9 @@ public class CodecBenchmarks
     [Benchmark]
     public int DecodeNative()
     {
-        if (!NativeFrameReader.TryRead(_nativeFrame, UhuraDefaults.MaxMessageSize, out var frame, out _, _names))
+        var consumed = _nativeFrame.Start;
+        var examined = consumed;
+        if (!_nativeReader.TryParseMessage(_nativeFrame, ref consumed, ref examined, out var frame))
         {
             throw new InvalidOperationException("no frame");
         }

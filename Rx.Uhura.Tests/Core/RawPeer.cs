@@ -106,7 +106,7 @@ internal sealed class RawPeer : IAsyncDisposable
         var consumed = sequence.Start;
         var examined = sequence.Start;
         var list = new List<JToken>();
-        while (framer.TryReadElement(sequence.Slice(consumed), ref consumed, ref examined, out var element))
+        while (framer.TryParseMessage(sequence.Slice(consumed), ref consumed, ref examined, out var element))
         {
             list.Add(Rx.Uhura.Protocol.NodeWireCodec.Parse(element, 64));
         }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using Rx.Uhura.Mesh.Internal;
 using Xunit.Abstractions;
+using Rx.Uhura.Tests.Protocol;
 
 namespace Rx.Uhura.Tests.Fuzz;
 
@@ -38,7 +39,7 @@ public class MasterlessFuzzTests(ITestOutputHelper output)
     private sealed class Decoder : IFuzzDecoder
     {
         private bool _linked;
-        private long _scanned; // as the link keeps it between reads
+        private readonly MasterlessPacketReader _packets = new(NativeMeshCodec.MaxHandshakeFrame, MaxDepth); // as the link keeps it between reads
 
         public long MaxBuffered => NativeMeshCodec.MaxHandshakeFrame + 2;
 
@@ -49,7 +50,8 @@ public class MasterlessFuzzTests(ITestOutputHelper output)
             var buffer = buffered;
             var max = _linked ? MaxPacket : NativeMeshCodec.MaxHandshakeFrame;
             var steps = 0;
-            while (MasterlessCodec.TryRead(ref buffer, max, MaxDepth, ref _scanned, out var packet))
+            _packets.MaxMessageSize = max;
+            while (_packets.TryRead(ref buffer, out var packet))
             {
                 if (++steps > buffered.Length || packet is null)
                 {
@@ -65,7 +67,7 @@ public class MasterlessFuzzTests(ITestOutputHelper output)
 
         public void End(in ReadOnlySequence<byte> rest)
         {
-            if (MasterlessCodec.TryReadTail(rest, MaxDepth, out var tail))
+            if (_packets.TryParseLast(rest, out var tail))
             {
                 Decoded += tail is null ? throw new FuzzInvariantException("a null tail") : 1;
             }

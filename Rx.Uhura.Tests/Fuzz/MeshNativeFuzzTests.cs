@@ -3,6 +3,7 @@ using System.Text;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Mesh.Internal;
 using Xunit.Abstractions;
+using Rx.Uhura.Tests.Protocol;
 
 namespace Rx.Uhura.Tests.Fuzz;
 
@@ -47,6 +48,7 @@ public class MeshNativeFuzzTests(ITestOutputHelper output)
     /// <summary>Mirrors <c>MeshLink.ReadLoopAsync</c>/<c>ReadFrames</c>: the handshake limit until a Hello or Welcome is read.</summary>
     private sealed class Decoder : IFuzzDecoder
     {
+        private readonly NativeMeshFrameReader _frames = new(NativeMeshCodec.MaxHandshakeFrame, MaxDepth);
         private bool _linked;
 
         public long MaxBuffered => NativeMeshCodec.MaxHandshakeFrame + 4;
@@ -58,7 +60,8 @@ public class MeshNativeFuzzTests(ITestOutputHelper output)
             var buffer = buffered;
             var max = _linked ? LinkedMax : NativeMeshCodec.MaxHandshakeFrame;
             var steps = 0;
-            while (NativeMeshCodec.TryRead(ref buffer, max, MaxDepth, out var frame))
+            _frames.MaxMessageSize = max;
+            while (_frames.TryRead(ref buffer, out var frame))
             {
                 if (++steps > buffered.Length)
                 {

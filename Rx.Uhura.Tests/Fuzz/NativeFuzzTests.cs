@@ -79,7 +79,7 @@ public class NativeFuzzTests(ITestOutputHelper output)
     /// <summary>Mirrors <c>Connection.ReadNativeAsync</c>, <c>ReceiveNativeEvent</c> and <c>ParseJson</c> up to dispatch.</summary>
     private sealed class Decoder : IFuzzDecoder
     {
-        private readonly Utf8NameCache _names = new();
+        private readonly NativeFrameReader _frames = new(MaxMessage, new Utf8NameCache());
         private bool _prefaceRead;
 
         public long MaxBuffered => MaxMessage + NativeFrameReader.LengthPrefixSize;
@@ -106,14 +106,14 @@ public class NativeFuzzTests(ITestOutputHelper output)
             }
 
             var steps = 0;
-            while (NativeFrameReader.TryRead(buffered.Slice(consumed), MaxMessage, out var frame, out var next, _names))
+            var examined = consumed;
+            while (_frames.TryParseMessage(buffered.Slice(consumed), ref consumed, ref examined, out var frame))
             {
                 if (++steps > buffered.Length)
                 {
                     throw new FuzzInvariantException($"{steps} frames from {buffered.Length} bytes");
                 }
 
-                consumed = next;
                 Handle(frame);
             }
 

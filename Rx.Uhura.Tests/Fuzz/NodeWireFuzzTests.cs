@@ -66,7 +66,7 @@ public class NodeWireFuzzTests(ITestOutputHelper output)
             var consumed = buffered.Start;
             var examined = buffered.Start;
             var steps = 0;
-            while (_framer.TryReadElement(buffered.Slice(consumed), ref consumed, ref examined, out var element))
+            while (_framer.TryParseMessage(buffered.Slice(consumed), ref consumed, ref examined, out var element))
             {
                 if (++steps > buffered.Length)
                 {

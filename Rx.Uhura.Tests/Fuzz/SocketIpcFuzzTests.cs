@@ -3,6 +3,7 @@ using System.Text;
 using Rx.Uhura.Internal;
 using Rx.Uhura.Protocol;
 using Xunit.Abstractions;
+using Rx.Uhura.Tests.Protocol;
 
 namespace Rx.Uhura.Tests.Fuzz;
 
@@ -42,7 +43,7 @@ public class SocketIpcFuzzTests(ITestOutputHelper output)
     private sealed class Decoder : IFuzzDecoder
     {
         private readonly Utf8NameCache _names = new();
-        private long _scanned; // as the connection keeps it between reads
+        private readonly DelimitedMessageReader _frames = new(SocketIpcCodec.Delimiter, MaxMessage); // as the connection keeps it between reads
 
         public long MaxBuffered => MaxMessage + SocketIpcCodec.Delimiter.Length;
 
@@ -52,7 +53,7 @@ public class SocketIpcFuzzTests(ITestOutputHelper output)
         {
             var rest = buffered;
             var steps = 0;
-            while (DelimitedFrames.TryCut(ref rest, SocketIpcCodec.Delimiter, MaxMessage, ref _scanned, out var frame))
+            while (_frames.TryRead(ref rest, out var frame))
             {
                 if (++steps > buffered.Length)
                 {

@@ -4,6 +4,7 @@ using Newtonsoft.Json.Linq;
 using Rx.Uhura.Mesh.Internal;
 using Rx.Uhura.Tests.Core;
 using Rx.Uhura.Transport;
+using Rx.Uhura.Tests.Protocol;
 
 namespace Rx.Uhura.Tests.Mesh;
 
@@ -49,6 +50,8 @@ internal sealed class RawMeshPeer : IAsyncDisposable
 
     public Task WriteAsync(byte[] frame) => _stream.WriteAsync(frame).AsTask();
 
+    private readonly NativeMeshFrameReader _frames = new(16 * 1024 * 1024, 64);
+
     /// <summary>Reads the next frame (any type), waiting at most the test timeout.</summary>
     public async Task<MeshFrame> ReadFrameAsync()
     {
@@ -56,7 +59,7 @@ internal sealed class RawMeshPeer : IAsyncDisposable
         while (true)
         {
             var buffer = _pending;
-            if (NativeMeshCodec.TryRead(ref buffer, 16 * 1024 * 1024, 64, out var frame))
+            if (_frames.TryRead(ref buffer, out var frame))
             {
                 _pending = new ReadOnlySequence<byte>(buffer.ToArray());
                 return frame;

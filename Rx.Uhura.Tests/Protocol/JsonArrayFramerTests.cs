@@ -18,7 +18,7 @@ public class JsonArrayFramerTests
             var sequence = new ReadOnlySequence<byte>(buffered.ToArray());
             var consumed = sequence.Start;
             var examined = sequence.Start;
-            while (framer.TryReadElement(sequence.Slice(consumed), ref consumed, ref examined, out var element))
+            while (framer.TryParseMessage(sequence.Slice(consumed), ref consumed, ref examined, out var element))
             {
                 result.Add(Encoding.UTF8.GetString(element));
             }
@@ -61,9 +61,9 @@ public class JsonArrayFramerTests
         var sequence = new ReadOnlySequence<byte>("[[\"a\",1],[\"b\",\"2"u8.ToArray());
         var consumed = sequence.Start;
         var examined = sequence.Start;
-        Assert.True(framer.TryReadElement(sequence.Slice(consumed), ref consumed, ref examined, out var first));
+        Assert.True(framer.TryParseMessage(sequence.Slice(consumed), ref consumed, ref examined, out var first));
         Assert.Equal("[\"a\",1]", Encoding.UTF8.GetString(first));
-        Assert.False(framer.TryReadElement(sequence.Slice(consumed), ref consumed, ref examined, out _));
+        Assert.False(framer.TryParseMessage(sequence.Slice(consumed), ref consumed, ref examined, out _));
         Assert.Equal(sequence.End, examined);
         Assert.Equal("[\"b\",\"2", Encoding.UTF8.GetString(sequence.Slice(consumed)));
     }
@@ -104,7 +104,7 @@ public class JsonArrayFramerTests
         var buffer = new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(big[..1500]));
         var consumed = buffer.Start;
         var examined = buffer.Start;
-        var error = Assert.Throws<FrameTooLargeException>(() => framer.TryReadElement(buffer, ref consumed, ref examined, out _));
+        var error = Assert.Throws<FrameTooLargeException>(() => framer.TryParseMessage(buffer, ref consumed, ref examined, out _));
         Assert.Equal(1000, error.Limit);
     }
 

@@ -75,9 +75,19 @@ public class NativeFrameTests
 
     private static string[] AllExpected() => [.. Samples.Values.Select(s => s.Expected)];
 
+    /// <summary>One read through the native wire's reader, made fresh with <paramref name="max"/>.</summary>
+    private static bool TryRead(in ReadOnlySequence<byte> buffer, long max, out NativeFrame frame, out SequencePosition consumed)
+    {
+        consumed = buffer.Start;
+        var examined = buffer.Start;
+        var read = new NativeFrameReader(max).TryParseMessage(buffer, ref consumed, ref examined, out frame);
+        Assert.Equal(read ? consumed : buffer.End, examined);
+        return read;
+    }
+
     private static NativeFrame ReadOne(byte[] bytes, long max = Max)
     {
-        Assert.True(NativeFrameReader.TryRead(new ReadOnlySequence<byte>(bytes), max, out var frame, out _));
+        Assert.True(TryRead(new ReadOnlySequence<byte>(bytes), max, out var frame, out _));
         return frame;
     }
 
@@ -93,7 +103,7 @@ public class NativeFrameTests
         {
             buffered.Add(chunk);
             var sequence = Segments.Create(buffered);
-            while (NativeFrameReader.TryRead(sequence, max, out var frame, out var consumed))
+            while (TryRead(sequence, max, out var frame, out var consumed))
             {
                 result.Add(Show(frame));
                 sequence = sequence.Slice(consumed);
@@ -116,7 +126,7 @@ public class NativeFrameTests
     {
         var (write, expected) = Samples[sample];
         var bytes = Bytes(write);
-        Assert.True(NativeFrameReader.TryRead(new ReadOnlySequence<byte>(bytes), Max, out var frame, out var consumed));
+        Assert.True(TryRead(new ReadOnlySequence<byte>(bytes), Max, out var frame, out var consumed));
         Assert.Equal(expected, Show(frame));
         Assert.Equal(bytes.Length, consumed.GetInteger());
     }
@@ -184,12 +194,12 @@ public class NativeFrameTests
         var half = second.Length / 2;
         var sequence = Segments.Create(first[..3], [.. first[3..], .. second[..2]], second[2..half]);
 
-        Assert.True(NativeFrameReader.TryRead(sequence, Max, out var frame, out var consumed));
+        Assert.True(TryRead(sequence, Max, out var frame, out var consumed));
         Assert.Equal("Event #1 name=first args=[1]", Show(frame));
         var rest = sequence.Slice(consumed);
         Assert.Equal(second[..half], rest.ToArray());
 
-        Assert.False(NativeFrameReader.TryRead(rest, Max, out _, out var none));
+        Assert.False(TryRead(rest, Max, out _, out var none));
         Assert.Equal(rest.Start, none);
     }
 
@@ -203,7 +213,7 @@ public class NativeFrameTests
     {
         var bytes = Bytes(o => NativeFrameWriter.WriteAck(o, 1));
         var sequence = new ReadOnlySequence<byte>(bytes, 0, available);
-        Assert.False(NativeFrameReader.TryRead(sequence, Max, out var frame, out var consumed));
+        Assert.False(TryRead(sequence, Max, out var frame, out var consumed));
         Assert.Equal(sequence.Start, consumed);
         Assert.Equal(default, frame.Type);
     }
@@ -223,13 +233,13 @@ public class NativeFrameTests
     {
         // Only the 4-byte prefix (split over two segments) of a frame declaring 1001 bytes: the body never arrives.
         var sequence = Segments.Create([0x00, 0x00], [0x03, 0xE9]);
-        var error = Assert.Throws<FrameTooLargeException>(() => NativeFrameReader.TryRead(sequence, 1000, out _, out _));
+        var error = Assert.Throws<FrameTooLargeException>(() => TryRead(sequence, 1000, out _, out _));
         Assert.Equal(1000, error.Limit);
     }
 
     [Fact]
     public void A_declared_length_of_four_gigabytes_is_too_large_not_negative()
-        => Assert.Throws<FrameTooLargeException>(() => NativeFrameReader.TryRead(new ReadOnlySequence<byte>([0xFF, 0xFF, 0xFF, 0xFF]), Max, out _, out _));
+        => Assert.Throws<FrameTooLargeException>(() => TryRead(new ReadOnlySequence<byte>([0xFF, 0xFF, 0xFF, 0xFF]), Max, out _, out _));
 
     [Fact]
     public void A_frame_exactly_at_the_maximum_is_accepted()
@@ -400,36 +410,5 @@ public class NativeFrameTests
     {
         var error = Assert.Throws<DecodeException>(() => NativePreface.TryRead(new ReadOnlySequence<byte>(Convert.FromHexString(hex)), out _, out _));
         Assert.Contains("preface", error.Message);
-    }
-
-    /// <summary>Builds multi-segment <see cref="ReadOnlySequence{T}"/>s.</summary>
-    private sealed class Segments : ReadOnlySequenceSegment<byte>
-    {
-        private Segments(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public static ReadOnlySequence<byte> Create(params byte[][] parts) => Create(parts.Select(p => (ReadOnlyMemory<byte>)p).ToList());
-
-        public static ReadOnlySequence<byte> Create(IReadOnlyList<ReadOnlyMemory<byte>> parts)
-        {
-            if (parts.Count == 0)
-            {
-                return ReadOnlySequence<byte>.Empty;
-            }
-
-            var first = new Segments(parts[0], 0);
-            var last = first;
-            foreach (var part in parts.Skip(1))
-            {
-                var next = new Segments(part, last.RunningIndex + last.Memory.Length);
-                last.Next = next;
-                last = next;
-            }
-
-            return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-        }
     }
 }

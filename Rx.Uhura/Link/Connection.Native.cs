@@ -15,6 +15,7 @@ public sealed partial class Connection
 {
     private NativeStream? _native;
     private Utf8NameCache? _namesCache;
+    private NativeFrameReader? _nativeReader;
     private JObject? _setBeforeWelcome;
     private bool _prefaceRead;
     private bool _welcomed;
@@ -28,6 +29,9 @@ public sealed partial class Connection
 
     /// <summary>Event names recently read on this link (made on the first event: an idle link has none).</summary>
     private Utf8NameCache Names => _namesCache ??= new Utf8NameCache();
+
+    /// <summary>The native wire's reader (made on the first frame).</summary>
+    private NativeFrameReader NativeReader => _nativeReader ??= new NativeFrameReader(_options.MaxMessageSize, Names);
 
     /// <summary>The wire this link speaks (a server learns it from the client's first byte).</summary>
     public WireProtocol Wire => _wire ?? WireProtocol.Native;
@@ -55,12 +59,13 @@ public sealed partial class Connection
         while (!HasEnded)
         {
             NativeFrame frame;
-            SequencePosition next;
+            var next = consumed.Value;
+            var seen = examined.Value;
             try
             {
-                if (!NativeFrameReader.TryRead(buffer.Slice(consumed.Value), _options.MaxMessageSize, out frame, out next, Names))
+                if (!NativeReader.TryParseMessage(buffer.Slice(next), ref next, ref seen, out frame))
                 {
-                    examined.Value = buffer.End;
+                    examined.Value = seen;
                     break;
                 }
             }

@@ -22,9 +22,6 @@ public sealed partial class Connection
     /// <summary>True while the read loop waits for the dispatcher's queue to have room (tests: a state to reach before moving a virtual clock).</summary>
     internal bool IsDeliveryBackpressured => Volatile.Read(ref _deliveryBackpressured);
 
-    /// <summary>socket-ipc: bytes after the last whole frame already searched for its delimiter.</summary>
-    private long _delimiterScanned;
-
     /// <summary>Server: the client was refused at the handshake; whatever else it sends is ignored until the link ends.</summary>
     private bool _refused;
 
@@ -85,7 +82,7 @@ public sealed partial class Connection
                     }
                     else
                     {
-                        while (!HasEnded && Framer.TryReadElement(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                        while (!HasEnded && Framer.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var element))
                         {
                             var pending = HandleNodeElement(element.ToArray());
                             if (!pending.IsCompletedSuccessfully)

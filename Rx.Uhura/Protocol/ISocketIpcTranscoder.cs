@@ -56,16 +56,18 @@ public sealed class JsonSocketIpcTranscoder : ISocketIpcTranscoder
     /// <inheritdoc/>
     public bool TryDecode(ref ReadOnlySequence<byte> buffer, long maxFrameSize, out SocketIpcMessage message)
     {
-        long scanned = 0;
-        if (!DelimitedFrames.TryCut(ref buffer, SocketIpcCodec.Delimiter, maxFrameSize, ref scanned, out var frame))
+        var consumed = buffer.Start;
+        var examined = buffer.Start;
+        if (!new DelimitedMessageReader(SocketIpcCodec.Delimiter, maxFrameSize).TryParseMessage(buffer, ref consumed, ref examined, out var frame))
         {
             message = default;
             return false;
         }
 
+        buffer = buffer.Slice(consumed);
         var bytes = frame.ToArray();
         var scan = SocketIpcCodec.Scan(bytes, int.MaxValue, new Internal.Utf8NameCache());
-        message = new SocketIpcMessage(scan.Topic, scan.MessageStart < 0 ? null : bytes.AsMemory(scan.MessageStart, scan.MessageLength));
+        message = new SocketIpcMessage(scan.Topic, scan.MessageStart < 0 ? (ReadOnlyMemory<byte>?)null : bytes.AsMemory(scan.MessageStart, scan.MessageLength));
         return true;
     }
 }

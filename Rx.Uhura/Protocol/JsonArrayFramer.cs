@@ -6,14 +6,14 @@ namespace Rx.Uhura.Protocol;
 /// <summary>
 /// Cuts the elements out of an endless JSON array (<c>[ e1 , e2 , ... ]</c>) arriving in arbitrary chunks. It only
 /// tracks structure (depth, strings, escapes), so each byte is scanned once however the element is split; the
-/// element's JSON itself is validated by the parser that reads it. Resumable: state is kept between calls.
+/// element's JSON itself is validated by the parser that reads it. Resumable: state is kept between calls. The Node
+/// uhura wire's <see cref="IMessageReader{TMessage}"/>: a message is one element's bytes.
 /// </summary>
-internal sealed class JsonArrayFramer
+internal sealed class JsonArrayFramer : IMessageReader<ReadOnlySequence<byte>>
 {
     private static readonly SearchValues<byte> Structural = SearchValues.Create("\"[]{}"u8);
     private static readonly SearchValues<byte> StringSpecial = SearchValues.Create("\"\\"u8);
 
-    private readonly long _maxElementSize;
     private Phase _phase = Phase.Start;
     private int _depth;
     private bool _inString;
@@ -22,7 +22,7 @@ internal sealed class JsonArrayFramer
 
     public JsonArrayFramer(long maxElementSize)
     {
-        _maxElementSize = maxElementSize;
+        MaxMessageSize = maxElementSize;
     }
 
     private enum Phase
@@ -35,6 +35,9 @@ internal sealed class JsonArrayFramer
         Closed,
     }
 
+    /// <inheritdoc/>
+    public long MaxMessageSize { get; set; }
+
     /// <summary>True once the closing <c>]</c> was read.</summary>
     public bool IsClosed => _phase == Phase.Closed;
 
@@ -43,10 +46,10 @@ internal sealed class JsonArrayFramer
 
     /// <summary>
     /// Tries to cut the next whole element from <paramref name="input"/>, which must start at the last
-    /// <paramref name="consumed"/> position returned.
+    /// <paramref name="consumed"/> position returned (whitespace, the opening <c>[</c> and commas are consumed too).
     /// </summary>
     /// <exception cref="DecodeException">The bytes are not an array of objects/arrays, or an element is too large.</exception>
-    public bool TryReadElement(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out ReadOnlySequence<byte> element)
+    public bool TryParseMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out ReadOnlySequence<byte> element)
     {
         var reader = new SequenceReader<byte>(input);
         if (_phase == Phase.InElement)
@@ -193,9 +196,9 @@ internal sealed class JsonArrayFramer
 
     private void CheckSize()
     {
-        if (_scanned > _maxElementSize)
+        if (_scanned > MaxMessageSize)
         {
-            throw new FrameTooLargeException(_maxElementSize);
+            throw new FrameTooLargeException(MaxMessageSize);
         }
     }
 

@@ -6,34 +6,14 @@ using Rx.Uhura.Protocol;
 
 namespace Rx.Uhura.Mesh.Internal;
 
-/// <summary>The masterless framing: one JSON value followed by <c>\r\n</c>. A received JSON <c>null</c> ends the stream.</summary>
+/// <summary>
+/// The masterless framing: one JSON value followed by <c>\r\n</c>. A received JSON <c>null</c> ends the stream. Packets
+/// are read by <see cref="MasterlessPacketReader"/>.
+/// </summary>
 internal static class MasterlessCodec
 {
-    private static ReadOnlySpan<byte> CrLf => "\r\n"u8;
-
-    /// <summary>Reads one packet; false while no <c>\r\n</c> is buffered.</summary>
-    /// <exception cref="FrameTooLargeException">More than <paramref name="maxPacket"/> bytes without a <c>\r\n</c>.</exception>
-    /// <exception cref="DecodeException">The packet is not one JSON value.</exception>
-    public static bool TryRead(ref ReadOnlySequence<byte> buffer, long maxPacket, int maxDepth, out JToken packet)
-    {
-        long scanned = 0;
-        return TryRead(ref buffer, maxPacket, maxDepth, ref scanned, out packet);
-    }
-
-    /// <summary>Reads one packet, searching only bytes not searched before (<paramref name="scanned"/>, kept by the read loop).</summary>
-    /// <exception cref="FrameTooLargeException">More than <paramref name="maxPacket"/> bytes without a <c>\r\n</c>.</exception>
-    /// <exception cref="DecodeException">The packet is not one JSON value.</exception>
-    public static bool TryRead(ref ReadOnlySequence<byte> buffer, long maxPacket, int maxDepth, ref long scanned, out JToken packet)
-    {
-        if (!DelimitedFrames.TryCut(ref buffer, CrLf, maxPacket, ref scanned, out var chunk))
-        {
-            packet = null!;
-            return false;
-        }
-
-        packet = NativeMeshCodec.Parse(chunk, maxDepth, type: null);
-        return true;
-    }
+    /// <summary>What ends a packet.</summary>
+    public static ReadOnlySpan<byte> CrLf => "\r\n"u8;
 
     /// <summary>Reads a last packet left without its <c>\r\n</c> when the stream ended (the Node reader delivers it too).</summary>
     public static bool TryReadTail(in ReadOnlySequence<byte> buffer, int maxDepth, out JToken packet)

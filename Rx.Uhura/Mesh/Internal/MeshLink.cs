@@ -24,7 +24,8 @@ internal sealed partial class MeshLink
     private long _queuedBytes;
     private int _closing;
     private volatile bool _aborted;
-    private long _scanned; // masterless: bytes of the unread buffer already searched for \r\n
+    private readonly NativeMeshFrameReader? _frames;
+    private readonly MasterlessPacketReader? _packets;
 
     public MeshLink(UhuraNode node, Stream stream, bool outgoing, string? dialedUri, string? expectedId)
     {
@@ -36,6 +37,15 @@ internal sealed partial class MeshLink
         Number = Interlocked.Increment(ref s_nextNumber);
         _input = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true, useZeroByteReads: true));
         _output = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
+        if (node.Options.Protocol == MeshProtocol.Masterless)
+        {
+            _packets = new MasterlessPacketReader(NativeMeshCodec.MaxHandshakeFrame, node.Options.MaxJsonDepth);
+        }
+        else
+        {
+            _frames = new NativeMeshFrameReader(NativeMeshCodec.MaxHandshakeFrame, node.Options.MaxJsonDepth);
+        }
+
         var now = node.Time.GetTimestamp();
         StartedAt = now;
         LastRead = now;
@@ -232,7 +242,6 @@ internal sealed partial class MeshLink
     private async Task ReadLoopAsync()
     {
         await Task.Yield();
-        var masterless = _node.Options.Protocol == MeshProtocol.Masterless;
         try
         {
             while (true)
@@ -245,19 +254,22 @@ internal sealed partial class MeshLink
                 }
 
                 var ended = false;
+                var consumed = buffer.Start;
+                var examined = buffer.Start;
                 try
                 {
-                    ended = masterless ? ReadPackets(ref buffer) : ReadFrames(ref buffer);
-                    if (!ended && result.IsCompleted && masterless && MasterlessCodec.TryReadTail(buffer, _node.Options.MaxJsonDepth, out var tail))
+                    ended = _packets is { } packets ? ReadPackets(packets, buffer, ref consumed, ref examined) : ReadFrames(_frames!, buffer, ref consumed, ref examined);
+                    if (!ended && result.IsCompleted && _packets is not null && _packets.TryParseLast(buffer.Slice(consumed), out var tail))
                     {
                         // The Node reader parses an unterminated last chunk at the end of the stream: so do we.
-                        buffer = buffer.Slice(buffer.End);
+                        consumed = buffer.End;
+                        examined = consumed;
                         ended = !_node.OnMasterlessPacket(this, tail);
                     }
                 }
                 finally
                 {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
+                    _input.AdvanceTo(consumed, examined);
                 }
 
                 if (ended)
@@ -267,9 +279,9 @@ internal sealed partial class MeshLink
 
                 if (result.IsCompleted)
                 {
-                    if (!buffer.IsEmpty && !masterless)
+                    if (_frames is not null && buffer.Slice(consumed).Length is > 0 and var left)
                     {
-                        Abort(new DecodeException($"The peer closed the link in the middle of a frame ({buffer.Length} bytes left)."));
+                        Abort(new DecodeException($"The peer closed the link in the middle of a frame ({left} bytes left)."));
                     }
                     else
                     {
@@ -300,10 +312,10 @@ internal sealed partial class MeshLink
     }
 
     /// <summary>Decodes and dispatches whole frames; true when the node ended the link.</summary>
-    private bool ReadFrames(ref ReadOnlySequence<byte> buffer)
+    private bool ReadFrames(NativeMeshFrameReader reader, in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
     {
-        var max = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize + 64;
-        while (NativeMeshCodec.TryRead(ref buffer, max, _node.Options.MaxJsonDepth, out var frame))
+        reader.MaxMessageSize = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize + 64;
+        while (reader.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var frame))
         {
             if (!_node.OnNativeFrame(this, frame) || IsClosing)
             {
@@ -314,10 +326,11 @@ internal sealed partial class MeshLink
         return false;
     }
 
-    private bool ReadPackets(ref ReadOnlySequence<byte> buffer)
+    /// <summary>Decodes and dispatches whole packets; true when the node ended the link.</summary>
+    private bool ReadPackets(MasterlessPacketReader reader, in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
     {
-        var max = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize;
-        while (MasterlessCodec.TryRead(ref buffer, max, _node.Options.MaxJsonDepth, ref _scanned, out var packet))
+        reader.MaxMessageSize = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize;
+        while (reader.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var packet))
         {
             if (!_node.OnMasterlessPacket(this, packet) || IsClosing)
             {

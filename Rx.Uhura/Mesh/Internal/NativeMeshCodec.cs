@@ -11,7 +11,7 @@ internal readonly record struct MeshFrame(MeshFrameType Type, JToken? Json = nul
 
 /// <summary>
 /// The native mesh framing: <c>u32 big-endian length (type byte + body), u8 type, body</c>. Handshake and bus bodies are
-/// JSON; sequence numbers are big-endian binary.
+/// JSON; sequence numbers are big-endian binary. Frames are read by <see cref="NativeMeshFrameReader"/>.
 /// </summary>
 internal static class NativeMeshCodec
 {
@@ -20,55 +20,6 @@ internal static class NativeMeshCodec
 
     /// <summary>Largest handshake frame accepted before the peer is identified.</summary>
     public const int MaxHandshakeFrame = 64 * 1024;
-
-    /// <summary>Reads one whole frame from the start of <paramref name="buffer"/>; false while it is incomplete.</summary>
-    /// <exception cref="FrameTooLargeException">The declared length is over <paramref name="maxFrame"/>.</exception>
-    /// <exception cref="DecodeException">The frame is malformed.</exception>
-    public static bool TryRead(ref ReadOnlySequence<byte> buffer, long maxFrame, int maxDepth, out MeshFrame frame)
-    {
-        frame = default;
-        if (buffer.Length < 4)
-        {
-            return false;
-        }
-
-        Span<byte> prefix = stackalloc byte[4];
-        buffer.Slice(0, 4).CopyTo(prefix);
-        var length = BinaryPrimitives.ReadUInt32BigEndian(prefix);
-        if (length == 0)
-        {
-            throw new DecodeException("A mesh frame declared a length of 0.");
-        }
-
-        if (length > maxFrame)
-        {
-            throw new FrameTooLargeException(maxFrame);
-        }
-
-        if (buffer.Length - 4 < length)
-        {
-            return false;
-        }
-
-        var content = buffer.Slice(4, length);
-        buffer = buffer.Slice(content.End);
-        var body = content.Slice(1);
-        var type = (MeshFrameType)content.FirstSpan[0];
-        frame = type switch
-        {
-            MeshFrameType.Hello or MeshFrameType.Welcome or MeshFrameType.Claim or MeshFrameType.Confirm or MeshFrameType.Refuse
-                => new MeshFrame(type, Json: ParseObject(body, maxDepth, type)),
-            MeshFrameType.Keep => body.Length == 1 ? new MeshFrame(type, Flag: body.FirstSpan[0] != 0) : throw Malformed(type, "1 byte"),
-            MeshFrameType.Ping => body.Length == 0 ? new MeshFrame(type) : throw Malformed(type, "no body"),
-            MeshFrameType.Packet => new MeshFrame(type, Json: Parse(body, maxDepth, type)),
-            MeshFrameType.Sync => body.Length == 9 ? new MeshFrame(type, Number: ReadUInt64(body), Flag: body.Slice(8).FirstSpan[0] != 0) : throw Malformed(type, "9 bytes"),
-            MeshFrameType.Ack => body.Length == 8 ? new MeshFrame(type, Number: ReadUInt64(body)) : throw Malformed(type, "8 bytes"),
-            MeshFrameType.Bus => body.Length > 8 ? new MeshFrame(type, Json: ParseObject(body.Slice(8), maxDepth, type), Number: ReadUInt64(body)) : throw Malformed(type, "a sequence number and a JSON body"),
-            MeshFrameType.Close => new MeshFrame(type, Text: DecodeText(body)),
-            _ => throw new ProtocolException($"Unknown mesh frame type {(byte)type}."),
-        };
-        return true;
-    }
 
     /// <summary>A whole frame with a JSON body.</summary>
     public static byte[] Frame(MeshFrameType type, JToken json) => Frame(type, Encoding.UTF8.GetBytes(json.ToString(Formatting.None)));
@@ -102,14 +53,14 @@ internal static class NativeMeshCodec
         return head;
     }
 
-    private static ulong ReadUInt64(in ReadOnlySequence<byte> body)
+    internal static ulong ReadUInt64(in ReadOnlySequence<byte> body)
     {
         Span<byte> bytes = stackalloc byte[8];
         body.Slice(0, 8).CopyTo(bytes);
         return BinaryPrimitives.ReadUInt64BigEndian(bytes);
     }
 
-    private static JObject ParseObject(in ReadOnlySequence<byte> body, int maxDepth, MeshFrameType type)
+    internal static JObject ParseObject(in ReadOnlySequence<byte> body, int maxDepth, MeshFrameType type)
         => Parse(body, maxDepth, type) as JObject ?? throw Malformed(type, "a JSON object");
 
     internal static JToken Parse(in ReadOnlySequence<byte> body, int maxDepth, MeshFrameType? type)
@@ -139,7 +90,7 @@ internal static class NativeMeshCodec
 
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
-    private static string DecodeText(in ReadOnlySequence<byte> body)
+    internal static string DecodeText(in ReadOnlySequence<byte> body)
     {
         try
         {
@@ -153,5 +104,5 @@ internal static class NativeMeshCodec
 
     internal static string Preview(string text) => text.Length <= 200 ? text : text[..200] + "…";
 
-    private static DecodeException Malformed(MeshFrameType type, string expected) => new($"A mesh {type} frame must carry {expected}.");
+    internal static DecodeException Malformed(MeshFrameType type, string expected) => new($"A mesh {type} frame must carry {expected}.");
 }

@@ -6,63 +6,81 @@ using Rx.Uhura.Internal;
 namespace Rx.Uhura.Protocol.Native;
 
 /// <summary>
-/// Cuts native frames (<c>u32 big-endian length, u8 type, body</c>) out of buffered bytes and decodes them. Stateless:
-/// each call starts at the buffer's first byte, which must be the start of a frame.
+/// The native wire's <see cref="IMessageReader{TMessage}"/>: cuts frames (<c>u32 big-endian length, u8 type, body</c>)
+/// out of buffered bytes and decodes them. Keeps no scan state (a frame's length comes first), only the link's
+/// maximum size and its cache of event names.
 /// </summary>
-internal static class NativeFrameReader
+internal sealed class NativeFrameReader : IMessageReader<NativeFrame>
 {
     /// <summary>The size of the length prefix.</summary>
     public const int LengthPrefixSize = 4;
 
     private const int RawDataBytes = 64;
 
+    private readonly Utf8NameCache? _names;
+    private long _maxMessageSize;
+
+    /// <summary>A reader for one link.</summary>
+    /// <param name="maxMessageSize">The largest length (type byte + body, the length prefix excluded) accepted.</param>
+    /// <param name="names">Recently decoded event names, reused instead of decoding the same name again (optional).</param>
+    public NativeFrameReader(long maxMessageSize, Utf8NameCache? names = null)
+    {
+        MaxMessageSize = maxMessageSize;
+        _names = names;
+    }
+
+    /// <inheritdoc/>
+    public long MaxMessageSize
+    {
+        get => _maxMessageSize;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxMessageSize = value;
+        }
+    }
+
     /// <summary>
-    /// Reads one whole frame from the start of <paramref name="buffer"/>. Returns false, with <paramref name="consumed"/>
-    /// at the buffer's start, while the frame is incomplete; a frame may be split across segments anywhere.
+    /// Reads one whole frame from the start of <paramref name="input"/>; a frame may be split across segments anywhere.
     /// </summary>
-    /// <param name="buffer">Buffered bytes starting at a frame boundary.</param>
-    /// <param name="maxFrameSize">The largest length (type byte + body, the length prefix excluded) accepted.</param>
-    /// <param name="frame">The frame read.</param>
-    /// <param name="consumed">The position after the frame.</param>
-    /// <exception cref="FrameTooLargeException">The declared length exceeds <paramref name="maxFrameSize"/>; thrown once the 4-byte prefix is buffered, before the body.</exception>
+    /// <exception cref="FrameTooLargeException">The declared length exceeds <see cref="MaxMessageSize"/>; thrown once the 4-byte prefix is buffered, before the body.</exception>
     /// <exception cref="DecodeException">The length is 0 or the body is malformed (too short, trailing bytes, invalid UTF-8, empty JSON).</exception>
     /// <exception cref="ProtocolException">The type byte is not a known frame type.</exception>
-    /// <param name="names">Recently decoded event names, reused instead of decoding the same name again (optional).</param>
-    public static bool TryRead(in ReadOnlySequence<byte> buffer, long maxFrameSize, out NativeFrame frame, out SequencePosition consumed, Utf8NameCache? names = null)
+    public bool TryParseMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out NativeFrame message)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxFrameSize, 1);
-        var reader = new SequenceReader<byte>(buffer);
+        var reader = new SequenceReader<byte>(input);
         if (!reader.TryReadBigEndian(out int signedLength))
         {
-            return Incomplete(buffer, out frame, out consumed);
+            return Incomplete(input, out message, ref examined);
         }
 
         var length = (uint)signedLength;
         if (length == 0)
         {
-            throw new DecodeException("A native frame declared a length of 0; every frame has at least its type byte.", Hex(buffer));
+            throw new DecodeException("A native frame declared a length of 0; every frame has at least its type byte.", Hex(input));
         }
 
-        if (length > maxFrameSize)
+        if (length > _maxMessageSize)
         {
-            throw new FrameTooLargeException(maxFrameSize);
+            throw new FrameTooLargeException(_maxMessageSize);
         }
 
         if (reader.Remaining < length)
         {
-            return Incomplete(buffer, out frame, out consumed);
+            return Incomplete(input, out message, ref examined);
         }
 
-        var content = buffer.Slice(reader.Position, length);
-        frame = Decode(content, names);
+        var content = input.Slice(reader.Position, length);
+        message = Decode(content, _names);
         consumed = content.End;
+        examined = consumed;
         return true;
     }
 
-    private static bool Incomplete(in ReadOnlySequence<byte> buffer, out NativeFrame frame, out SequencePosition consumed)
+    private static bool Incomplete(in ReadOnlySequence<byte> input, out NativeFrame frame, ref SequencePosition examined)
     {
         frame = default;
-        consumed = buffer.Start;
+        examined = input.End;
         return false;
     }
 
