@@ -123,10 +123,17 @@ public abstract class PoisonEventTests : IAsyncLifetime
         Assert.Equal(Limit - 256, (await received).Arg<string>(0)!.Length);
     }
 
-    public static TheoryData<string> Unencodable => ["undefined", "undefined inside an object", "NaN as a symbol", "Infinity as a symbol", "too deep"];
+    public static TheoryData<string> Unencodable => ["undefined", "undefined inside an object", "NaN as a symbol", "Infinity as a symbol", "too deep", .. Absurd];
 
     /// <summary>The values that are unencodable whatever the serializer settings (the server's settings are its own).</summary>
-    public static TheoryData<string> UnencodableAlways => ["undefined", "undefined inside an object", "too deep"];
+    public static TheoryData<string> UnencodableAlways => ["undefined", "undefined inside an object", "too deep", .. Absurd];
+
+    /// <summary>
+    /// What a hostile or careless caller passes: nesting 100,000 levels deep (serialized recursively, it overflowed the
+    /// stack and ended the process), a reference loop, and a task never awaited (serialized, its <c>Result</c> blocked
+    /// the sender for ever).
+    /// </summary>
+    private static readonly string[] Absurd = ["objects 100,000 deep", "tokens 100,000 deep", "a reference loop", "a task never completed", "a pending ValueTask"];
 
     /// <summary>Each value is written by Newtonsoft as something that is not JSON, or nests deeper than the peer reads.</summary>
     private static (object? Value, JsonSerializerSettings? Settings) Make(string what) => what switch
@@ -136,6 +143,11 @@ public abstract class PoisonEventTests : IAsyncLifetime
         "NaN as a symbol" => (new[] { double.NaN }, new JsonSerializerSettings { FloatFormatHandling = FloatFormatHandling.Symbol }),
         "Infinity as a symbol" => (new { x = double.PositiveInfinity }, new JsonSerializerSettings { FloatFormatHandling = FloatFormatHandling.Symbol }),
         "too deep" => (Nested(ConnectionOptions.Default.MaxJsonDepth), null),
+        "objects 100,000 deep" => (Chain.Deep(100_000), null),
+        "tokens 100,000 deep" => (Nested(100_000), null),
+        "a reference loop" => (Chain.Loop(), null),
+        "a task never completed" => (new TaskCompletionSource<int>().Task, null),
+        "a pending ValueTask" => (new ValueTask<int>(new TaskCompletionSource<int>().Task), null),
         _ => throw new ArgumentOutOfRangeException(nameof(what)),
     };
 
@@ -179,7 +191,7 @@ public abstract class PoisonEventTests : IAsyncLifetime
     }
 
     /// <summary>The unencodable values, and one whose serialization throws (the application's getter).</summary>
-    public static TheoryData<string> UnencodableSessionValues => ["undefined", "undefined inside an object", "too deep", "a getter that throws"];
+    public static TheoryData<string> UnencodableSessionValues => ["undefined", "undefined inside an object", "too deep", "a getter that throws", .. Absurd];
 
     private static (object? Value, JsonSerializerSettings? Settings) MakeSessionValue(string what) => what switch
     {
@@ -187,6 +199,47 @@ public abstract class PoisonEventTests : IAsyncLifetime
         "too deep" => (Nested(ConnectionOptions.Default.MaxJsonDepth - 1), null), // the wire adds two levels around it
         _ => Make(what),
     };
+
+    /// <summary>A linked list: as deep as it is long.</summary>
+    private sealed class Chain
+    {
+        public Chain? Next { get; set; }
+
+        public static Chain Deep(int depth)
+        {
+            var head = new Chain();
+            for (var i = 1; i < depth; i++)
+            {
+                head = new Chain { Next = head };
+            }
+
+            return head;
+        }
+
+        public static Chain Loop()
+        {
+            var chain = new Chain();
+            chain.Next = chain;
+            return chain;
+        }
+    }
+
+    [Theory]
+    [InlineData("undefined")]
+    [InlineData("too deep")]
+    [InlineData("tokens 100,000 deep")]
+    public async Task An_initial_session_the_peer_could_not_read_fails_the_clients_creation_not_every_handshake(string what)
+    {
+        var token = (JToken)MakeSessionValue(what).Value!;
+        var options = new UhuraClientOptions { Protocol = Protocol, Connection = Limits, InitialSession = new Dictionary<string, JToken> { ["fine"] = 1, ["bad"] = token } };
+        Assert.Throws<EncodeException>(() => UhuraClient.Connect(_server.Uri!, options));
+
+        var big = new UhuraClientOptions { Protocol = Protocol, Connection = Limits, InitialSession = new Dictionary<string, JToken> { ["big"] = new string('x', Limit) } };
+        Assert.Throws<FrameTooLargeException>(() => UhuraClient.Connect(_server.Uri!, big));
+
+        var (client, connection) = await ConnectAsync(); // the server never saw the refused ones
+        await AssertTheLinkCarriesOn(client, connection);
+    }
 
     private sealed class Thrower
     {

@@ -43,6 +43,57 @@ public class SendTests
     [Theory]
     [InlineData(MeshProtocol.Native)]
     [InlineData(MeshProtocol.Masterless)]
+    public async Task A_packet_or_bus_event_nested_100000_deep_looping_or_holding_a_task_is_an_encode_error_and_the_link_carries_on(MeshProtocol protocol)
+    {
+        await using var kit = new MeshTestKit();
+        var a = await kit.StartAsync("a", Options(protocol));
+        var b = await kit.StartAsync("b", Options(protocol));
+        await b.ConnectAsync(a.Info!).For();
+        await a.WhenConnectedAsync("b").For();
+
+        // Serialized recursively, the first overflowed the stack (the process ended); the task blocked the sender on its Result.
+        JToken deep = new JObject();
+        for (var i = 0; i < 100_000; i++)
+        {
+            deep = new JObject { ["x"] = deep };
+        }
+
+        object[] absurd = [deep, new { x = new Recursive() }, new { pending = new TaskCompletionSource<int>().Task }, new { x = Nested(UhuraNodeOptions.Default.MaxJsonDepth) }];
+        foreach (var bad in absurd)
+        {
+            Assert.Throws<EncodeException>(() => b.Send("a", bad));
+            Assert.Throws<EncodeException>(() => b.Send(["a"], bad));
+            if (protocol == MeshProtocol.Native)
+            {
+                Assert.Throws<EncodeException>(() => b.Emit("bad", bad));
+            }
+        }
+
+        var first = Wait.First(a.Messages);
+        Assert.True(b.Send("a", new { good = 1 }));
+        Assert.Equal(1, (int)(await first).Packet["good"]!);
+    }
+
+    private static JToken Nested(int depth)
+    {
+        JToken token = new JArray(1);
+        for (var i = 1; i < depth; i++)
+        {
+            token = new JArray(token);
+        }
+
+        return token;
+    }
+
+    /// <summary>Refers to itself: a reference loop.</summary>
+    private sealed class Recursive
+    {
+        public Recursive Self => this;
+    }
+
+    [Theory]
+    [InlineData(MeshProtocol.Native)]
+    [InlineData(MeshProtocol.Masterless)]
     public async Task Send_to_several_ids_counts_the_peers_and_sends_a_repeated_id_twice(MeshProtocol protocol)
     {
         await using var kit = new MeshTestKit();

@@ -88,7 +88,7 @@ public sealed partial class UhuraClient : IAsyncDisposable, IDisposable
 
         if (_options.InitialSession is { Count: > 0 } initial)
         {
-            Session.Replace(initial.ToDictionary(kv => kv.Key, kv => kv.Value.DeepClone()), SessionChangeOrigin.Local);
+            Session.Replace(Session.CheckInitial(initial), SessionChangeOrigin.Local);
         }
 
         Diagnostics.UhuraMetrics.ClientStarted(this);

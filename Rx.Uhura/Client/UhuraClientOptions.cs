@@ -70,7 +70,10 @@ public sealed record UhuraClientOptions
 
     /// <summary>
     /// The session to start with, for example one saved by an earlier process (<c>client.Session.Get()</c>). When it
-    /// holds a <c>sessionID</c> the server knows, the server resumes that session. Default: empty.
+    /// holds a <c>sessionID</c> the server knows, the server resumes that session. Default: empty. Its values are
+    /// checked as <see cref="Session.UhuraSession.Set(string, object?)"/> checks changes: one that
+    /// cannot be encoded or would exceed the limits fails the client's creation (<see cref="EncodeException"/>,
+    /// <see cref="FrameTooLargeException"/>, <see cref="SessionLimitException"/>) rather than every handshake.
     /// </summary>
     public IReadOnlyDictionary<string, Newtonsoft.Json.Linq.JToken>? InitialSession { get; init; }
 

@@ -34,7 +34,7 @@ public sealed partial class Connection
         bool strict;
         try
         {
-            payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out nameEnd, out strict);
+            payload = NodeWireCodec.EncodePayload(eventName, args, serializer, out nameEnd, out strict, limits.MaxJsonDepth);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {

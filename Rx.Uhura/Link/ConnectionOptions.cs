@@ -94,12 +94,7 @@ public sealed record ConnectionOptions
     /// deserializing with a configured <see cref="JsonSerializer"/> is safe from several threads). The caller's
     /// <see cref="SerializerSettings"/> are copied, never changed.
     /// </summary>
-    internal JsonSerializer CreateSerializer() => Serializers.GetValue(this, static options =>
-    {
-        var settings = options.SerializerSettings is { } custom ? new JsonSerializerSettings(custom) : new JsonSerializerSettings();
-        settings.DateParseHandling = DateParseHandling.None;
-        return JsonSerializer.Create(settings);
-    });
+    internal JsonSerializer CreateSerializer() => Serializers.GetValue(this, static options => Protocol.UhuraJson.CreateSerializer(options.SerializerSettings));
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ConnectionOptions, JsonSerializer> Serializers = new();
 

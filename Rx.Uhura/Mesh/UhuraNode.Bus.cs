@@ -2,6 +2,7 @@ using System.Text;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Mesh.Internal;
+using Rx.Uhura.Protocol;
 
 namespace Rx.Uhura.Mesh;
 
@@ -23,6 +24,7 @@ public sealed partial class UhuraNode
     /// <param name="args">The arguments (anything the serializer can write).</param>
     /// <exception cref="NotSupportedException">The node speaks <see cref="MeshProtocol.Masterless"/>, which has no bus.</exception>
     /// <exception cref="ObjectDisposedException">The node was closed (<see cref="CloseAsync"/>).</exception>
+    /// <exception cref="EncodeException">An argument cannot be serialized (a reference loop, a task, nesting deeper than <see cref="UhuraNodeOptions.MaxJsonDepth"/> allows inside a bus frame).</exception>
     public void Emit(string eventName, params ReadOnlySpan<object?> args)
     {
         ArgumentNullException.ThrowIfNull(eventName);
@@ -32,9 +34,17 @@ public sealed partial class UhuraNode
         }
 
         var array = new JArray();
-        foreach (var arg in args)
+        try
         {
-            array.Add(arg is null ? JValue.CreateNull() : arg as JToken ?? JToken.FromObject(arg, _serializer));
+            foreach (var arg in args)
+            {
+                // A bus body is {"a":[args...], ...}: an argument may nest two levels less than a frame.
+                array.Add(UhuraJson.ToToken(arg, _serializer, Math.Max(1, Options.MaxJsonDepth - 2)));
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new EncodeException(eventName, ex);
         }
 
         var raised = new List<NodeEvent>();

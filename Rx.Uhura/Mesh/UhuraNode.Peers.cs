@@ -6,6 +6,7 @@ using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Internal;
 using Rx.Uhura.Mesh.Internal;
+using Rx.Uhura.Protocol;
 using Rx.Uhura.Transport;
 
 namespace Rx.Uhura.Mesh;
@@ -18,6 +19,7 @@ public sealed partial class UhuraNode
     /// or any object that serializes to one) waits when the peer is handshaking or being reconnected.
     /// </summary>
     /// <exception cref="ArgumentException">The packet is not a JSON object (masterless's <c>TypeError</c>).</exception>
+    /// <exception cref="EncodeException">The packet cannot be serialized (a reference loop, a task, nesting deeper than <see cref="UhuraNodeOptions.MaxJsonDepth"/>).</exception>
     public bool Send(string id, object packet)
     {
         ArgumentNullException.ThrowIfNull(id);
@@ -33,6 +35,7 @@ public sealed partial class UhuraNode
     /// Returns how many of the ids are peers (a repeated id is sent twice, as masterless does).
     /// </summary>
     /// <exception cref="ArgumentException">The packet is not a JSON object.</exception>
+    /// <exception cref="EncodeException">The packet cannot be serialized.</exception>
     public int Send(IEnumerable<string> ids, object packet)
     {
         ArgumentNullException.ThrowIfNull(ids);
@@ -137,7 +140,16 @@ public sealed partial class UhuraNode
     private byte[] EncodePacket(object packet)
     {
         ArgumentNullException.ThrowIfNull(packet);
-        var token = packet as JToken ?? JToken.FromObject(packet, _serializer);
+        JToken token;
+        try
+        {
+            token = UhuraJson.ToToken(packet, _serializer, Options.MaxJsonDepth);
+        }
+        catch (JsonException ex)
+        {
+            throw new EncodeException("(packet)", ex);
+        }
+
         if (token is not JObject)
         {
             throw new ArgumentException($"A packet must be a JSON object, not {token.Type}.", nameof(packet));

@@ -92,12 +92,7 @@ public sealed record UhuraNodeOptions
     /// <summary>Where the node logs. Default: nowhere.</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 
-    internal JsonSerializer CreateSerializer()
-    {
-        var settings = SerializerSettings is { } custom ? new JsonSerializerSettings(custom) : new JsonSerializerSettings();
-        settings.DateParseHandling = DateParseHandling.None;
-        return JsonSerializer.Create(settings);
-    }
+    internal JsonSerializer CreateSerializer() => Rx.Uhura.Protocol.UhuraJson.CreateSerializer(SerializerSettings);
 
     internal void Validate()
     {

@@ -41,9 +41,11 @@ internal static class NodeWireCodec
     /// <summary>
     /// As <see cref="EncodePayload(string, ReadOnlySpan{object?}, JsonSerializer, out int)"/>; <paramref name="strict"/>
     /// is true when every argument was a simple value written by <see cref="FastJsonWriter"/>: valid UTF-8, strict JSON,
-    /// one level deep, so a sender need not validate it again.
+    /// one level deep, so a sender need not validate it again. Nothing nests deeper than <paramref name="maxDepth"/> (the
+    /// outer array counts one): a deeper value fails with a <see cref="JsonWriterException"/> before the writer recurses
+    /// further.
     /// </summary>
-    public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd, out bool strict)
+    public static byte[] EncodePayload(string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd, out bool strict, int maxDepth = int.MaxValue)
     {
         var state = t_encoder ??= new EncoderState();
         if (state.InUse)
@@ -53,7 +55,7 @@ internal static class NodeWireCodec
             var nested = new EncoderState();
             try
             {
-                return Encode(nested, name, args, serializer, out nameEnd, out strict);
+                return Encode(nested, name, args, serializer, out nameEnd, out strict, maxDepth);
             }
             finally
             {
@@ -64,7 +66,7 @@ internal static class NodeWireCodec
         state.InUse = true;
         try
         {
-            return Encode(state, name, args, serializer, out nameEnd, out strict);
+            return Encode(state, name, args, serializer, out nameEnd, out strict, maxDepth);
         }
         finally
         {
@@ -72,7 +74,7 @@ internal static class NodeWireCodec
         }
     }
 
-    private static byte[] Encode(EncoderState state, string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd, out bool strict)
+    private static byte[] Encode(EncoderState state, string name, ReadOnlySpan<object?> args, JsonSerializer serializer, out int nameEnd, out bool strict, int maxDepth)
     {
         strict = false;
         var buffer = state.Buffer;
@@ -106,7 +108,7 @@ internal static class NodeWireCodec
         state.Text.SetOutput(buffer);
         try
         {
-            using (var writer = new JsonTextWriter(state.Text) { CloseOutput = false, Formatting = Formatting.None })
+            using (var writer = new UhuraJson.DepthLimitedTextWriter(state.Text, maxDepth) { CloseOutput = false, Formatting = Formatting.None })
             {
                 writer.WriteStartArray();
                 writer.WriteValue(name);
@@ -128,14 +130,6 @@ internal static class NodeWireCodec
             buffer.Reset();
         }
     }
-
-    /// <summary>Converts a value to a detached <see cref="JToken"/> (JTokens are cloned so later changes by the caller do not leak in).</summary>
-    public static JToken ToToken(object? value, JsonSerializer serializer) => value switch
-    {
-        null => JValue.CreateNull(),
-        JToken token => token.DeepClone(),
-        _ => JToken.FromObject(value, serializer),
-    };
 
     public static void WriteLegacy(IBufferWriter<byte> output, ReadOnlySpan<byte> payload) => output.Write(payload);
 

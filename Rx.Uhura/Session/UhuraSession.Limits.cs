@@ -39,7 +39,7 @@ public sealed partial class UhuraSession
         byte[] json;
         try
         {
-            token = NodeWireCodec.ToToken(value, _serializer);
+            token = UhuraJson.ToToken(value, _serializer, Limits.MaxJsonDepth);
             json = StrictUtf8.GetBytes(token.ToString(Formatting.None));
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -64,6 +64,30 @@ public sealed partial class UhuraSession
         }
 
         return token;
+    }
+
+    /// <summary>
+    /// A copy of an initial session (<see cref="UhuraClientOptions.InitialSession"/>), checked as <see cref="Set(IEnumerable{KeyValuePair{string, object?}})"/>
+    /// checks changes: every value encodable and within the limits. Unchecked, a value the peer refuses would go out with
+    /// every handshake and end every link.
+    /// </summary>
+    internal Dictionary<string, JToken> CheckInitial(IReadOnlyDictionary<string, JToken> initial)
+    {
+        var copy = new Dictionary<string, JToken>(StringComparer.Ordinal);
+        var changes = new List<(string Key, long Size)>(initial.Count);
+        foreach (var (key, value) in initial)
+        {
+            ArgumentNullException.ThrowIfNull(key, nameof(initial));
+            copy[key] = Encode(key, value, out var size);
+            changes.Add((key, size));
+        }
+
+        lock (_gate)
+        {
+            CheckLimitsLocked(changes);
+        }
+
+        return copy;
     }
 
     /// <summary>Under <c>_gate</c>: refuses changes that would take the session past its limits (nothing applied then).</summary>
