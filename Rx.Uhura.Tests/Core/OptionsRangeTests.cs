@@ -23,6 +23,9 @@ public sealed class OptionsRangeTests : IAsyncLifetime
         { "CloseTimeout", () => new UhuraClientOptions { Connection = ConnectionOptions.Default with { CloseTimeout = TimeSpan.FromDays(50) } } },
         { "CloseTimeout", () => new UhuraClientOptions { Connection = ConnectionOptions.Default with { CloseTimeout = TimeSpan.FromSeconds(-2) } } },
         { "HandshakeTimeout", () => new UhuraClientOptions { Connection = ConnectionOptions.Default with { HandshakeTimeout = TimeSpan.MaxValue } } },
+        { "HeartbeatInterval", () => new UhuraClientOptions { Connection = ConnectionOptions.Default with { HeartbeatInterval = TimeSpan.FromSeconds(-1) } } },
+        { "HeartbeatInterval", () => new UhuraClientOptions { Connection = ConnectionOptions.Default with { HeartbeatInterval = TimeSpan.Zero } } },
+        { "HeartbeatInterval", () => new UhuraClientOptions { Connection = ConnectionOptions.Default with { HeartbeatInterval = TimeSpan.MaxValue } } },
         { "MaxDelay", () => new UhuraClientOptions { Reconnect = ReconnectOptions.Default with { MaxDelay = TimeSpan.MaxValue } } },
         { "MaxDelay", () => new UhuraClientOptions { Reconnect = ReconnectOptions.Default with { FirstDelay = TimeSpan.FromDays(2), MaxDelay = TimeSpan.FromDays(2) } } },
     };

@@ -60,7 +60,8 @@ public sealed record ConnectionOptions
 
     /// <summary>
     /// Native protocol: the heartbeat interval a client proposes (the server clamps it to 100 ms .. 1 h). A side sends
-    /// Ping after writing nothing for this long and drops a link that sent nothing for twice as long. Default 15 s.
+    /// Ping after writing nothing for this long and drops a link that sent nothing for twice as long. Positive, at most
+    /// about 49.7 days (before: a negative one was silently sent as 0). Default 15 s.
     /// </summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
 
@@ -126,6 +127,7 @@ public sealed record ConnectionOptions
         }
 
         Internal.TimeoutChecks.Check(HandshakeTimeout, nameof(HandshakeTimeout), allowInfinite: true);
+        Internal.TimeoutChecks.Check(HeartbeatInterval, nameof(HeartbeatInterval));
 
         if (MaxQueuedDeliveries < 1)
         {
