@@ -152,7 +152,7 @@ public sealed partial class Connection
         }
 
         _refusal = new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(reason) { ConnectionId = Id });
-        _refused = true;
+        _handshake = HandshakeProgress.Refused;
         _ = CloseRefusedAsync(); // the read loop writes the refusal when its batch ends
         return false;
     }
@@ -204,7 +204,7 @@ public sealed partial class Connection
         {
             _objectMode = objectMode;
             _acksEnabled = acks;
-            _handshakeDone = true;
+            _handshake = HandshakeProgress.Done;
             while (TakePreReadyLocked(out var queued))
             {
                 WriteMessageLocked(queued);
@@ -247,7 +247,7 @@ public sealed partial class Connection
         var config = array.Count > 1 ? array[1] as JObject : null;
         lock (_gate)
         {
-            if (_handshakeDone || HasEnded)
+            if (HandshakeDone || HasEnded)
             {
                 return;
             }
@@ -255,7 +255,7 @@ public sealed partial class Connection
             _objectMode = JsonTruthiness.IsTruthy(config?["objectMode"]);
             _acksEnabled = _objectMode && JsonTruthiness.IsTruthy(config?["enableAcks"]);
             Resumed = _sentSessionId is not null && string.Equals(_sentSessionId, Session.Id, StringComparison.Ordinal);
-            _handshakeDone = true;
+            _handshake = HandshakeProgress.Done;
             _setDuringHandshake = null; // from now on the server's changes apply (see Connection.NodeSession.cs)
             while (TakePreReadyLocked(out var queued))
             {

@@ -195,7 +195,7 @@ public sealed partial class Connection
     internal Task ShutdownCompleted => _shutdownCompleted.Task;
 
     /// <summary>
-    /// How far a link got, one way only (<see cref="Reach"/>): open (the handshake may still run: <c>_handshakeDone</c>),
+    /// How far a link got, one way only (<see cref="Reach"/>): open (the handshake may still run: <see cref="HandshakeProgress"/>),
     /// its output ended (this side's Close or half-close is written or due, after a local close or the peer's Close, or a
     /// refusal; the peer may still send), ended (<see cref="Shutdown"/>: nothing is read, written or delivered any more).
     /// Who began the close is the other half of the state (<c>_closing</c>), since a peer's Close ends the output too.
@@ -206,6 +206,28 @@ public sealed partial class Connection
         OutputEnded,
         Ended,
     }
+
+    /// <summary>
+    /// How far the handshake got: awaiting the peer's greeting; (native) the peer's preface read; its greeting (Hello,
+    /// Welcome, 'start') arrived and is being handled, so a second one is a protocol error; done (events flow); or,
+    /// instead of done, refused (server: the client failed authentication; what it sends next is ignored until the link
+    /// ends). Only moves forward: the read loop writes the first three, the handshake's end (under <c>_gate</c>) the
+    /// last two. (A Node-wire client goes from awaiting to done: 'connect' is its greeting and its end at once.)
+    /// </summary>
+    private enum HandshakeProgress : byte
+    {
+        Awaiting,
+        PrefaceRead,
+        Greeted,
+        Done,
+        Refused,
+    }
+
+    /// <summary>The handshake is done: events flow (see <see cref="HandshakeProgress"/>).</summary>
+    private bool HandshakeDone => _handshake == HandshakeProgress.Done;
+
+    /// <summary>The peer's greeting arrived (it may still be being handled, or the handshake ended).</summary>
+    private bool Greeted => _handshake >= HandshakeProgress.Greeted;
 
     /// <summary>The link ended (<see cref="LinkProgress.Ended"/>); read without the gate by the read loop.</summary>
     private bool HasEnded => Volatile.Read(ref _phase) >= (int)LinkProgress.Ended;

@@ -17,8 +17,6 @@ public sealed partial class Connection
     private Utf8NameCache? _namesCache;
     private NativeFrameReader? _nativeReader;
     private JObject? _setBeforeWelcome;
-    private bool _prefaceRead;
-    private bool _welcomed;
     private bool _heartbeats;
     private bool _peerClosed;
     private long _ackedUpTo;
@@ -39,7 +37,7 @@ public sealed partial class Connection
     /// <summary>Reads the preface and whole frames from <paramref name="buffer"/>; acks once per batch.</summary>
     private async ValueTask ReadNativeAsync(ReadOnlySequence<byte> buffer, Ref<SequencePosition> consumed, Ref<SequencePosition> examined)
     {
-        if (!_prefaceRead)
+        if (_handshake == HandshakeProgress.Awaiting)
         {
             if (!NativePreface.TryRead(buffer.Slice(consumed.Value), out var afterPreface, out var version))
             {
@@ -53,7 +51,7 @@ public sealed partial class Connection
             }
 
             consumed.Value = afterPreface;
-            _prefaceRead = true;
+            _handshake = HandshakeProgress.PrefaceRead;
         }
 
         while (!HasEnded)
@@ -116,7 +114,7 @@ public sealed partial class Connection
     /// </summary>
     private async ValueTask RefuseEventAsync(long seq, DecodeException error)
     {
-        if (!_handshakeDone || !_acksEnabled || _native is not { } stream)
+        if (!HandshakeDone || !_acksEnabled || _native is not { } stream)
         {
             return; // without acks nothing is sent again anyway
         }
@@ -201,7 +199,7 @@ public sealed partial class Connection
 
     private ValueTask HandleNativeFrame(in NativeFrame frame)
     {
-        if (_refused)
+        if (_handshake == HandshakeProgress.Refused)
         {
             return ValueTask.CompletedTask;
         }
@@ -213,16 +211,16 @@ public sealed partial class Connection
 
         switch (frame.Type)
         {
-            case NativeFrameType.Hello when IsServer && !_startReceived:
-                _startReceived = true;
+            case NativeFrameType.Hello when IsServer && !Greeted:
+                _handshake = HandshakeProgress.Greeted;
                 return HandleHelloAsync(frame);
-            case NativeFrameType.Welcome when !IsServer && !_welcomed:
-                _welcomed = true;
+            case NativeFrameType.Welcome when !IsServer && !Greeted:
+                _handshake = HandshakeProgress.Greeted;
                 HandleWelcome(frame);
                 return ValueTask.CompletedTask;
             case NativeFrameType.Hello or NativeFrameType.Welcome:
                 throw new ProtocolException($"Unexpected {frame.Type} frame.");
-            case NativeFrameType.Close when !IsServer && !_welcomed:
+            case NativeFrameType.Close when !IsServer && !Greeted:
                 // The server turned the client away instead of welcoming it.
                 _peerClosed = true;
                 Shutdown(frame.CloseCode == NativeCloseCodes.Unauthorized
@@ -231,7 +229,7 @@ public sealed partial class Connection
                 return ValueTask.CompletedTask;
         }
 
-        if (!_handshakeDone)
+        if (!HandshakeDone)
         {
             throw new ProtocolException($"A {frame.Type} frame arrived before the handshake completed.");
         }

@@ -167,7 +167,7 @@ public sealed partial class Connection
         _pending.Write(NativePreface.Bytes);
         NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
         _wroteFirst = true;
-        _handshakeDone = true;
+        _handshake = HandshakeProgress.Done;
         foreach (var message in held)
         {
             if (message.Seq != 0 && message.Seq <= (long)clientReceived)
@@ -238,7 +238,7 @@ public sealed partial class Connection
                 stream.Established = true; // the proposal stays until the keys below name the session
             }
 
-            _handshakeDone = true;
+            _handshake = HandshakeProgress.Done;
             if (_setBeforeWelcome is { } changes)
             {
                 _setBeforeWelcome = null;

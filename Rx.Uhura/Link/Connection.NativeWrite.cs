@@ -72,7 +72,7 @@ public sealed partial class Connection
                 return;
             }
 
-            if (!_handshakeDone)
+            if (!HandshakeDone)
             {
                 // Hello is gone and nothing but Hello may precede Welcome: send these changes right after it.
                 _setBeforeWelcome ??= new JObject();

@@ -25,7 +25,7 @@ public sealed partial class Connection
 
         lock (_gate)
         {
-            if (!_handshakeDone)
+            if (!HandshakeDone)
             {
                 (_setDuringHandshake ??= new HashSet<string>(StringComparer.Ordinal)).Add(key);
             }

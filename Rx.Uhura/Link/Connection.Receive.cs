@@ -14,16 +14,12 @@ public sealed partial class Connection
     private string? _sentSessionId;
     private Server.ServerSession? _serverSession;
     private bool _invalidated;
-    private bool _startReceived;
 
     /// <summary>The read loop waits for the dispatcher's queue to have room (the heartbeat timeout is suspended meanwhile).</summary>
     private bool _deliveryBackpressured;
 
     /// <summary>True while the read loop waits for the dispatcher's queue to have room (tests: a state to reach before moving a virtual clock).</summary>
     internal bool IsDeliveryBackpressured => Volatile.Read(ref _deliveryBackpressured);
-
-    /// <summary>Server: the client was refused at the handshake; whatever else it sends is ignored until the link ends.</summary>
-    private bool _refused;
 
     /// <summary>Server: why the link ends, once the client was refused (whichever side then closes first).</summary>
     private DisconnectInfo? _refusal;
@@ -175,7 +171,7 @@ public sealed partial class Connection
     /// </summary>
     private ValueTask HandleNodeElement(byte[] element)
     {
-        if (_refused)
+        if (_handshake == HandshakeProgress.Refused)
         {
             return ValueTask.CompletedTask;
         }
@@ -242,8 +238,8 @@ public sealed partial class Connection
             case "_set":
                 HandleSet(array);
                 return ValueTask.CompletedTask;
-            case "start" when IsServer && !_startReceived:
-                _startReceived = true;
+            case "start" when IsServer && !Greeted:
+                _handshake = HandshakeProgress.Greeted;
                 return HandleStartAsync(array);
             case "start":
                 throw new ProtocolException(IsServer ? "A second 'start' was received." : "A server does not send 'start'.");
@@ -256,7 +252,7 @@ public sealed partial class Connection
             case "invalidateSession" when !IsServer:
                 HandleInvalidated();
                 return ValueTask.CompletedTask;
-            case "_unauthorized" when !IsServer && !_handshakeDone:
+            case "_unauthorized" when !IsServer && !HandshakeDone:
                 var why = array.Count > 1 && array[1] is JObject refusal && refusal["reason"] is { Type: JTokenType.String } text ? (string)text! : "Not authorized.";
                 Shutdown(new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(why) { ConnectionId = Id }));
                 return ValueTask.CompletedTask;
@@ -289,7 +285,7 @@ public sealed partial class Connection
             throw new ProtocolException($"Unknown internal event '{Truncate(name)}'.");
         }
 
-        if (IsServer && !_startReceived)
+        if (IsServer && !Greeted)
         {
             throw new ProtocolException($"Event '{Truncate(name)}' arrived before the 'start' handshake.");
         }

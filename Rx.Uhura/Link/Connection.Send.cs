@@ -22,7 +22,6 @@ public sealed partial class Connection : ISessionSink
     private TaskCompletionSource<bool>? _idle; // true: idle reached; false: the link ended with events undelivered
     private long _nextSeq;
     private long _heldBytes; // payload bytes of the messages in the collections above (bounded by ConnectionOptions.MaxQueuedBytes)
-    private bool _handshakeDone;
     private bool _objectMode;
     private bool _acksEnabled;
     private bool _writerActive;
@@ -31,6 +30,7 @@ public sealed partial class Connection : ISessionSink
     private bool _wroteFirst;
     private bool _closing; // this side began the close (or the link ended): who closes, beside how far the link got (_phase)
     private int _phase;    // a LinkProgress, only ever raised (Reach)
+    private HandshakeProgress _handshake;
 
     /// <summary>
     /// Sends an event to the peer (uhura's <c>send(event, ...args)</c>). Arguments are serialized with Newtonsoft.Json
@@ -138,7 +138,7 @@ public sealed partial class Connection : ISessionSink
         {
             held = _heldBytes;
             if (_closing || held == 0 || held + atLeast <= _options.MaxQueuedBytes
-                || (_handshakeDone && _options.SlowConsumerPolicy != SlowConsumerPolicy.FailSend))
+                || (HandshakeDone && _options.SlowConsumerPolicy != SlowConsumerPolicy.FailSend))
             {
                 return null;
             }
@@ -176,7 +176,7 @@ public sealed partial class Connection : ISessionSink
             }
 
             var overBytes = _heldBytes > 0 && _heldBytes + message.Payload.Length > _options.MaxQueuedBytes;
-            if (!_handshakeDone)
+            if (!HandshakeDone)
             {
                 if (_preReady.Count >= _options.MaxQueuedMessages || overBytes)
                 {
@@ -216,7 +216,7 @@ public sealed partial class Connection : ISessionSink
         {
             foreach (var message in messages)
             {
-                if (_handshakeDone)
+                if (HandshakeDone)
                 {
                     WriteMessageLocked(message);
                 }

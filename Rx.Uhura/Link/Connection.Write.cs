@@ -196,7 +196,7 @@ public sealed partial class Connection
 
         if (_wire == WireProtocol.Native)
         {
-            if (_handshakeDone)
+            if (HandshakeDone)
             {
                 Protocol.Native.NativeFrameWriter.WriteClose(_pending, Protocol.Native.NativeCloseCodes.Normal, string.Empty);
             }

@@ -185,7 +185,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             // No handshake: the link is ready at once (a server publishes it before reading anything).
             lock (_gate)
             {
-                _handshakeDone = true;
+                _handshake = HandshakeProgress.Done;
                 while (TakePreReadyLocked(out var queued))
                 {
                     WriteMessageLocked(queued); // handed over by a client before the link started
