@@ -17,13 +17,11 @@ public sealed partial class Connection
     private Utf8NameCache? _namesCache;
     private NativeFrameReader? _nativeReader;
     private JObject? _setBeforeWelcome;
-    private bool _heartbeats;
     private bool _peerClosed;
     private long _ackedUpTo;
     private TimeSpan _heartbeatInterval;
     private ITimer? _heartbeatTimer;
-    private long _lastReadTimestamp;
-    private long _lastWriteTimestamp;
+    private Liveness? _liveness; // made when heartbeats start
 
     /// <summary>Event names recently read on this link (made on the first event: an idle link has none).</summary>
     private Utf8NameCache Names => _namesCache ??= new Utf8NameCache();

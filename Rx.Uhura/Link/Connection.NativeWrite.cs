@@ -107,11 +107,15 @@ public sealed partial class Connection
             return;
         }
 
-        _heartbeats = true;
         _heartbeatInterval = interval;
         var time = _options.TimeProvider;
-        _lastReadTimestamp = time.GetTimestamp();
-        _lastWriteTimestamp = _lastReadTimestamp;
+        var liveness = new Liveness(time);
+        if (Volatile.Read(ref _deliveryBackpressured))
+        {
+            liveness.Suspend();
+        }
+
+        _liveness = liveness;
         var tick = TimeSpan.FromTicks(Math.Max(interval.Ticks / 2, 1));
         _heartbeatTimer = time.CreateTimer(static state => ((Connection)state!).HeartbeatTick(), this, tick, tick);
     }
@@ -123,33 +127,19 @@ public sealed partial class Connection
             return;
         }
 
-        var time = _options.TimeProvider;
-        if (!Volatile.Read(ref _deliveryBackpressured) && time.GetElapsedTime(Volatile.Read(ref _lastReadTimestamp)) >= 2 * _heartbeatInterval)
+        switch (_liveness!.Check(2 * _heartbeatInterval, _heartbeatInterval))
         {
-            _logger.LogInformation("Connection {Id}: nothing received for {Timeout}; dropping the link", Id, 2 * _heartbeatInterval);
-            Shutdown(new DisconnectInfo(DisconnectReason.TransportError, new TimeoutException($"No frame from the peer for {(2 * _heartbeatInterval).TotalMilliseconds} ms (heartbeat timeout).")));
-            return;
-        }
-
-        if (time.GetElapsedTime(Volatile.Read(ref _lastWriteTimestamp)) >= _heartbeatInterval)
-        {
-            WriteNativeControl(static (output, nonce) => NativeFrameWriter.WritePing(output, nonce), (ulong)time.GetTimestamp());
+            case LivenessVerdict.PeerSilent:
+                _logger.LogInformation("Connection {Id}: nothing received for {Timeout}; dropping the link", Id, 2 * _heartbeatInterval);
+                Shutdown(new DisconnectInfo(DisconnectReason.TransportError, new TimeoutException($"No frame from the peer for {(2 * _heartbeatInterval).TotalMilliseconds} ms (heartbeat timeout).")));
+                break;
+            case LivenessVerdict.Ping:
+                WriteNativeControl(static (output, nonce) => NativeFrameWriter.WritePing(output, nonce), (ulong)_options.TimeProvider.GetTimestamp());
+                break;
         }
     }
 
-    private void NoteRead()
-    {
-        if (_heartbeats)
-        {
-            Volatile.Write(ref _lastReadTimestamp, _options.TimeProvider.GetTimestamp());
-        }
-    }
+    private void NoteRead() => _liveness?.NoteRead();
 
-    private void NoteWrite()
-    {
-        if (_heartbeats)
-        {
-            Volatile.Write(ref _lastWriteTimestamp, _options.TimeProvider.GetTimestamp());
-        }
-    }
+    private void NoteWrite() => _liveness?.NoteWrite();
 }

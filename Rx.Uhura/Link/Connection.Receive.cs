@@ -148,13 +148,18 @@ public sealed partial class Connection
     private async Task WaitForDeliveryAsync()
     {
         Volatile.Write(ref _deliveryBackpressured, true);
+        _liveness?.Suspend();
         try
         {
             await _dispatcher.WhenSpaceAsync().WaitAsync(_readCancel.Token).ConfigureAwait(false);
         }
         finally
         {
-            NoteRead();
+            if (_liveness is { } liveness)
+            {
+                liveness.Resume(); // the peer's silence counts from now
+            }
+
             Volatile.Write(ref _deliveryBackpressured, false);
         }
     }

@@ -120,13 +120,14 @@ public sealed partial class UhuraNode
                 {
                     // A link waiting for room in the dispatcher is not reading, so its silence says nothing about the
                     // peer: the timeout measures what the peer sends, not how fast the subscribers consume.
-                    if (Options.PeerTimeout != Timeout.InfiniteTimeSpan && !link.WaitsForDelivery && Time.GetElapsedTime(link.LastRead, now) >= Options.PeerTimeout)
+                    switch (link.Liveness.Check(Options.PeerTimeout, Options.HeartbeatInterval))
                     {
-                        link.Abort(new PeerLostException($"Nothing arrived from peer {link.RemoteId} for {Options.PeerTimeout.TotalSeconds:0.###} s: it is taken as dead.", link.RemoteId));
-                    }
-                    else if (Time.GetElapsedTime(link.LastWrite, now) >= Options.HeartbeatInterval)
-                    {
-                        link.Enqueue(Protocol == MeshProtocol.Native ? PingFrame : MasterlessHeartbeat);
+                        case LivenessVerdict.PeerSilent:
+                            link.Abort(new PeerLostException($"Nothing arrived from peer {link.RemoteId} for {Options.PeerTimeout.TotalSeconds:0.###} s: it is taken as dead.", link.RemoteId));
+                            break;
+                        case LivenessVerdict.Ping:
+                            link.Enqueue(Protocol == MeshProtocol.Native ? PingFrame : MasterlessHeartbeat);
+                            break;
                     }
                 }
             }

@@ -6,14 +6,6 @@ internal sealed partial class MeshLink
     /// <summary>Completes when the link starts closing (gracefully or not): a read loop waiting for room stops waiting.</summary>
     private readonly TaskCompletionSource _closingSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private volatile bool _waitsForDelivery;
-
-    /// <summary>
-    /// The read loop waits for room in the node's dispatcher, so it reads nothing: the heartbeat check must not take the
-    /// peer's frames waiting unread in the socket for the peer's silence.
-    /// </summary>
-    public bool WaitsForDelivery => _waitsForDelivery;
-
     /// <summary>
     /// Back-pressure: the node's subscribers are slower than its peers, and the dispatcher's queue is full, so the read
     /// loop waits before reading on; the peer's frames wait in the socket meanwhile (its bus events stay unacknowledged).
@@ -22,7 +14,7 @@ internal sealed partial class MeshLink
     /// </summary>
     private async Task<bool> WaitForDeliveryAsync()
     {
-        _waitsForDelivery = true;
+        Liveness.Suspend();
         try
         {
             var space = _node.WhenDeliverySpaceAsync();
@@ -35,8 +27,7 @@ internal sealed partial class MeshLink
         }
         finally
         {
-            LastRead = _node.Time.GetTimestamp(); // before the flag clears: the check never sees the old time unsuspended
-            _waitsForDelivery = false;
+            Liveness.Resume(); // the peer's silence counts from now
         }
     }
 

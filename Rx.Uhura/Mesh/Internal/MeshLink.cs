@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
 
 namespace Rx.Uhura.Mesh.Internal;
 
@@ -46,10 +47,8 @@ internal sealed partial class MeshLink
             _frames = new NativeMeshFrameReader(NativeMeshCodec.MaxHandshakeFrame, node.Options.MaxJsonDepth);
         }
 
-        var now = node.Time.GetTimestamp();
-        StartedAt = now;
-        LastRead = now;
-        LastWrite = now;
+        StartedAt = node.Time.GetTimestamp();
+        Liveness = new Liveness(node.Time);
     }
 
     /// <summary>A process-wide number for logs.</summary>
@@ -101,9 +100,8 @@ internal sealed partial class MeshLink
 
     public long StartedAt { get; }
 
-    public long LastRead { get; private set; }
-
-    public long LastWrite { get; private set; }
+    /// <summary>What the link last read and wrote, and whether reading is suspended: the node's heartbeat tick checks it.</summary>
+    public Liveness Liveness { get; }
 
     /// <summary>Why the link ended (null: closed on purpose).</summary>
     public Exception? CloseReason { get; private set; }
@@ -138,7 +136,7 @@ internal sealed partial class MeshLink
             return false;
         }
 
-        LastWrite = _node.Time.GetTimestamp();
+        Liveness.NoteWrite();
         return _queue.Writer.TryWrite(frame);
     }
 
@@ -250,7 +248,7 @@ internal sealed partial class MeshLink
                 var buffer = result.Buffer;
                 if (!buffer.IsEmpty)
                 {
-                    LastRead = _node.Time.GetTimestamp();
+                    Liveness.NoteRead();
                 }
 
                 var ended = false;
