@@ -56,13 +56,21 @@ public sealed class OutboundMemoryTests(Xunit.Abstractions.ITestOutputHelper out
             var baselineWorkingSet = process.WorkingSet64;
             long peak = baselineWorkingSet;
             var sampling = new Lock();
+            var stopped = false;
             void Sample()
             {
                 long now;
                 lock (sampling)
                 {
                     // The timer's thread and the test's both sample: a Process object is not safe to refresh and read
-                    // from two threads at once (WorkingSet64 threw a NullReferenceException in a CI run).
+                    // from two threads at once (WorkingSet64 threw a NullReferenceException in a CI run). And a timer
+                    // callback can still run after the timer is disposed: once stopped (before the Process is disposed)
+                    // it does nothing (one refreshed a disposed Process and crashed the test host in a CI run).
+                    if (stopped)
+                    {
+                        return;
+                    }
+
                     process.Refresh();
                     now = process.WorkingSet64;
                 }
@@ -75,27 +83,37 @@ public sealed class OutboundMemoryTests(Xunit.Abstractions.ITestOutputHelper out
 
             var blob = new string('x', EventSize);
             var accepted = new List<int>();
-            using (new Timer(_ => Sample(), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(5)))
+            try
             {
-                for (var i = 0; i < Events; i++)
+                using (new Timer(_ => Sample(), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(5)))
                 {
-                    if (client.Post("blob", i, blob))
+                    for (var i = 0; i < Events; i++)
                     {
-                        accepted.Add(i);
+                        if (client.Post("blob", i, blob))
+                        {
+                            accepted.Add(i);
+                        }
+
+                        if (i % 100 == 0)
+                        {
+                            Sample();
+                        }
                     }
 
-                    if (i % 100 == 0)
-                    {
-                        Sample();
-                    }
+                    released.Set();
+                    await client.Connection!.WhenAcknowledgedAsync().WaitAsync(Long);
+                    var end = client.Send("end");
+                    await end.WaitAsync(Long);
+                    await ended.Task.WaitAsync(Long);
+                    Sample();
                 }
-
-                released.Set();
-                await client.Connection!.WhenAcknowledgedAsync().WaitAsync(Long);
-                var end = client.Send("end");
-                await end.WaitAsync(Long);
-                await ended.Task.WaitAsync(Long);
-                Sample();
+            }
+            finally
+            {
+                lock (sampling)
+                {
+                    stopped = true;
+                }
             }
 
             // Every accepted event arrived (once and in order, as the protocol does); every refused one was reported.
