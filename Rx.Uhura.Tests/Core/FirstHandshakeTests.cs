@@ -67,10 +67,11 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
     [Fact]
     public async Task A_link_dropped_while_its_Welcome_is_handled_leaves_the_next_link_to_resume_the_session_with_the_servers_sends()
     {
-        // The Welcome's session keys reach the client's Session subscribers on the read loop; one that forces a
-        // reconnect there drops the link in the middle of handling that Welcome (as a cut would under load). The next
-        // Hello must still continue the session's streams: what the server's application sent to the session waits
-        // for that link and arrives, once and in order, never failed as lost by a fresh start.
+        // A Session subscriber that forces a reconnect when the Welcome names the session drops the link around the
+        // handling of that Welcome (subscribers are called from a queue of their own, so the drop lands anywhere from
+        // the Welcome to the events after it, as a cut would under load). The next Hello must still continue the
+        // session's streams: what the server's application sent to the session waits for that link and arrives, once
+        // and in order, never failed as lost by a fresh start.
         const int count = 50;
         var sends = new List<Task>();
         _server.Connections.Take(1).Subscribe(connection =>
@@ -86,11 +87,13 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
             Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(20) },
         });
         var reconnected = 0;
+        var reconnectCalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         client.Session.Changes.Subscribe(change =>
         {
             if (change.Key == UhuraSession.IdKey && Interlocked.Exchange(ref reconnected, 1) == 0)
             {
                 client.Reconnect();
+                reconnectCalled.TrySetResult();
             }
         });
         var (received, all) = Collect(client.Event("s"), count);
@@ -98,6 +101,7 @@ public sealed class FirstHandshakeTests : IAsyncLifetime
         await client.StartAsync().For();
         await all.For();
         await Task.WhenAll(sends).For(); // acknowledged by the client: none failed as lost
+        await reconnectCalled.Task.For(); // the subscriber's queue may run after the events were delivered
 
         Assert.Equal(1, Volatile.Read(ref reconnected));
         Assert.Equal(Enumerable.Range(0, count), received);

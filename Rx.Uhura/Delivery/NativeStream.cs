@@ -92,6 +92,11 @@ internal sealed class NativeStream
             {
                 if (_held.Count < limit && !_closedForGood)
                 {
+                    if (message.Seq == 0)
+                    {
+                        message.StampOrder(); // never written: keeps the stamp it got when it first waited, if it did
+                    }
+
                     _held.Add(message);
                 }
                 else
@@ -114,10 +119,11 @@ internal sealed class NativeStream
                 return null;
             }
 
-            var held = new HeldEvent[_held.Count];
+            var ordered = InSendOrder(_held); // stored in the order they will be sent
+            var held = new HeldEvent[ordered.Count];
             for (var i = 0; i < held.Length; i++)
             {
-                held[i] = new HeldEvent(_held[i].Seq, _held[i].Payload);
+                held[i] = new HeldEvent(ordered[i].Seq, ordered[i].Payload);
             }
 
             return new SessionStreamState(LastSent, LastReceived, held, writer);
@@ -137,6 +143,11 @@ internal sealed class NativeStream
         {
             if (OutboundMessage.FromPayload(held.Payload, held.Seq) is { } message)
             {
+                if (message.Seq == 0)
+                {
+                    message.StampOrder(); // stored in send order: stamped in it, before anything sent from now on
+                }
+
                 restored.Add(message);
             }
             else
@@ -174,6 +185,7 @@ internal sealed class NativeStream
 
             if (_held.Count < limit && !_closedForGood)
             {
+                message.StampOrder();
                 _held.Add(message);
             }
             else
@@ -185,17 +197,23 @@ internal sealed class NativeStream
         }
     }
 
+    /// <summary>Numbered events by sequence number, then the others by <see cref="OutboundMessage.Order"/> (a stable sort).</summary>
+    private static List<OutboundMessage> InSendOrder(List<OutboundMessage> held)
+        => [.. held.OrderBy(static m => m.Seq == 0).ThenBy(static m => m.Seq).ThenBy(static m => m.Order)];
+
     /// <summary>
     /// Takes the held events, as <paramref name="live"/> continues the stream: first those already numbered (sent once),
-    /// in sequence order, then those never written, in the order they were sent, which get the next numbers: the
-    /// receiver's watermark never skips a resend. Sends that follow the session from now on go to <paramref name="live"/>.
+    /// in sequence order, then those never written, in the order they were sent (<see cref="OutboundMessage.Order"/>:
+    /// a link that ended hands its waiting sends back after newer sends may have been held here directly), which get
+    /// the next numbers: the receiver's watermark never skips a resend. Sends that follow the session from now on go
+    /// to <paramref name="live"/>.
     /// </summary>
     public List<OutboundMessage> TakeHeld(Connection live)
     {
         lock (Gate)
         {
             _live = live;
-            var held = _held.Where(m => m.Seq != 0).OrderBy(m => m.Seq).Concat(_held.Where(m => m.Seq == 0)).ToList();
+            var held = InSendOrder(_held);
             _held.Clear();
             return held;
         }

@@ -109,6 +109,24 @@ internal sealed class OutboundMessage
     /// </summary>
     public long Seq { get; set; }
 
+    private static long s_lastOrder;
+
+    /// <summary>
+    /// Where the message stands among the sends of the process, stamped (<see cref="StampOrder"/>) when it first waits
+    /// unnumbered (for a handshake, or with a session's stream for the client's next link): a server link that takes
+    /// over a session writes what waited in this order, wherever it waited. 0 = never waited.
+    /// </summary>
+    public long Order { get; private set; }
+
+    /// <summary>Stamps <see cref="Order"/> once, when the message first waits unnumbered; later calls keep the first stamp.</summary>
+    public void StampOrder()
+    {
+        if (Order == 0)
+        {
+            Order = Interlocked.Increment(ref s_lastOrder);
+        }
+    }
+
     /// <summary>A copy for another recipient of a broadcast: the same payload bytes, its own sequence number and outcome.</summary>
     public OutboundMessage ForRecipient() => new(Name, Payload, awaited: false, NameEnd);
 

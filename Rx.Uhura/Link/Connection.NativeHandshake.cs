@@ -168,21 +168,34 @@ public sealed partial class Connection
         NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
         _wroteFirst = true;
         _handshake = HandshakeProgress.Done;
-        foreach (var message in held)
+        var next = 0;
+        for (; next < held.Count && held[next].Seq != 0; next++)
         {
-            if (message.Seq != 0 && message.Seq <= (long)clientReceived)
+            if (held[next].Seq <= (long)clientReceived)
             {
-                message.Succeed(); // the client had it: the resume position acknowledges it
+                held[next].Succeed(); // the client had it: the resume position acknowledges it
             }
             else
             {
-                WriteMessageLocked(message);
+                WriteMessageLocked(held[next]);
             }
         }
 
-        while (TakePreReadyLocked(out var queued))
+        // Then what was never written: held with the stream or queued on this link before its Welcome, in the order sent.
+        while (true)
         {
-            WriteMessageLocked(queued);
+            if (next < held.Count && (!_preReady.TryPeek(out var queued) || held[next].Order <= queued.Order))
+            {
+                WriteMessageLocked(held[next++]);
+            }
+            else if (TakePreReadyLocked(out var mine))
+            {
+                WriteMessageLocked(mine);
+            }
+            else
+            {
+                break;
+            }
         }
 
         ScheduleWriteLocked();

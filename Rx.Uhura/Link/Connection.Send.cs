@@ -184,6 +184,7 @@ public sealed partial class Connection : ISessionSink
                     return true;
                 }
 
+                message.StampOrder();
                 _preReady.Enqueue(message);
                 _heldBytes += message.Payload.Length;
                 return true;

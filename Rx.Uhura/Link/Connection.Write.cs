@@ -67,6 +67,7 @@ public sealed partial class Connection
     private void DisconnectSlowConsumerLocked(OutboundMessage message, string what)
     {
         Reach(LinkProgress.OutputEnded);
+        message.StampOrder(); // before the sends refused from now on, which follow the session while it is handed back
         _slowConsumerHeld = message;
         var error = new SlowConsumerException($"Connection {Id} read too slowly: {what}; it was disconnected.") { ConnectionId = Id };
         _logger.LogWarning("Connection {Id}: disconnected as a slow consumer: {What}", Id, what);
