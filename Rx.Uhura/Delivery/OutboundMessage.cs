@@ -9,6 +9,9 @@ namespace Rx.Uhura.Internal;
 /// </summary>
 internal sealed class OutboundMessage
 {
+    // The task an awaited send completes, or a posted send's failure sink: one field for the two (a message has one
+    // or the other), so that a broadcast's copy per recipient stays eight words.
+    private readonly object? _outcome;
     private int _failed;
 
     public OutboundMessage(string name, byte[] payload, bool awaited, int nameEnd = -1, IObserver<SendException>? failureSink = null)
@@ -16,8 +19,7 @@ internal sealed class OutboundMessage
         Name = name;
         Payload = payload;
         NameEnd = nameEnd;
-        Completion = awaited ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
-        FailureSink = failureSink;
+        _outcome = awaited ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : failureSink;
     }
 
     /// <summary>
@@ -95,10 +97,10 @@ internal sealed class OutboundMessage
     }
 
     /// <summary>The task of a <c>Send</c>; null for a posted event.</summary>
-    public TaskCompletionSource? Completion { get; }
+    public TaskCompletionSource? Completion => _outcome as TaskCompletionSource;
 
     /// <summary>Where a posted event's failure is reported (a client's <c>Dropped</c>); null when nobody listens.</summary>
-    public IObserver<SendException>? FailureSink { get; }
+    public IObserver<SendException>? FailureSink => _outcome as IObserver<SendException>;
 
     /// <summary>True once <see cref="Fail"/> was called.</summary>
     public bool IsFailed => Volatile.Read(ref _failed) != 0;
