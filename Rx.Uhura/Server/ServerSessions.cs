@@ -13,7 +13,7 @@ namespace Rx.Uhura.Server;
 internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, TimeProvider timeProvider, ILogger logger)
 {
     private readonly ConcurrentDictionary<string, ServerSession> _sessions = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<Task, byte> _pending = new();
+    private readonly PendingTasks _pending = new();
     private readonly ISessionStreamStore? _streams = store as ISessionStreamStore;
     private readonly string _writer = Guid.NewGuid().ToString("N"); // names this server's saves of resume states
     private readonly Lock _gate = new();
@@ -190,21 +190,10 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
     }
 
     /// <summary>Completes when every save started so far (resume states, and sessions saved at disconnection) has finished.</summary>
-    public async Task FlushAsync()
-    {
-        while (!_pending.IsEmpty)
-        {
-            await Task.WhenAll(_pending.Keys).ConfigureAwait(false);
-        }
-    }
+    public Task FlushAsync() => _pending.WhenAllAsync();
 
     /// <summary>Remembers <paramref name="task"/> until it ends, for <see cref="FlushAsync"/>.</summary>
-    private Task Track(Task task)
-    {
-        _pending.TryAdd(task, 0);
-        _ = task.ContinueWith(static (done, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(done, out _), _pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return task;
-    }
+    private Task Track(Task task) => _pending.Track(task);
 
     /// <summary>The connection ended: if it was the live one, the session waits <c>timeToLive</c> for a resume, then expires.</summary>
     public void Detach(string sessionId, Connection connection)
