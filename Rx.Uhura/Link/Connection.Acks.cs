@@ -118,19 +118,7 @@ public sealed partial class Connection
     }
 
     /// <summary>Completes once everything buffered was written to the socket, or at once when the link has ended.</summary>
-    private Task WhenDrainedAsync()
-    {
-        lock (_gate)
-        {
-            if (HasEnded || (!_writerActive && _pending.WrittenCount == 0))
-            {
-                return Task.CompletedTask; // ended: what was not written never will be (Shutdown completed any earlier waiter)
-            }
-
-            _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            return _drained.Task;
-        }
-    }
+    private Task WhenDrainedAsync() => _outbox.WhenDrainedAsync();
 
     private void CheckIdle()
     {
@@ -144,17 +132,16 @@ public sealed partial class Connection
         }
     }
 
-    private bool IsIdleLocked() => _preReady.Count == 0 && _pendingWaiters.Count == 0 && _writingWaiters.Count == 0
+    private bool IsIdleLocked() => _preReady.Count == 0 && _outbox.WaitingForWrite == 0
         && _inflight.Count == 0 && _unacked.Count == 0;
 
     private List<OutboundMessage> CollectUndeliveredLocked()
     {
-        var list = new List<OutboundMessage>(_preReady.Count + _inflight.Count + _unacked.Count + _pendingWaiters.Count);
+        var list = new List<OutboundMessage>(_preReady.Count + _inflight.Count + _unacked.Count + _outbox.WaitingForWrite);
         list.AddRange(_unacked);
         list.AddRange(_inflight.Values.OrderBy(m => m.Seq));
         _unacked.Clear();
-        list.AddRange(_writingWaiters);
-        list.AddRange(_pendingWaiters);
+        _outbox.TakeWaiters(list);
         list.AddRange(_preReady);
         if (_slowConsumerHeld is { } held)
         {
@@ -165,14 +152,10 @@ public sealed partial class Connection
         _inflight.Clear();
         _protocolInflight = 0;
         _heldBytes = 0;
-        _writingWaiters.Clear();
-        _pendingWaiters.Clear();
         _preReady.Clear();
         _endedUndelivered |= list.Count > 0;
         _idle?.TrySetResult(list.Count == 0);
         _idle = null;
-        _drained?.TrySetResult();
-        _drained = null;
         return list;
     }
 }

@@ -136,15 +136,15 @@ public sealed partial class Connection
         {
             if (_wire == WireProtocol.Native)
             {
-                _pending.Write(Protocol.Native.NativePreface.Bytes);
-                Protocol.Native.NativeFrameWriter.WriteClose(_pending, Protocol.Native.NativeCloseCodes.Unauthorized, reason);
+                _outbox.Pending.Write(Protocol.Native.NativePreface.Bytes);
+                Protocol.Native.NativeFrameWriter.WriteClose(_outbox.Pending, Protocol.Native.NativeCloseCodes.Unauthorized, reason);
                 _wroteFirst = true;
                 Reach(LinkProgress.OutputEnded);
             }
             else
             {
                 WriteSeparatorLocked();
-                NodeWireCodec.WriteLegacy(_pending, NodeWireCodec.EncodePayload("_unauthorized", [new JObject { ["reason"] = reason }], _serializer));
+                NodeWireCodec.WriteLegacy(_outbox.Pending, NodeWireCodec.EncodePayload("_unauthorized", [new JObject { ["reason"] = reason }], _serializer));
                 EndOutputLocked();
             }
 
@@ -314,7 +314,7 @@ public sealed partial class Connection
 
             if (_wire == WireProtocol.Native)
             {
-                NativeFrameWriter.WriteInvalidate(_pending, 0);
+                NativeFrameWriter.WriteInvalidate(_outbox.Pending, 0);
                 ScheduleWriteLocked();
             }
             else

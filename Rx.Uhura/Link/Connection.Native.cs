@@ -150,7 +150,7 @@ public sealed partial class Connection
                 return;
             }
 
-            NativeFrameWriter.WriteClose(_pending, NativeCloseCodes.EventRefused, reason);
+            NativeFrameWriter.WriteClose(_outbox.Pending, NativeCloseCodes.EventRefused, reason);
             Reach(LinkProgress.OutputEnded);
             ScheduleWriteLocked();
         }

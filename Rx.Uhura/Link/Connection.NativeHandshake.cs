@@ -41,8 +41,8 @@ public sealed partial class Connection
         var session = SessionJson(Session.Snapshot);
         lock (_gate)
         {
-            _pending.Write(NativePreface.Bytes);
-            NativeFrameWriter.WriteHello(_pending, NativePreface.Version, features, sessionId, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken);
+            _outbox.Pending.Write(NativePreface.Bytes);
+            NativeFrameWriter.WriteHello(_outbox.Pending, NativePreface.Version, features, sessionId, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken);
             _wroteFirst = true;
             ScheduleWriteLocked();
         }
@@ -164,8 +164,8 @@ public sealed partial class Connection
         _acksEnabled = (granted & NativeFeatures.Acks) != 0;
         _orderedSets = (granted & NativeFeatures.SessionOrder) != 0;
         _ackedUpTo = resumeStreams ? (long)clientReceived : 0;
-        _pending.Write(NativePreface.Bytes);
-        NativeFrameWriter.WriteWelcome(_pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
+        _outbox.Pending.Write(NativePreface.Bytes);
+        NativeFrameWriter.WriteWelcome(_outbox.Pending, NativePreface.Version, granted, sessionId, resumeStreams, resumeStreams ? (ulong)stream.ResumePoint : 0, (uint)heartbeat.TotalMilliseconds, session);
         _wroteFirst = true;
         _handshake = HandshakeProgress.Done;
         var next = 0;

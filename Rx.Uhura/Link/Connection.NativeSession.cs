@@ -37,7 +37,7 @@ public sealed partial class Connection
             }
         }
 
-        NativeFrameWriter.WriteSet(_pending, count, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
+        NativeFrameWriter.WriteSet(_outbox.Pending, count, Encoding.UTF8.GetBytes(changes.ToString(Formatting.None)));
     }
 
     /// <summary>A Set from the peer, applied in the session's order (see the type's remarks).</summary>

@@ -31,21 +31,21 @@ public sealed partial class Connection
 
         if (!escaped)
         {
-            NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, nameJson, message.NativeArgsLength);
+            NativeFrameWriter.WriteEventHeader(_outbox.Pending, (ulong)message.Seq, nameJson, message.NativeArgsLength);
         }
         else
         {
-            NativeFrameWriter.WriteEventHeader(_pending, (ulong)message.Seq, message.Name, message.NativeArgsLength); // escaped in JSON
+            NativeFrameWriter.WriteEventHeader(_outbox.Pending, (ulong)message.Seq, message.Name, message.NativeArgsLength); // escaped in JSON
         }
 
-        message.WriteNativeArgs(_pending);
+        message.WriteNativeArgs(_outbox.Pending);
         if (_acksEnabled)
         {
             _unacked.Enqueue(message);
         }
         else
         {
-            _pendingWaiters.Add(message);
+            _outbox.CompleteWhenWritten(message);
         }
     }
 
@@ -58,7 +58,7 @@ public sealed partial class Connection
                 return;
             }
 
-            NativeFrameWriter.WriteAck(_pending, (ulong)upTo);
+            NativeFrameWriter.WriteAck(_outbox.Pending, (ulong)upTo);
             ScheduleWriteLocked();
         }
     }
@@ -94,7 +94,7 @@ public sealed partial class Connection
                 return;
             }
 
-            write(_pending, value);
+            write(_outbox.Pending, value);
             ScheduleWriteLocked();
         }
     }

@@ -6,27 +6,20 @@ using Rx.Uhura.Session;
 
 namespace Rx.Uhura;
 
-public sealed partial class Connection : ISessionSink
+public sealed partial class Connection : ISessionSink, IOutboxOwner
 {
     private readonly Lock _gate = new();
     private readonly Queue<OutboundMessage> _preReady = new();
     private readonly Dictionary<long, OutboundMessage> _inflight = new(); // Node wire: acknowledged one by one, by id
     private int _protocolInflight; // of _inflight, the Node wire's own messages ('connect'): not the application's sends
     private readonly Queue<OutboundMessage> _unacked = new();              // native: in sequence order, acknowledged cumulatively
-    private PooledBufferWriter _pending = new();
-    private PooledBufferWriter _writing = new();
-    private List<OutboundMessage> _pendingWaiters = new();
-    private List<OutboundMessage> _writingWaiters = new();
-    private TaskCompletionSource? _drained;
+    private readonly Outbox _outbox; // the bytes on their way out and the one writer
     private bool _endedUndelivered;
     private TaskCompletionSource<bool>? _idle; // true: idle reached; false: the link ended with events undelivered
     private long _nextSeq;
     private long _heldBytes; // payload bytes of the messages in the collections above (bounded by ConnectionOptions.MaxQueuedBytes)
     private bool _objectMode;
     private bool _acksEnabled;
-    private bool _writerActive;
-    private bool _writeOwed;
-    private int _readBatchThread;
     private bool _wroteFirst;
     private bool _closing; // this side began the close (or the link ended): who closes, beside how far the link got (_phase)
     private int _phase;    // a LinkProgress, only ever raised (Reach)

@@ -41,8 +41,8 @@ public sealed partial class Connection
         lock (_gate)
         {
             pendingAcks = PendingAcksLocked;
-            queueDepth = _preReady.Count + _pendingWaiters.Count + _writingWaiters.Count;
-            buffered = _pending.WrittenCount;
+            queueDepth = _preReady.Count + _outbox.WaitingForWrite;
+            buffered = _outbox.PendingBytes;
         }
 
         return new ConnectionStatistics

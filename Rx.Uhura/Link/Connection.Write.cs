@@ -18,7 +18,7 @@ public sealed partial class Connection
             }
 
             WriteSeparatorLocked();
-            NodeWireCodec.WriteLegacy(_pending, payload);
+            NodeWireCodec.WriteLegacy(_outbox.Pending, payload);
             ScheduleWriteLocked();
         }
     }
@@ -36,7 +36,7 @@ public sealed partial class Connection
             foreach (var id in ids)
             {
                 WriteSeparatorLocked();
-                NodeWireCodec.WriteAck(_pending, id);
+                NodeWireCodec.WriteAck(_outbox.Pending, id);
             }
 
             ScheduleWriteLocked();
@@ -53,7 +53,7 @@ public sealed partial class Connection
             }
 
             WriteSeparatorLocked();
-            NodeWireCodec.WriteAck(_pending, id);
+            NodeWireCodec.WriteAck(_outbox.Pending, id);
             ScheduleWriteLocked();
         }
     }
@@ -82,15 +82,15 @@ public sealed partial class Connection
             return;
         }
 
-        if (_pending.WrittenCount + message.Payload.Length > _options.MaxOutboundBufferBytes && _pending.WrittenCount > 0)
+        if (_outbox.PendingBytes + message.Payload.Length > _options.MaxOutboundBufferBytes && _outbox.PendingBytes > 0)
         {
             if (_options.SlowConsumerPolicy == SlowConsumerPolicy.Disconnect)
             {
-                DisconnectSlowConsumerLocked(message, $"{_pending.WrittenCount} bytes waited to be written (MaxOutboundBufferBytes {_options.MaxOutboundBufferBytes})");
+                DisconnectSlowConsumerLocked(message, $"{_outbox.PendingBytes} bytes waited to be written (MaxOutboundBufferBytes {_options.MaxOutboundBufferBytes})");
                 return;
             }
 
-            message.Fail(new OutboundBufferFullException(message.Name, $"{_pending.WrittenCount} bytes already wait to be written.") { ConnectionId = Id });
+            message.Fail(new OutboundBufferFullException(message.Name, $"{_outbox.PendingBytes} bytes already wait to be written.") { ConnectionId = Id });
             return;
         }
 
@@ -125,14 +125,14 @@ public sealed partial class Connection
         {
             if (_options.SocketIpcTranscoder is { } transcoder && transcoder is not JsonSocketIpcTranscoder)
             {
-                transcoder.Encode(message.Name, message.ArgumentsBody, message.HasArguments, _pending);
+                transcoder.Encode(message.Name, message.ArgumentsBody, message.HasArguments, _outbox.Pending);
             }
             else
             {
-                SocketIpcCodec.Write(_pending, message);
+                SocketIpcCodec.Write(_outbox.Pending, message);
             }
 
-            _pendingWaiters.Add(message); // no acks: done once written
+            _outbox.CompleteWhenWritten(message); // no acks: done once written
             ScheduleWriteLocked();
             return;
         }
@@ -140,8 +140,8 @@ public sealed partial class Connection
         WriteSeparatorLocked();
         if (!_objectMode)
         {
-            NodeWireCodec.WriteLegacy(_pending, message.Payload);
-            _pendingWaiters.Add(message);
+            NodeWireCodec.WriteLegacy(_outbox.Pending, message.Payload);
+            _outbox.CompleteWhenWritten(message);
         }
         else if (_acksEnabled)
         {
@@ -156,12 +156,12 @@ public sealed partial class Connection
                 _protocolInflight++;
             }
 
-            NodeWireCodec.WriteObject(_pending, message.Payload, _idPrefixUtf8, message.Seq);
+            NodeWireCodec.WriteObject(_outbox.Pending, message.Payload, _idPrefixUtf8, message.Seq);
         }
         else
         {
-            NodeWireCodec.WriteObject(_pending, message.Payload, _idPrefixUtf8, 0);
-            _pendingWaiters.Add(message);
+            NodeWireCodec.WriteObject(_outbox.Pending, message.Payload, _idPrefixUtf8, 0);
+            _outbox.CompleteWhenWritten(message);
         }
 
         ScheduleWriteLocked();
@@ -171,11 +171,11 @@ public sealed partial class Connection
     {
         if (_wroteFirst)
         {
-            _pending.Write(NodeWireCodec.Separator);
+            _outbox.Pending.Write(NodeWireCodec.Separator);
         }
         else
         {
-            _pending.Write(NodeWireCodec.OpenArray);
+            _outbox.Pending.Write(NodeWireCodec.OpenArray);
             _wroteFirst = true;
         }
     }
@@ -199,7 +199,7 @@ public sealed partial class Connection
         {
             if (HandshakeDone)
             {
-                Protocol.Native.NativeFrameWriter.WriteClose(_pending, Protocol.Native.NativeCloseCodes.Normal, string.Empty);
+                Protocol.Native.NativeFrameWriter.WriteClose(_outbox.Pending, Protocol.Native.NativeCloseCodes.Normal, string.Empty);
             }
 
             Reach(LinkProgress.OutputEnded);
@@ -209,63 +209,32 @@ public sealed partial class Connection
 
         if (!_wroteFirst)
         {
-            _pending.Write(NodeWireCodec.OpenArray);
+            _outbox.Pending.Write(NodeWireCodec.OpenArray);
             _wroteFirst = true;
         }
 
-        _pending.Write(NodeWireCodec.CloseArray);
+        _outbox.Pending.Write(NodeWireCodec.CloseArray);
         Reach(LinkProgress.OutputEnded);
         ScheduleWriteLocked();
     }
 
-    private void ScheduleWriteLocked()
-    {
-        if (_writerActive || HasEnded)
-        {
-            return;
-        }
+    private void ScheduleWriteLocked() => _outbox.Schedule(preferLocal: t_broadcasting);
 
-        _writerActive = true;
-        if (_readBatchThread == Environment.CurrentManagedThreadId)
-        {
-            // The read loop is handling a batch (acks, replies sent by handlers): it writes them itself when the batch is
-            // done, in one syscall and without a thread hop.
-            _writeOwed = true;
-            return;
-        }
-
-        // A lone sender's writer goes to the global queue, where an idle worker takes it at once (in the sender's local
-        // queue it would wait to be stolen). A broadcast's writers go to the broadcasting thread's local queue: other
-        // workers steal them while it goes on, and those it still holds when done carry more events per write.
-        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.WriteLoopAsync(), this, preferLocal: t_broadcasting);
-    }
-
-    /// <summary>True on a thread inside <see cref="UhuraServer.Broadcast"/>.</summary>
+    /// <summary>True on a thread inside <see cref="UhuraServer.Broadcast"/>: its writers go to its local queue (see <see cref="Outbox.Schedule"/>).</summary>
     [ThreadStatic]
     internal static bool t_broadcasting;
 
     /// <summary>The read loop starts handling a batch: writes scheduled on its thread wait for <see cref="EndReadBatch"/>.</summary>
     private void BeginReadBatch()
     {
-        lock (_gate)
-        {
-            _readBatchThread = Environment.CurrentManagedThreadId;
-        }
-
+        _outbox.BeginBatch();
         _batch = _dispatcher.EnterBatch() ? BatchState.Open : BatchState.Refused;
     }
 
     /// <summary>The read loop finished a batch: it writes what the batch produced itself, before waiting for more input.</summary>
     private void EndReadBatch()
     {
-        bool owed;
-        lock (_gate)
-        {
-            _readBatchThread = 0;
-            owed = _writeOwed;
-            _writeOwed = false;
-        }
-
+        var owed = _outbox.EndBatch();
         SignalDeliveries();
         if (_batch == BatchState.Open)
         {
@@ -275,80 +244,33 @@ public sealed partial class Connection
         _batch = BatchState.None; // a second call (a refusal ends its batch early) changes nothing
         if (owed)
         {
-            _ = WriteLoopAsync();
+            _outbox.WriteOwed();
         }
     }
 
-    /// <summary>
-    /// The only writer of the socket: swaps the pending buffer out and writes it whole, so many events queued while a
-    /// write is in flight go out in one syscall, and a lone event goes out at once.
-    /// </summary>
-    private async Task WriteLoopAsync()
+    bool IOutboxOwner.OutboxClosed => HasEnded;
+
+    void IOutboxOwner.WrittenLocked(List<OutboundMessage> written)
     {
-        while (true)
+        foreach (var message in written)
         {
-            lock (_gate)
-            {
-                if (_pending.WrittenCount == 0 || HasEnded)
-                {
-                    _writerActive = false;
-                    _pending.Release(); // an idle link holds no buffer
-                    _writing.Release();
-                    _drained?.TrySetResult();
-                    _drained = null;
-                    return;
-                }
-
-                (_pending, _writing) = (_writing, _pending);
-                if (_pendingWaiters.Count > 0)
-                {
-                    _writingWaiters = _pendingWaiters;
-                    _pendingWaiters = new List<OutboundMessage>();
-                }
-            }
-
-            try
-            {
-                await _writing.WriteToAsync(_stream).ConfigureAwait(false);
-                await _stream.FlushAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException or NotSupportedException)
-            {
-                lock (_gate)
-                {
-                    _writerActive = false;
-                    _drained?.TrySetException(ex);
-                    _drained = null;
-                }
-
-                Shutdown(new DisconnectInfo(_closing ? DisconnectReason.LocalClose : DisconnectReason.TransportError, _closing ? null : ex));
-                return;
-            }
-
-            Diagnostics.UhuraMetrics.BytesSent.Add(_writing.WrittenCount, _sideTag);
-            _bytesOut += _writing.WrittenCount;
-            _writing.Reset();
-            NoteWrite();
-            List<OutboundMessage> written;
-            lock (_gate)
-            {
-                written = _writingWaiters;
-                if (written.Count > 0)
-                {
-                    _writingWaiters = new List<OutboundMessage>();
-                    foreach (var message in written)
-                    {
-                        _heldBytes -= message.Payload.Length;
-                    }
-                }
-            }
-
-            foreach (var message in written)
-            {
-                message.Succeed();
-            }
-
-            CheckIdle();
+            _heldBytes -= message.Payload.Length;
         }
     }
+
+    void IOutboxOwner.Written(int bytes, List<OutboundMessage> written)
+    {
+        Diagnostics.UhuraMetrics.BytesSent.Add(bytes, _sideTag);
+        _bytesOut += bytes;
+        NoteWrite();
+        foreach (var message in written)
+        {
+            message.Succeed();
+        }
+
+        CheckIdle();
+    }
+
+    void IOutboxOwner.WriteFailed(Exception error)
+        => Shutdown(new DisconnectInfo(_closing ? DisconnectReason.LocalClose : DisconnectReason.TransportError, _closing ? null : error));
 }

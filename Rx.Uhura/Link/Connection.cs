@@ -59,6 +59,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         _idPrefix = idPrefix;
         _idPrefixUtf8 = System.Text.Encoding.UTF8.GetBytes(idPrefix);
         _stream = stream;
+        _outbox = new Outbox(_gate, stream, this);
         _options = options;
         _serializer = options.CreateSerializer();
         _logger = options.LoggerFactory.CreateLogger<Connection>();
@@ -266,7 +267,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         {
             lock (_gate)
             {
-                return _pending.WrittenCount + _writing.WrittenCount;
+                return _outbox.BufferedBytes;
             }
         }
     }
