@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Threading.Channels;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Internal;
 
@@ -8,21 +7,21 @@ namespace Rx.Uhura.Mesh.Internal;
 
 /// <summary>
 /// One socket between two nodes: a read loop that decodes frames (native) or packets (masterless) and hands them to
-/// the node, and a write loop that drains a queue of <see cref="OutFrame"/>s into the socket. The handshake state
-/// lives here; the decisions that involve other links are the node's, under its lock.
+/// the node, and the same <see cref="Outbox"/> as a <see cref="Connection"/>'s (frames appended under the link's write
+/// lock, one writer swapping buffers) for what goes out. The handshake state lives here; the decisions that involve
+/// other links are the node's, under its lock.
 /// </summary>
-internal sealed partial class MeshLink
+internal sealed partial class MeshLink : IOutboxOwner
 {
     private static long s_nextNumber;
 
     private readonly UhuraNode _node;
     private readonly Stream _stream;
     private readonly PipeReader _input;
-    private readonly PipeWriter _output;
-    private readonly Channel<OutFrame> _queue = Channel.CreateUnbounded<OutFrame>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _writeGate = new(); // the outbox's; taken after the node's lock, never before it
+    private readonly Outbox _outbox;
     private readonly CancellationTokenSource _cancel = new();
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _queuedBytes;
     private int _closing;
     private volatile bool _aborted;
     private readonly NativeMeshFrameReader? _frames;
@@ -37,7 +36,9 @@ internal sealed partial class MeshLink
         ExpectedId = expectedId;
         Number = Interlocked.Increment(ref s_nextNumber);
         _input = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true, useZeroByteReads: true));
-        _output = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
+        _outbox = new Outbox(_writeGate, stream, this);
+        // An abort ends a write stuck on a peer that does not read: the socket goes, and the write fails.
+        _cancel.Token.UnsafeRegister(static state => DisposeQuietly((Stream)state!), stream);
         if (node.Options.Protocol == MeshProtocol.Masterless)
         {
             _packets = new MasterlessPacketReader(NativeMeshCodec.MaxHandshakeFrame, node.Options.MaxJsonDepth);
@@ -114,128 +115,7 @@ internal sealed partial class MeshLink
 
     public bool IsClosing => Volatile.Read(ref _closing) != 0;
 
-    public void Start()
-    {
-        var writing = WriteLoopAsync();
-        var reading = ReadLoopAsync();
-        _ = FinishAsync(reading, writing);
-    }
-
-    /// <summary>Queues bytes; false when the link is closing. Past the outbound limit the link is dropped (slow consumer).</summary>
-    public bool Enqueue(OutFrame frame)
-    {
-        if (IsClosing)
-        {
-            return false;
-        }
-
-        var queued = Interlocked.Add(ref _queuedBytes, frame.Length);
-        if (queued > _node.Options.MaxOutboundBufferBytes)
-        {
-            Abort(new PeerLostException($"More than {_node.Options.MaxOutboundBufferBytes} bytes wait to be written to peer {RemoteId ?? "(unidentified)"}; the link is dropped as a slow consumer.", RemoteId));
-            return false;
-        }
-
-        Liveness.NoteWrite();
-        return _queue.Writer.TryWrite(frame);
-    }
-
-    public bool Enqueue(byte[] frame) => Enqueue(new OutFrame(null, frame));
-
-    /// <summary>Writes what is queued (and <paramref name="last"/>), then closes the socket. <paramref name="reason"/> null = on purpose.</summary>
-    public void CloseAfter(byte[]? last, Exception? reason)
-    {
-        if (last is not null)
-        {
-            Enqueue(last);
-        }
-
-        if (Interlocked.Exchange(ref _closing, 1) == 0)
-        {
-            CloseReason = reason;
-            ClosingSince = _node.Time.GetTimestamp();
-            _queue.Writer.TryComplete();
-        }
-
-        _closingSignal.TrySetResult();
-    }
-
-    /// <summary>When a graceful close began (a timestamp of the node's clock).</summary>
-    public long? ClosingSince { get; private set; }
-
-    /// <summary>Closes at once, dropping whatever is queued.</summary>
-    public void Abort(Exception? reason)
-    {
-        if (Interlocked.Exchange(ref _closing, 1) == 0)
-        {
-            CloseReason = reason;
-            _queue.Writer.TryComplete();
-        }
-
-        _closingSignal.TrySetResult();
-
-        // Callers may hold the node's lock: cancelling socket operations runs callbacks that may need it.
-        _aborted = true;
-        CancelSoon(_cancel);
-    }
-
-    /// <summary>Cancels on the thread pool, never inline (a disposed source means there is nothing left to cancel).</summary>
-    internal static void CancelSoon(CancellationTokenSource source) => ThreadPool.UnsafeQueueUserWorkItem(
-        static s =>
-        {
-            try
-            {
-                s.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
-        },
-        source,
-        preferLocal: false);
-
-    private async Task WriteLoopAsync()
-    {
-        await Task.Yield();
-        var reader = _queue.Reader;
-        try
-        {
-            while (await reader.WaitToReadAsync(_cancel.Token).ConfigureAwait(false))
-            {
-                while (reader.TryRead(out var frame))
-                {
-                    if (frame.Head is { } head)
-                    {
-                        _output.Write(head);
-                    }
-
-                    _output.Write(frame.Body.Span);
-                    Interlocked.Add(ref _queuedBytes, -frame.Length);
-                }
-
-                var flushed = await _output.FlushAsync(_cancel.Token).ConfigureAwait(false);
-                if (flushed.IsCompleted)
-                {
-                    break;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
-        {
-            Abort(new PeerLostException("The connection to the peer was lost: " + ex.Message, RemoteId, ex));
-        }
-        finally
-        {
-            // Everything asked for was written (or the link was aborted): half-close so the peer sees the end.
-            if (!_aborted)
-            {
-                await Transport.HalfClose.SendAsync(_stream).ConfigureAwait(false);
-            }
-        }
-    }
+    public void Start() => _ = FinishAsync(ReadLoopAsync());
 
     private async Task ReadLoopAsync()
     {
@@ -339,26 +219,22 @@ internal sealed partial class MeshLink
         return false;
     }
 
-    private async Task FinishAsync(Task reading, Task writing)
+    private async Task FinishAsync(Task reading)
     {
         await reading.ConfigureAwait(false);
         // The reader ended: let queued frames (a refusal, a goodbye) go out unless the link was aborted.
-        if (Interlocked.Exchange(ref _closing, 1) == 0)
-        {
-            _queue.Writer.TryComplete();
-        }
-
+        BeginClosing(graceful: true);
         try
         {
-            await writing.WaitAsync(TimeSpan.FromSeconds(5), _node.Time).ConfigureAwait(false);
+            await Writing.WaitAsync(TimeSpan.FromSeconds(5), _node.Time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
+            // A peer that does not read: what is still queued is dropped, and the socket goes with the write stuck on it.
             _aborted = true;
             _cancel.Cancel();
         }
 
-        await writing.ConfigureAwait(false);
         var graceful = !_aborted;
         if (graceful)
         {
@@ -368,10 +244,6 @@ internal sealed partial class MeshLink
         try
         {
             await _input.CompleteAsync().ConfigureAwait(false);
-            // An aborted write loop can leave bytes in the writer. Completing it without an error would flush them, with no
-            // token, into a socket that is reset (it throws, and the link never reported its end) or stalled (it hangs):
-            // complete it with one, which drops them.
-            await _output.CompleteAsync(_aborted ? new OperationCanceledException("The link was aborted.") : null).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
