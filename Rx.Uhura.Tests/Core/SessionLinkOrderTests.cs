@@ -117,35 +117,4 @@ public sealed class SessionLinkOrderTests : IAsyncLifetime
     }
 
     private static string Event(int n) => $"\n,\n{{\"args\":[\"n\",{n}],\"id\":\"rxAAAAAAAAAA:{n}\"}}";
-
-    /// <summary>The library's log messages, formatted, replayed to late subscribers.</summary>
-    private sealed class LogMessages : ILoggerFactory, ILogger
-    {
-        private readonly ReplaySubject<string> _messages = new();
-
-        public IObservable<string> Messages => _messages.AsObservable();
-
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_messages)
-            {
-                _messages.OnNext(formatter(state, exception));
-            }
-        }
-
-        public void Dispose()
-        {
-        }
-    }
 }

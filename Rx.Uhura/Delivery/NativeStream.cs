@@ -210,12 +210,21 @@ internal sealed class NativeStream
     /// </summary>
     public List<OutboundMessage> TakeHeld(Connection live)
     {
+        List<OutboundMessage> held;
         lock (Gate)
         {
             _live = live;
-            var held = InSendOrder(_held);
+            held = InSendOrder(_held);
             _held.Clear();
-            return held;
         }
+
+        AfterTakeForTests?.Invoke(live);
+        return held;
     }
+
+    /// <summary>
+    /// Tests only: called (outside the stream's lock) after a link took the held events, to hold that link right there
+    /// while another runs; null otherwise.
+    /// </summary>
+    internal static Action<Connection>? AfterTakeForTests { get; set; }
 }

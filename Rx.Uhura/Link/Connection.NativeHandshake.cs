@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Internal;
@@ -86,41 +87,43 @@ public sealed partial class Connection
             Diagnostics.UhuraMetrics.StreamResumes.Add(1, resumeStreams ? Diagnostics.UhuraMetrics.Resumed : Diagnostics.UhuraMetrics.Reset);
         }
 
-        if (!resumeStreams)
-        {
-            foreach (var lost in stream.Reset())
-            {
-                lost.Fail(new ConnectionLostException(lost.Name) { ConnectionId = Id });
-            }
-        }
-
-        stream.Established = true;
-        var held = stream.TakeHeld(this); // after a fresh start: only sends made since, never written
         var heartbeat = (granted & NativeFeatures.Heartbeats) != 0
             ? TimeSpan.FromMilliseconds(Math.Clamp(hello.HeartbeatIntervalMs, 100, 3_600_000))
             : TimeSpan.Zero;
         var session = SessionJson(Session.Snapshot);
-        var dropped = false;
+        List<OutboundMessage>? lost = null;
+        bool dropped;
         lock (_gate)
         {
-            if (HasEnded)
+            // A link dropped while it resolved and attached the session (superseded by a later Hello of the same client,
+            // or closed) leaves the stream alone: a link that superseded it may be taking the stream at this moment,
+            // and must find every held event there, not in the hands of a link that is gone. Checked under the link's
+            // lock, which its end takes, so the stream is taken only by a link that has not ended.
+            dropped = HasEnded;
+            if (!dropped)
             {
-                // Dropped while it resolved and attached the session (superseded by a later Hello of the same client,
-                // or its socket ended): what it took from the stream goes back for the next link, never failed here.
-                dropped = true;
-                foreach (var message in stream.Hold(held, _options.MaxQueuedMessages, from: this))
+                if (!resumeStreams)
                 {
-                    message.Fail(new ConnectionLostException(message.Name) { ConnectionId = Id });
+                    lost = stream.Reset();
                 }
-            }
-            else
-            {
+
+                stream.Established = true;
+                var held = stream.TakeHeld(this); // after a fresh start: only sends made since, never written
                 WriteWelcomeLocked(stream, sessionId, granted, resumeStreams, hello.LastReceivedSeq, heartbeat, session, held);
+            }
+        }
+
+        if (lost is not null)
+        {
+            foreach (var message in lost)
+            {
+                message.Fail(new ConnectionLostException(message.Name) { ConnectionId = Id });
             }
         }
 
         if (dropped)
         {
+            _logger.LogDebug("Connection {Id}: ended before its Welcome; session {SessionId}'s held events stay for its next link", Id, sessionId);
             _server.Sessions.Detach(sessionId, this); // it may have become the live one after its end was noted
             return;
         }
