@@ -64,10 +64,17 @@ internal static class Simulator
             1 => TimeSpan.FromMilliseconds(blocking.Next(20, 2_000)),     // across timeouts of the tests' scale
             _ => TimeSpan.FromSeconds(blocking.Next(20, 120)),            // past the heartbeat timeout: links may drop
         };
+        // The server's application sends in installments: some when the client says hi, the rest a few at a time at
+        // random steps and from inside the moment a server link's socket is disposed (its end under way, its queue not
+        // yet handed back to the session): sends at the worst moment. A random of its own, as for the blocking.
+        var installments = new Random(unchecked((seed * 104_729) + 31));
+        var firstInstallment = serverEvents.Select(n => installments.Next(0, n + 1)).ToArray();
+        var installment = installments.Next(1, 40);
+        var sendAtStepOneIn = installments.Next(2, 60);
         var scheduler = new TestScheduler();
         var time = new SchedulerTimeProvider(scheduler);
         var plan = FaultPlan.Draw(seed, random, time, maxCuts: 8, maxBytesBeforeCut: 40_000);
-        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, a client subscriber blocks at {clientBlocksAt} and a server subscriber at {serverBlocksAt} for {blockFor.TotalMilliseconds} ms, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, {(quitter < 0 ? "no client quits" : $"client {quitter} is disposed at step {quitAt}")}, {plan.Story}";
+        var story = $"{clients} clients sending [{string.Join(",", clientEvents)}] events, server sending [{string.Join(",", serverEvents)}], reconnect at steps [{string.Join(",", reconnectAt)}], queued reconnect at [{string.Join(",", queuedReconnectAt)}], a client subscriber throws at {clientThrowsAt}, a server subscriber at {serverThrowsAt}, a client subscriber blocks at {clientBlocksAt} and a server subscriber at {serverBlocksAt} for {blockFor.TotalMilliseconds} ms, one Send in {awaitedOneIn}, a session Set in {setOneIn}, the server closes at [{string.Join(",", closeAt)}] and aborts at [{string.Join(",", abortAt)}], the server sends [{string.Join(",", firstInstallment)}] at hi then {installment} at a time (one step in {sendAtStepOneIn}, and as a link's socket goes), rest every ~{runBetweenSteps} steps, tick every ~{tickEvery}, {(quitter < 0 ? "no client quits" : $"client {quitter} is disposed at step {quitAt}")}, {plan.Story}";
 
         var memory = new MemoryTransport();
         var faults = new FaultInjectingTransport(memory, plan);
@@ -84,16 +91,18 @@ internal static class Simulator
         var violations = new List<string>();
         var name = $"memory://sim-{seed}-{protocol}";
 
-        var server = new UhuraServer(UhuraServerOptions.Default with
-        {
-            Transport = memory,
-            Connection = ConnectionOptions.Default with { TimeProvider = time },
-        });
         var atServer = Lists(clients);
         var merged = Lists(clients);
         var atClient = Lists(clients);
         var serverSends = new List<Task>();
         var serverSendsToQuitter = new List<Task>(); // may wait for the session until the server is disposed
+        var serverSent = new int[clients];
+        var sendsTo = new Connection?[clients]; // the connection each client's hi arrived on: the server sends through it
+        var server = new UhuraServer(UhuraServerOptions.Default with
+        {
+            Transport = new DisposalHookTransport(memory, () => SendInstallments(installment)),
+            Connection = ConnectionOptions.Default with { TimeProvider = time },
+        });
         var endsReceived = 0;
         var links = 0;
         var serverThrew = false;
@@ -153,13 +162,8 @@ internal static class Simulator
             {
                 // The client's first event, delivered once: the server's events go to that session, across its later links.
                 var c = e.Arg<int>(0);
-                for (var i = 0; i < serverEvents[c]; i++)
-                {
-                    var n = i;
-                    var send = connection.Send("s", n);
-                    (c == quitter ? serverSendsToQuitter : serverSends).Add(send);
-                    _ = send.ContinueWith(t => Check(t, atClient[c], n, $"the server's send {n} to client {c}"), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                }
+                sendsTo[c] = connection;
+                SendServerEvents(c, firstInstallment[c]);
             });
         });
         await server.ListenAsync(name);
@@ -263,6 +267,11 @@ internal static class Simulator
                 return Outcome($"client {c}'s Post({i}) was refused: {lastDropped[c]}");
             }
 
+            if (installments.Next(sendAtStepOneIn) == 0)
+            {
+                SendInstallments(installment);
+            }
+
             if (random.Next(runBetweenSteps) == 0)
             {
                 await SingleThread.QuiesceAsync();
@@ -279,6 +288,8 @@ internal static class Simulator
         }
 
         var stayed = Enumerable.Range(0, clients).Where(c => quitting is null || c != quitter).ToList();
+        await RunUntilAsync(scheduler, VirtualDeadline, () => stayed.TrueForAll(c => sendsTo[c] is not null)); // every hi arrived
+        SendInstallments(int.MaxValue); // the rest
         sends.AddRange(stayed.Select(c => uhura[c].Send("end")));
         var stuck = await RunUntilAsync(scheduler, VirtualDeadline, () => stayed.TrueForAll(c => started[c].IsCompleted) && sends.TrueForAll(t => t.IsCompleted)
             && endsReceived == stayed.Count && serverSends.TrueForAll(t => t.IsCompleted) && stayed.Sum(c => atClient[c].Count) >= stayed.Sum(c => serverEvents[c])
@@ -356,6 +367,30 @@ internal static class Simulator
         trace.Append($"\nend at {scheduler.Clock / Ms} after {faults.Connections} connections and {faults.Cuts} cuts");
         return Outcome(null);
 
+        void SendInstallments(int count)
+        {
+            for (var c = 0; c < clients; c++)
+            {
+                SendServerEvents(c, count);
+            }
+        }
+
+        void SendServerEvents(int c, int count)
+        {
+            if (sendsTo[c] is not { } connection)
+            {
+                return; // its hi has not arrived yet
+            }
+
+            for (var sent = 0; sent < count && serverSent[c] < serverEvents[c]; sent++)
+            {
+                var n = serverSent[c]++;
+                var send = connection.Send("s", n);
+                (c == quitter ? serverSendsToQuitter : serverSends).Add(send);
+                _ = send.ContinueWith(t => Check(t, atClient[c], n, $"the server's send {n} to client {c}"), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+
         void Block(string who)
         {
             if (scheduler.IsEnabled)
@@ -431,5 +466,50 @@ internal static class Simulator
         var missing = Enumerable.Range(0, count).Except(received).Take(10).ToList();
         var firstOutOfOrder = received.Select((n, i) => (n, i)).FirstOrDefault(p => p.n != p.i);
         return $"{where} {received.Count}/{count} received, {duplicates} duplicates, first missing [{string.Join(",", missing)}], first out of place {firstOutOfOrder.n} at {firstOutOfOrder.i}";
+    }
+}
+
+/// <summary>A transport whose accepted streams call <c>onDispose</c> when they are disposed, before their socket goes.</summary>
+internal sealed class DisposalHookTransport(ITransport inner, Action onDispose) : ITransport
+{
+    public async ValueTask<ITransportListener> BindAsync(System.Net.EndPoint endPoint, CancellationToken cancellationToken = default)
+        => new Listener(await inner.BindAsync(endPoint, cancellationToken).ConfigureAwait(false), onDispose);
+
+    public ValueTask<Stream> ConnectAsync(System.Net.EndPoint endPoint, CancellationToken cancellationToken = default)
+        => inner.ConnectAsync(endPoint, cancellationToken);
+
+    private sealed class Listener(ITransportListener inner, Action onDispose) : ITransportListener
+    {
+        public System.Net.EndPoint EndPoint => inner.EndPoint;
+
+        public async ValueTask<Stream?> AcceptAsync(CancellationToken cancellationToken = default)
+            => await inner.AcceptAsync(cancellationToken).ConfigureAwait(false) is { } stream ? new Hooked(stream, onDispose) : null;
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+
+    private sealed class Hooked(Stream inner, Action onDispose) : Rx.Uhura.Tests.Core.DelegatingStream(inner)
+    {
+        private int _disposed;
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                onDispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        public override ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                onDispose();
+            }
+
+            return base.DisposeAsync();
+        }
     }
 }
