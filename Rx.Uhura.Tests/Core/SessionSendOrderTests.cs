@@ -39,24 +39,8 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
     [Fact]
     public async Task Sends_queued_on_a_link_that_ends_before_its_Welcome_stay_ahead_of_sends_made_while_it_ends()
     {
-        await using var client = UhuraClient.Create("memory://order", new UhuraClientOptions
-        {
-            Transport = _transport,
-            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(20) },
-        });
-        var received = new List<int>();
-        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Event("s").Subscribe(e =>
-        {
-            lock (received)
-            {
-                received.Add(e.Arg<int>(0));
-                if (received.Count == 20)
-                {
-                    all.TrySetResult();
-                }
-            }
-        });
+        var (client, received, all) = Client(20);
+        await using var disposeClient = client;
         await client.StartAsync().For();
         var first = await Wait.First(_connections);
 
@@ -86,7 +70,7 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
         Assert.Equal(20, sends.Count);
         _store.Release();
 
-        await all.Task.For(); // the client's third link resumes the session and gets them all
+        await all.For(); // the client's third link resumes the session and gets them all
         await Task.WhenAll(sends).For();
         lock (received)
         {
@@ -102,24 +86,8 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
         // the third. The second goes on first: should it, ended, take the held sends (a hook then holds it there while
         // the third goes on and takes what is left), the third would number its own sends first and the held ones would
         // wait for yet another link. Seen once in CI (seeded faults, seed 16: 498 arrived 465th), when the two ran at once.
-        await using var client = UhuraClient.Create("memory://order", new UhuraClientOptions
-        {
-            Transport = _transport,
-            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(20) },
-        });
-        var received = new List<int>();
-        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Event("s").Subscribe(e =>
-        {
-            lock (received)
-            {
-                received.Add(e.Arg<int>(0));
-                if (received.Count == 20)
-                {
-                    all.TrySetResult();
-                }
-            }
-        });
+        var (client, received, all) = Client(20);
+        await using var disposeClient = client;
         await client.StartAsync().For();
         var first = await Wait.First(_connections);
 
@@ -163,7 +131,7 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
             _store.Release(1); // then the third
             try
             {
-                await all.Task.For();
+                await all.For();
             }
             catch (TimeoutException)
             {
@@ -184,6 +152,30 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
         {
             Assert.Equal(Enumerable.Range(0, 20), received);
         }
+    }
+
+    /// <summary>A client over the hooked transport that reconnects at once, and what its "s" subscriber received (complete at <paramref name="count"/>).</summary>
+    private (UhuraClient Client, List<int> Received, Task All) Client(int count)
+    {
+        var client = UhuraClient.Create("memory://order", new UhuraClientOptions
+        {
+            Transport = _transport,
+            Reconnect = new ReconnectOptions { FirstDelay = TimeSpan.FromMilliseconds(1), MaxDelay = TimeSpan.FromMilliseconds(20) },
+        });
+        var received = new List<int>();
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Event("s").Subscribe(e =>
+        {
+            lock (received)
+            {
+                received.Add(e.Arg<int>(0));
+                if (received.Count == count)
+                {
+                    all.TrySetResult();
+                }
+            }
+        });
+        return (client, received, all.Task);
     }
 
     /// <summary>The in-memory store, except that the stream lookups the test holds wait until the test releases them.</summary>
