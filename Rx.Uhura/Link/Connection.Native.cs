@@ -33,14 +33,15 @@ public sealed partial class Connection
     public WireProtocol Wire => _wire ?? WireProtocol.Native;
 
     /// <summary>Reads the preface and whole frames from <paramref name="buffer"/>; acks once per batch.</summary>
-    private async ValueTask ReadNativeAsync(ReadOnlySequence<byte> buffer, Ref<SequencePosition> consumed, Ref<SequencePosition> examined)
+    private async ValueTask<ReadProgress> ReadNativeAsync(ReadOnlySequence<byte> buffer)
     {
+        var consumed = buffer.Start;
+        var examined = buffer.Start;
         if (_handshake == HandshakeProgress.Awaiting)
         {
-            if (!NativePreface.TryRead(buffer.Slice(consumed.Value), out var afterPreface, out var version))
+            if (!NativePreface.TryRead(buffer, out var afterPreface, out var version))
             {
-                examined.Value = buffer.End;
-                return;
+                return new ReadProgress(consumed, buffer.End);
             }
 
             if (version != NativePreface.Version)
@@ -48,31 +49,31 @@ public sealed partial class Connection
                 throw new ProtocolException($"The peer speaks native protocol version {version}; this side speaks {NativePreface.Version}.");
             }
 
-            consumed.Value = afterPreface;
+            consumed = afterPreface;
             _handshake = HandshakeProgress.PrefaceRead;
         }
 
         while (!HasEnded)
         {
             NativeFrame frame;
-            var next = consumed.Value;
-            var seen = examined.Value;
+            var next = consumed;
+            var seen = examined;
             try
             {
                 if (!NativeReader.TryParseMessage(buffer.Slice(next), ref next, ref seen, out frame))
                 {
-                    examined.Value = seen;
+                    examined = seen;
                     break;
                 }
             }
-            catch (FrameTooLargeException tooLarge) when (PeekEventSequence(buffer.Slice(consumed.Value)) is { } seq)
+            catch (FrameTooLargeException tooLarge) when (PeekEventSequence(buffer.Slice(consumed)) is { } seq)
             {
                 await RefuseEventAsync(seq, tooLarge).ConfigureAwait(false);
                 throw;
             }
 
-            consumed.Value = next;
-            examined.Value = next;
+            consumed = next;
+            examined = next;
             ValueTask pending;
             try
             {
@@ -90,6 +91,8 @@ public sealed partial class Connection
                 await pending.ConfigureAwait(false);
             }
         }
+
+        return new ReadProgress(consumed, examined);
     }
 
     /// <summary>The sequence number of the Event frame at the start of <paramref name="buffer"/>, when its header is buffered; null otherwise.</summary>
@@ -351,11 +354,5 @@ public sealed partial class Connection
         {
             throw new DecodeException($"The JSON of a {frame} frame is not valid: {ex.Message}", Encoding.UTF8.GetString(json.Span[..Math.Min(json.Length, 200)]), ex);
         }
-    }
-
-    /// <summary>A mutable box, so an async method can hand positions back to the read loop.</summary>
-    private sealed class Ref<T>(T value)
-    {
-        public T Value { get; set; } = value;
     }
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
+using Rx.Uhura.Internal;
 using Rx.Uhura.Protocol;
 using Rx.Uhura.Protocol.Native;
 using Rx.Uhura.Session;
@@ -29,137 +30,98 @@ public sealed partial class Connection
 
     private async Task ReadLoopAsync()
     {
-        var info = new DisconnectInfo(DisconnectReason.RemoteClose);
-        long unconsumed = 0; // bytes left in the pipe by the last batch: what a read returns beyond them is new
-        try
+        var end = await LinkReader.RunAsync(_input, this, _sideTag, _readCancel.Token).ConfigureAwait(false);
+        await _input.CompleteAsync().ConfigureAwait(false);
+        var info = end.Kind switch
         {
-            while (true)
-            {
-                var result = await _input.ReadAsync(_readCancel.Token).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                var consumed = buffer.Start;
-                var examined = buffer.Start;
-                if (buffer.Length > unconsumed)
-                {
-                    Diagnostics.UhuraMetrics.BytesReceived.Add(buffer.Length - unconsumed, _sideTag);
-                }
-
-                NoteRead();
-                if (_wire is null && !buffer.IsEmpty)
-                {
-                    // One endpoint, two wires: the native preface starts with 0x00, a Node uhura stream with '[' or whitespace.
-                    _wire = buffer.FirstSpan.Length > 0 && buffer.FirstSpan[0] == NativePreface.FirstByte ? WireProtocol.Native : WireProtocol.NodeUhura;
-                    if (_server is { } server && !server.Accepts(_wire.Value))
-                    {
-                        throw new ProtocolException($"This server does not accept the {_wire} wire.");
-                    }
-                }
-
-                BeginReadBatch();
-                try
-                {
-                    if (_wire == WireProtocol.SocketIpc)
-                    {
-                        ReadSocketIpc(buffer, ref consumed, ref examined);
-                    }
-                    else if (_wire == WireProtocol.Native)
-                    {
-                        var c = new Ref<SequencePosition>(consumed);
-                        var e = new Ref<SequencePosition>(examined);
-                        try
-                        {
-                            await ReadNativeAsync(buffer, c, e).ConfigureAwait(false);
-                        }
-                        finally
-                        {
-                            consumed = c.Value;
-                            examined = e.Value;
-                        }
-                    }
-                    else
-                    {
-                        while (!HasEnded && Framer.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var element))
-                        {
-                            var pending = HandleNodeElement(element.ToArray());
-                            if (!pending.IsCompletedSuccessfully)
-                            {
-                                SignalDeliveries(); // what this batch queued is delivered while the element's handling waits
-                                await pending.ConfigureAwait(false);
-                            }
-                        }
-                    }
-                }
-                finally
-                {
-                    unconsumed = buffer.Slice(consumed).Length;
-                    _bytesIn += buffer.Slice(buffer.Start, consumed).Length;
-                    _input.AdvanceTo(consumed, examined);
-                    EndReadBatch();
-                }
-
-                if (_dispatcher.IsFull)
-                {
-                    await WaitForDeliveryAsync().ConfigureAwait(false);
-                }
-
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    break;
-                }
-            }
-        }
-        catch (UhuraException ex)
+            ReadEndKind.Protocol => new DisconnectInfo(DisconnectReason.ProtocolError, WithConnectionId((UhuraException)end.Error!)),
+            ReadEndKind.Canceled => new DisconnectInfo(DisconnectReason.LocalClose),
+            ReadEndKind.Transport when _closing || HasEnded => new DisconnectInfo(DisconnectReason.LocalClose),
+            ReadEndKind.Transport or ReadEndKind.Unexpected => new DisconnectInfo(DisconnectReason.TransportError, end.Error),
+            _ => new DisconnectInfo(_closing ? DisconnectReason.LocalClose : DisconnectReason.RemoteClose),
+        };
+        if (end.Kind == ReadEndKind.Unexpected)
         {
-            info = new DisconnectInfo(DisconnectReason.ProtocolError, WithConnectionId(ex));
-        }
-        catch (OperationCanceledException)
-        {
-            info = new DisconnectInfo(DisconnectReason.LocalClose);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            info = _closing || HasEnded
-                ? new DisconnectInfo(DisconnectReason.LocalClose)
-                : new DisconnectInfo(DisconnectReason.TransportError, ex);
-        }
-        catch (Exception ex)
-        {
-            _logger.LogError(ex, "Connection {Id}: unexpected error in the read loop", Id);
-            info = new DisconnectInfo(DisconnectReason.TransportError, ex);
-        }
-        finally
-        {
-            await _input.CompleteAsync().ConfigureAwait(false);
-        }
-
-        if (info.Reason == DisconnectReason.RemoteClose && _closing)
-        {
-            info = new DisconnectInfo(DisconnectReason.LocalClose);
+            _logger.LogError(end.Error, "Connection {Id}: unexpected error in the read loop", Id);
         }
 
         Shutdown(info);
     }
 
-    /// <summary>
-    /// Back-pressure: the dispatcher's queue is full (the application is slower than the peer), so the read loop waits
-    /// before reading on. Meanwhile the heartbeat timeout is suspended: it measures what the peer sends, and the peer's
-    /// frames wait in the socket unread. It resumes, counting from now, when reading resumes.
-    /// </summary>
-    private async Task WaitForDeliveryAsync()
+    Liveness? ILinkReadHandler.Liveness => _liveness;
+
+    bool ILinkReadHandler.DeliveriesFull => _dispatcher.IsFull;
+
+    /// <summary>Handles one read's bytes on the link's wire (learnt from the first byte on a server).</summary>
+    async ValueTask<ReadProgress> ILinkReadHandler.HandleAsync(ReadOnlySequence<byte> buffer, bool isCompleted)
     {
-        Volatile.Write(ref _deliveryBackpressured, true);
-        _liveness?.Suspend();
+        if (_wire is null && !buffer.IsEmpty)
+        {
+            // One endpoint, two wires: the native preface starts with 0x00, a Node uhura stream with '[' or whitespace.
+            _wire = buffer.FirstSpan.Length > 0 && buffer.FirstSpan[0] == NativePreface.FirstByte ? WireProtocol.Native : WireProtocol.NodeUhura;
+            if (_server is { } server && !server.Accepts(_wire.Value))
+            {
+                throw new ProtocolException($"This server does not accept the {_wire} wire.");
+            }
+        }
+
+        var progress = new ReadProgress(buffer.Start, buffer.Start);
+        BeginReadBatch();
         try
         {
-            await _dispatcher.WhenSpaceAsync().WaitAsync(_readCancel.Token).ConfigureAwait(false);
+            if (_wire == WireProtocol.Native)
+            {
+                progress = await ReadNativeAsync(buffer).ConfigureAwait(false);
+            }
+            else
+            {
+                var consumed = buffer.Start;
+                var examined = buffer.Start;
+                if (_wire == WireProtocol.SocketIpc)
+                {
+                    ReadSocketIpc(buffer, ref consumed, ref examined);
+                }
+                else
+                {
+                    while (!HasEnded && Framer.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var element))
+                    {
+                        var pending = HandleNodeElement(element.ToArray());
+                        if (!pending.IsCompletedSuccessfully)
+                        {
+                            SignalDeliveries(); // what this batch queued is delivered while the element's handling waits
+                            await pending.ConfigureAwait(false);
+                        }
+                    }
+                }
+
+                progress = new ReadProgress(consumed, examined);
+            }
         }
         finally
         {
-            if (_liveness is { } liveness)
-            {
-                liveness.Resume(); // the peer's silence counts from now
-            }
+            _bytesIn += buffer.Slice(buffer.Start, progress.Consumed).Length;
+            EndReadBatch();
+        }
 
+        return progress;
+    }
+
+    /// <summary>
+    /// Back-pressure: the dispatcher's queue is full (the application is slower than the peer), so the read loop waits
+    /// before reading on (the loop suspends the heartbeat timeout meanwhile: it measures what the peer sends, and the
+    /// peer's frames wait in the socket unread).
+    /// </summary>
+    async Task<bool> ILinkReadHandler.WhenRoomAsync(CancellationToken cancel)
+    {
+        Volatile.Write(ref _deliveryBackpressured, true);
+        _liveness?.Suspend(); // heartbeats may have started since the loop suspended them (StartHeartbeats reads the flag)
+        try
+        {
+            await _dispatcher.WhenSpaceAsync().WaitAsync(cancel).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
             Volatile.Write(ref _deliveryBackpressured, false);
         }
     }

@@ -6,7 +6,7 @@ using Rx.Uhura.Session;
 
 namespace Rx.Uhura;
 
-public sealed partial class Connection : ISessionSink, IOutboxOwner
+public sealed partial class Connection : ISessionSink, IOutboxOwner, ILinkReadHandler
 {
     private readonly Lock _gate = new();
     private readonly Queue<OutboundMessage> _preReady = new();

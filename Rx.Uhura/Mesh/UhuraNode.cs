@@ -197,6 +197,10 @@ public sealed partial class UhuraNode : IAsyncDisposable
         _errors.OnNext(error);
     }
 
+    /// <summary>A link's read loop failed on the library's own fault (not the peer's, not the transport's): the link is dropped.</summary>
+    internal void LogUnexpected(MeshLink link, Exception error)
+        => _logger.LogError(error, "Node {NodeId}: unexpected error in the read loop of {Link}", Id, link);
+
     /// <summary>Counts a link opened or closed. Caller holds the lock; <see cref="PublishOpenLinks"/> tells it after.</summary>
     private void CountOpenLinksLocked()
     {

@@ -1,3 +1,5 @@
+using Rx.Uhura.Internal;
+
 namespace Rx.Uhura.Mesh.Internal;
 
 /// <summary>The read side's waits: back-pressure from the node's dispatcher, and the drain after a graceful close.</summary>
@@ -7,28 +9,19 @@ internal sealed partial class MeshLink
     private readonly TaskCompletionSource _closingSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>
-    /// Back-pressure: the node's subscribers are slower than its peers, and the dispatcher's queue is full, so the read
+    /// Back-pressure: the node's subscribers are slower than its peers and the dispatcher's queue is full, so the read
     /// loop waits before reading on; the peer's frames wait in the socket meanwhile (its bus events stay unacknowledged).
-    /// The heartbeat timeout is suspended meanwhile and counts again from now when reading resumes. False when the link
-    /// started closing instead.
+    /// False when the link started closing instead.
     /// </summary>
-    private async Task<bool> WaitForDeliveryAsync()
+    async Task<bool> ILinkReadHandler.WhenRoomAsync(CancellationToken cancel)
     {
-        Liveness.Suspend();
-        try
+        var space = _node.WhenDeliverySpaceAsync();
+        if (!space.IsCompleted)
         {
-            var space = _node.WhenDeliverySpaceAsync();
-            if (!space.IsCompleted)
-            {
-                await Task.WhenAny(space, _closingSignal.Task).ConfigureAwait(false);
-            }
+            await Task.WhenAny(space, _closingSignal.Task).ConfigureAwait(false);
+        }
 
-            return !IsClosing;
-        }
-        finally
-        {
-            Liveness.Resume(); // the peer's silence counts from now
-        }
+        return !IsClosing;
     }
 
     /// <summary>

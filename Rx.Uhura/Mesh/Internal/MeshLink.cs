@@ -11,7 +11,7 @@ namespace Rx.Uhura.Mesh.Internal;
 /// lock, one writer swapping buffers) for what goes out. The handshake state lives here; the decisions that involve
 /// other links are the node's, under its lock.
 /// </summary>
-internal sealed partial class MeshLink : IOutboxOwner
+internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
 {
     private static long s_nextNumber;
 
@@ -120,73 +120,48 @@ internal sealed partial class MeshLink : IOutboxOwner
     private async Task ReadLoopAsync()
     {
         await Task.Yield();
-        try
+        var end = await LinkReader.RunAsync(_input, this, bytesTag: null, _cancel.Token).ConfigureAwait(false);
+        switch (end.Kind)
         {
-            while (true)
-            {
-                var result = await _input.ReadAsync(_cancel.Token).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty)
-                {
-                    Liveness.NoteRead();
-                }
-
-                var ended = false;
-                var consumed = buffer.Start;
-                var examined = buffer.Start;
-                try
-                {
-                    ended = _packets is { } packets ? ReadPackets(packets, buffer, ref consumed, ref examined) : ReadFrames(_frames!, buffer, ref consumed, ref examined);
-                    if (!ended && result.IsCompleted && _packets is not null && _packets.TryParseLast(buffer.Slice(consumed), out var tail))
-                    {
-                        // The Node reader parses an unterminated last chunk at the end of the stream: so do we.
-                        consumed = buffer.End;
-                        examined = consumed;
-                        ended = !_node.OnMasterlessPacket(this, tail);
-                    }
-                }
-                finally
-                {
-                    _input.AdvanceTo(consumed, examined);
-                }
-
-                if (ended)
-                {
-                    break;
-                }
-
-                if (result.IsCompleted)
-                {
-                    if (_frames is not null && buffer.Slice(consumed).Length is > 0 and var left)
-                    {
-                        Abort(new DecodeException($"The peer closed the link in the middle of a frame ({left} bytes left)."));
-                    }
-                    else
-                    {
-                        // The peer closed: anything we still have queued cannot matter to it.
-                        Abort(IsClosing ? CloseReason : new PeerLostException("The peer closed the connection.", RemoteId));
-                    }
-
-                    break;
-                }
-
-                if (Phase == LinkPhase.Stable && _node.DeliveriesFull && !await WaitForDeliveryAsync().ConfigureAwait(false))
-                {
-                    break; // the link closes meanwhile: what it did not read, the peer resends (bus) or loses with the link (packets)
-                }
-            }
+            case ReadEndKind.PeerClosed when _frames is not null && end.Unconsumed > 0:
+                Abort(new DecodeException($"The peer closed the link in the middle of a frame ({end.Unconsumed} bytes left)."));
+                break;
+            case ReadEndKind.PeerClosed:
+                // The peer closed: anything we still have queued cannot matter to it.
+                Abort(IsClosing ? CloseReason : new PeerLostException("The peer closed the connection.", RemoteId));
+                break;
+            case ReadEndKind.Protocol:
+                Abort(end.Error);
+                break;
+            case ReadEndKind.Transport:
+                Abort(new PeerLostException("The connection to the peer was lost: " + end.Error!.Message, RemoteId, end.Error));
+                break;
+            case ReadEndKind.Unexpected:
+                _node.LogUnexpected(this, end.Error!);
+                Abort(new PeerLostException("The link failed: " + end.Error!.Message, RemoteId, end.Error));
+                break;
         }
-        catch (OperationCanceledException)
+    }
+
+    Liveness? ILinkReadHandler.Liveness => Liveness;
+
+    bool ILinkReadHandler.DeliveriesFull => Phase == LinkPhase.Stable && _node.DeliveriesFull;
+
+    /// <summary>Decodes and hands to the node the frames or packets of one read; stops when the node ended the link.</summary>
+    ValueTask<ReadProgress> ILinkReadHandler.HandleAsync(ReadOnlySequence<byte> buffer, bool isCompleted)
+    {
+        var consumed = buffer.Start;
+        var examined = buffer.Start;
+        var ended = _packets is { } packets ? ReadPackets(packets, buffer, ref consumed, ref examined) : ReadFrames(_frames!, buffer, ref consumed, ref examined);
+        if (!ended && isCompleted && _packets is not null && _packets.TryParseLast(buffer.Slice(consumed), out var tail))
         {
+            // The Node reader parses an unterminated last chunk at the end of the stream: so do we.
+            consumed = buffer.End;
+            examined = consumed;
+            ended = !_node.OnMasterlessPacket(this, tail);
         }
-        catch (UhuraException ex)
-        {
-            Abort(ex);
-        }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
-        {
-            Abort(new PeerLostException("The connection to the peer was lost: " + ex.Message, RemoteId, ex));
-        }
+
+        return new ValueTask<ReadProgress>(new ReadProgress(consumed, examined, ended));
     }
 
     /// <summary>Decodes and dispatches whole frames; true when the node ended the link.</summary>
