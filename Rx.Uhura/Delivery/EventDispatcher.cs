@@ -1,51 +1,83 @@
 namespace Rx.Uhura.Internal;
 
-/// <summary>What a link's read loop hands to its dispatcher: an event to deliver, an acknowledgement to send after it, or the end of the link.</summary>
+/// <summary>
+/// What delivers and acknowledges what an <see cref="EventDispatcher"/> hands it: a <see cref="Connection"/> (its
+/// subscribers, then the peer's ack) or a mesh node (its streams, then the bus peer's delivered position).
+/// </summary>
+internal interface IDispatchTarget
+{
+    /// <summary>Calls the subscribers of <paramref name="delivery"/> (guarded: nothing they throw escapes) and notes what it owes; or completes the streams at the end.</summary>
+    ValueTask DispatchAsync(Delivery delivery);
+
+    /// <summary>Writes the acknowledgements owed for what was dispatched since the last flush (the pump calls it in runs).</summary>
+    void FlushAcks();
+}
+
+/// <summary>What a read loop (or a timer, or an API call) hands to a dispatcher: an item to deliver, what to acknowledge after it, or the end of its target's streams.</summary>
 internal readonly struct Delivery
 {
-    /// <summary>What <see cref="_extra"/> holds for the end of a link.</summary>
+    /// <summary>What <see cref="_extra"/> holds for the end of a target's streams.</summary>
     private static readonly object CompletionMarker = new();
 
-    // The Node wire's ack id, a barrier, or the completion marker: one field for the three (they never go together), so
-    // a queued delivery is four words.
+    // The Node wire's ack id, a mesh bus's peer state, a barrier, or the completion marker: one field for all (they never
+    // go together), so a queued delivery is four words and an int.
     private readonly object? _extra;
 
-    private Delivery(Connection link, UhuraEvent? e, object? extra, long ackSeq)
+    private Delivery(IDispatchTarget target, object? item, object? extra, long ackSeq, int epoch)
     {
-        Link = link;
-        Event = e;
+        Target = target;
+        Item = item;
         _extra = extra;
         AckSeq = ackSeq;
+        Epoch = epoch;
     }
 
-    /// <summary>The link the event came from (its subscribers are called, its peer gets the ack).</summary>
-    public Connection Link { get; }
+    /// <summary>Who delivers it and acknowledges it.</summary>
+    public IDispatchTarget Target { get; }
 
-    /// <summary>The event, or null for an acknowledgement alone (a duplicate or an internal event).</summary>
-    public UhuraEvent? Event { get; }
+    /// <summary>The link an event came from (a <see cref="Connection"/>'s deliveries only).</summary>
+    public Connection Link => (Connection)Target;
 
-    /// <summary>Native: the sequence number to acknowledge (cumulatively) once delivered; 0 for none.</summary>
+    /// <summary>What the subscribers get (an event, a mesh message or notification), or null for an acknowledgement alone.</summary>
+    public object? Item { get; }
+
+    /// <summary>A link's event, or null for an acknowledgement alone (a duplicate or an internal event).</summary>
+    public UhuraEvent? Event => Item as UhuraEvent;
+
+    /// <summary>Native: the sequence number to acknowledge (cumulatively) once delivered; mesh bus: the frame's number; 0 for none.</summary>
     public long AckSeq { get; }
+
+    /// <summary>Mesh bus: the peer's incarnation the frame's number belongs to.</summary>
+    public int Epoch { get; }
 
     /// <summary>Node wire: the message id to acknowledge once delivered.</summary>
     public string? AckId => _extra as string;
 
-    /// <summary>The link ended: complete its streams after everything queued before.</summary>
+    /// <summary>What the target keeps to acknowledge the delivery (a mesh bus's peer state), or null.</summary>
+    public object? AckState => _extra is string or TaskCompletionSource || ReferenceEquals(_extra, CompletionMarker) ? null : _extra;
+
+    /// <summary>True when the target owes an acknowledgement once the subscribers returned.</summary>
+    public bool OwesAck => AckSeq > 0 || _extra is string;
+
+    /// <summary>The target ended: complete its streams after everything queued before.</summary>
     public bool IsCompletion => ReferenceEquals(_extra, CompletionMarker);
 
     /// <summary>Completed by the pump once everything queued before it was delivered and its acknowledgements written.</summary>
     public TaskCompletionSource? Barrier => _extra as TaskCompletionSource;
 
-    public static Delivery Of(Connection link, UhuraEvent? e, string? ackId, long ackSeq) => new(link, e, ackId, ackSeq);
+    public static Delivery Of(Connection link, UhuraEvent? e, string? ackId, long ackSeq) => new(link, e, ackId, ackSeq, 0);
 
-    public static Delivery Completion(Connection link) => new(link, null, CompletionMarker, 0);
+    /// <summary>An item to deliver; with <paramref name="ackState"/>, the target acknowledges <paramref name="ackSeq"/> of <paramref name="epoch"/> after it.</summary>
+    public static Delivery Of(IDispatchTarget target, object? item, object? ackState = null, int epoch = 0, long ackSeq = 0) => new(target, item, ackState, ackSeq, epoch);
 
-    public static Delivery BarrierOf(Connection link, TaskCompletionSource barrier) => new(link, null, barrier, 0);
+    public static Delivery Completion(IDispatchTarget target) => new(target, null, CompletionMarker, 0, 0);
+
+    public static Delivery BarrierOf(IDispatchTarget target, TaskCompletionSource barrier) => new(target, null, barrier, 0, 0);
 }
 
 /// <summary>
-/// The one serial dispatcher of a link (a server's connection) or of a client (all its links in turn): read loops
-/// enqueue, one pump calls the subscribers outside every library lock and then acknowledges. The queue is bounded by
+/// The one serial dispatcher of a link (a server's connection), of a client (all its links in turn) and of a mesh node
+/// (all its links, timers and API calls): producers enqueue, one pump calls the subscribers outside every library lock and then acknowledges. The queue is bounded by
 /// back-pressure: a read loop that finds it full (<see cref="IsFull"/>) waits for <see cref="WhenSpaceAsync"/> before
 /// reading on. A read loop queues a batch's events between <see cref="EnterBatch"/> and <see cref="ExitBatch"/> with
 /// <see cref="EnqueueInBatch"/>, and counts and wakes the pump once per read with <see cref="Publish"/>: no lock and no
@@ -184,7 +216,7 @@ internal sealed class EventDispatcher
     /// ends). Completes at once when the dispatcher was completed and has drained. Called from a subscriber, it completes
     /// after that subscriber returns: never wait for it synchronously there.
     /// </summary>
-    public Task WhenDeliveredAsync(Connection link)
+    public Task WhenDeliveredAsync(IDispatchTarget link)
     {
         var barrier = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         return Enqueue(Delivery.BarrierOf(link, barrier)) ? barrier.Task : _completion.Task;
@@ -199,7 +231,7 @@ internal sealed class EventDispatcher
 
     private async Task PumpAsync()
     {
-        Connection? ackOwedBy = null;
+        IDispatchTarget? ackOwedBy = null;
         var sinceAck = 0;
         var released = 0; // dispatched, not yet taken off the room's count (a shared counter: updated once per run of ReleaseEvery)
         try
@@ -219,7 +251,7 @@ internal sealed class EventDispatcher
                     }
 
                     // Flushed before a link's completion too: its resume point is published before a next link reads it.
-                    if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Link) || sinceAck >= AckEvery || delivery.IsCompletion))
+                    if (ackOwedBy is not null && (!ReferenceEquals(ackOwedBy, delivery.Target) || sinceAck >= AckEvery || delivery.IsCompletion))
                     {
                         ackOwedBy.FlushAcks();
                         ackOwedBy = null;
@@ -228,7 +260,7 @@ internal sealed class EventDispatcher
 
                     try
                     {
-                        var pending = delivery.Link.DispatchAsync(delivery);
+                        var pending = delivery.Target.DispatchAsync(delivery);
                         if (!pending.IsCompletedSuccessfully)
                         {
                             if (ackOwedBy is not null)
@@ -245,12 +277,12 @@ internal sealed class EventDispatcher
                     catch (Exception ex)
                     {
                         // Subscribers are guarded; this is the library's own failure, which must not stop the pump.
-                        Microsoft.Extensions.Logging.LoggerExtensions.LogError(_logger, ex, "Dispatching an event of {Connection} failed", delivery.Link);
+                        Microsoft.Extensions.Logging.LoggerExtensions.LogError(_logger, ex, "Dispatching to {Target} failed", delivery.Target);
                     }
 
-                    if (delivery.AckSeq > 0 || delivery.AckId is not null)
+                    if (delivery.OwesAck)
                     {
-                        ackOwedBy = delivery.Link;
+                        ackOwedBy = delivery.Target;
                         sinceAck++;
                     }
 

@@ -90,6 +90,10 @@ public sealed partial class Connection
     /// The dispatcher's call: delivers one event to this link's subscribers (then the client's, or the server's merged
     /// stream), and acknowledges it once they all returned; or, at the end, completes the link's streams.
     /// </summary>
+    ValueTask IDispatchTarget.DispatchAsync(Delivery delivery) => DispatchAsync(delivery);
+
+    void IDispatchTarget.FlushAcks() => FlushAcks();
+
     internal ValueTask DispatchAsync(Delivery delivery)
     {
         if (delivery.IsCompletion)

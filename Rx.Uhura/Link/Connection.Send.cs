@@ -6,7 +6,7 @@ using Rx.Uhura.Session;
 
 namespace Rx.Uhura;
 
-public sealed partial class Connection : ISessionSink, IOutboxOwner, ILinkReadHandler
+public sealed partial class Connection : ISessionSink, IOutboxOwner, ILinkReadHandler, IDispatchTarget
 {
     private readonly Lock _gate = new();
     private readonly Queue<OutboundMessage> _preReady = new();

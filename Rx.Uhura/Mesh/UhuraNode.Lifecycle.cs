@@ -73,6 +73,7 @@ public sealed partial class UhuraNode
         // Every link ended, so nothing more is queued but a stray timer's or redial's event, which is dropped. What was
         // queued before is delivered first, then the dispatcher's pump completes Messages, Events and NodeEvents. A
         // subscriber that never returns keeps this waiting: Rx cannot complete a stream during an OnNext.
+        _dispatcher.Enqueue(Delivery.Completion(this));
         _dispatcher.Complete();
         await _dispatcher.Completion.ConfigureAwait(false);
         _logger.LogInformation("Node {NodeId} closed", Id);

@@ -24,7 +24,7 @@ namespace Rx.Uhura.Mesh;
 /// (<see cref="ObservableResilienceExtensions.RetryWith{T}"/>); packets and bus events sent meanwhile wait, bounded, and go out
 /// when it is back. Every timer runs on <see cref="UhuraNodeOptions.TimeProvider"/>.
 /// </remarks>
-public sealed partial class UhuraNode : IAsyncDisposable
+public sealed partial class UhuraNode : IAsyncDisposable, IDispatchTarget
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, MeshPeer> _peers = new(StringComparer.Ordinal);
@@ -36,7 +36,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
     private readonly Subject<NodeEvent> _nodeEvents = new();
     private readonly Subject<MeshMessage> _messages = new();
     private readonly Subject<BusEvent> _busEvents = new();
-    private readonly MeshDispatcher _dispatcher;
+    private readonly EventDispatcher _dispatcher; // the links' dispatcher, with this node as the one target
     private readonly BehaviorSubject<string?> _listening = new(null);
     private readonly BehaviorSubject<int> _openLinks = new(0);
     private readonly Lock _openLinksGate = new();
@@ -74,7 +74,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
         _serializer = Options.CreateSerializer();
         _logger = Options.LoggerFactory.CreateLogger<UhuraNode>();
         _errors = new ErrorStream(_logger, "UhuraNode.Errors");
-        _dispatcher = new MeshDispatcher(Options.MaxQueuedDeliveries, Dispatch, CompleteDelivered, _logger);
+        _dispatcher = new EventDispatcher(Options.MaxQueuedDeliveries, _logger);
         _guardedListening = Guard(_listening.Where(static info => info is not null).Select(static info => info!), "UhuraNode.Listening", null);
         _guardedMessages = Guard(_messages.AsObservable(), "UhuraNode.Messages", null);
         _guardedEvents = Guard(_busEvents.AsObservable(), "UhuraNode.Events", static e => e.Name);
@@ -156,16 +156,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
     /// For tests: completes once everything queued for the subscribers before this call was delivered (their calls
     /// returned), or at once when the node closed: an event raised before it can no longer reach a later subscriber.
     /// </summary>
-    internal Task WhenDeliveredAsync()
-    {
-        var delivered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_dispatcher.Enqueue(new MeshDelivery(delivered)))
-        {
-            delivered.TrySetResult();
-        }
-
-        return delivered.Task;
-    }
+    internal Task WhenDeliveredAsync() => _dispatcher.WhenDeliveredAsync(this);
 
     /// <summary>For tests: a peer's bus positions, as this node sees them (null when no peer has that id).</summary>
     internal (ulong Sent, int Unacknowledged, ulong Received, ulong Delivered, ulong AckSent)? BusState(string peerId)
@@ -245,7 +236,7 @@ public sealed partial class UhuraNode : IAsyncDisposable
     }
 
     /// <summary>Queues a node event for the subscribers (in order with the node's other notifications).</summary>
-    private void Raise(NodeEvent e) => _dispatcher.Enqueue(new MeshDelivery(e));
+    private void Raise(NodeEvent e) => _dispatcher.Enqueue(Delivery.Of(this, e));
 
     private void Raise(IEnumerable<NodeEvent>? events)
     {
@@ -261,17 +252,28 @@ public sealed partial class UhuraNode : IAsyncDisposable
     }
 
     /// <summary>Queues a packet for the <see cref="Messages"/> subscribers.</summary>
-    private void Deliver(MeshMessage message) => _dispatcher.Enqueue(new MeshDelivery(message));
+    private void Deliver(MeshMessage message) => _dispatcher.Enqueue(Delivery.Of(this, message));
 
     /// <summary>
     /// Queues what a bus frame brought (an event, or null when it was a duplicate or a loop): once its turn came and the
     /// subscribers returned, the peer's delivered position moves to <paramref name="seq"/>, and only that is acknowledged.
     /// </summary>
-    private void Deliver(BusEvent? busEvent, BusPeerState bus, int epoch, ulong seq) => _dispatcher.Enqueue(new MeshDelivery(busEvent, bus, epoch, seq));
+    private void Deliver(BusEvent? busEvent, BusPeerState bus, int epoch, ulong seq) => _dispatcher.Enqueue(Delivery.Of(this, busEvent, bus, epoch, (long)seq));
 
-    /// <summary>The dispatcher's pump: calls the subscribers of one notification, then counts a bus frame as delivered.</summary>
-    private void Dispatch(MeshDelivery delivery)
+    /// <summary>
+    /// The dispatcher's pump: calls the subscribers of one notification, then counts a bus frame as delivered; at the end
+    /// (queued by <see cref="CloseAsync"/> after everything else), completes the streams.
+    /// </summary>
+    ValueTask IDispatchTarget.DispatchAsync(Delivery delivery)
     {
+        if (delivery.IsCompletion)
+        {
+            _nodeEvents.OnCompleted();
+            _messages.OnCompleted();
+            _busEvents.OnCompleted();
+            return ValueTask.CompletedTask;
+        }
+
         try
         {
             switch (delivery.Item)
@@ -285,9 +287,6 @@ public sealed partial class UhuraNode : IAsyncDisposable
                 case NodeEvent nodeEvent:
                     _nodeEvents.OnNext(nodeEvent);
                     break;
-                case TaskCompletionSource marker:
-                    marker.TrySetResult(); // WhenDeliveredAsync
-                    break;
             }
         }
         catch (Exception ex)
@@ -296,25 +295,24 @@ public sealed partial class UhuraNode : IAsyncDisposable
             _logger.LogError(ex, "Node {NodeId}: delivering {Item} failed", Id, delivery.Item);
         }
 
-        if (delivery.Bus is { } bus)
+        if (delivery.AckState is BusPeerState bus)
         {
             lock (_gate)
             {
                 // A frame of an earlier incarnation of the peer does not count against the new one's numbers.
-                if (bus.Epoch == delivery.Epoch && delivery.Seq > bus.LastDelivered)
+                if (bus.Epoch == delivery.Epoch && (ulong)delivery.AckSeq > bus.LastDelivered)
                 {
-                    bus.LastDelivered = delivery.Seq;
+                    bus.LastDelivered = (ulong)delivery.AckSeq;
                 }
             }
         }
+
+        return ValueTask.CompletedTask;
     }
 
-    /// <summary>The dispatcher's last act, on its pump after everything queued was delivered: the streams complete.</summary>
-    private void CompleteDelivered()
+    /// <summary>Nothing to flush: a bus peer's delivered position is moved per frame, and the bus timer acknowledges it.</summary>
+    void IDispatchTarget.FlushAcks()
     {
-        _nodeEvents.OnCompleted();
-        _messages.OnCompleted();
-        _busEvents.OnCompleted();
     }
 
     /// <inheritdoc/>
