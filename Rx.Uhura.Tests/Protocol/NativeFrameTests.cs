@@ -21,6 +21,12 @@ public class NativeFrameTests
         ["hello with unknown feature bits"] = (
             o => NativeFrameWriter.WriteHello(o, 1, (NativeFeatures)0x80000003, "", 0, 1, "{}"u8),
             "Hello v1 2147483651 id= last=0 hb=1 session={}"),
+        ["hello with a token and an instance"] = (
+            o => NativeFrameWriter.WriteHello(o, 1, NativeFeatures.Acks | NativeFeatures.Instances, "s", 0, 0, "{}"u8, "tok", "inst-1"),
+            "Hello v1 Acks, Auth, Instances, Instance id=s last=0 hb=0 session={} token=tok instance=inst-1"),
+        ["hello with an instance alone"] = (
+            o => NativeFrameWriter.WriteHello(o, 1, NativeFeatures.Instances | NativeFeatures.Auth, "", 0, 0, "{\"k\":1}"u8, null, "é"),
+            "Hello v1 Instances, Instance id= last=0 hb=0 session={\"k\":1} instance=é"),
         ["welcome resumed"] = (
             o => NativeFrameWriter.WriteWelcome(o, 1, NativeFeatures.Acks | NativeFeatures.Heartbeats | NativeFeatures.Resume, "0123456789abcdefghijklmn", true, ulong.MaxValue, 30_000, "{\"a\":[1,2]}"u8),
             "Welcome v1 Acks, Heartbeats, Resume id=0123456789abcdefghijklmn resumed=True last=18446744073709551615 hb=30000 session={\"a\":[1,2]}"),
@@ -52,7 +58,8 @@ public class NativeFrameTests
     /// <summary>Every field of a frame, read through its typed properties.</summary>
     private static string Show(NativeFrame f) => f.Type switch
     {
-        NativeFrameType.Hello => $"Hello v{f.Version} {f.Features} id={f.SessionId} last={f.LastReceivedSeq} hb={f.HeartbeatIntervalMs} session={Text(f.Session)}",
+        NativeFrameType.Hello => $"Hello v{f.Version} {f.Features} id={f.SessionId} last={f.LastReceivedSeq} hb={f.HeartbeatIntervalMs} session={Text(f.Session)}"
+            + (f.Token is { } token ? $" token={token}" : string.Empty) + (f.Instance is { } instance ? $" instance={instance}" : string.Empty),
         NativeFrameType.Welcome => $"Welcome v{f.Version} {f.Features} id={f.SessionId} resumed={f.Resumed} last={f.LastReceivedSeq} hb={f.HeartbeatIntervalMs} session={Text(f.Session)}",
         NativeFrameType.Event => $"Event #{f.Sequence} name={f.Name} args={Text(f.Args)}",
         NativeFrameType.Set => $"Set #{f.Sequence} changes={Text(f.Changes)}",

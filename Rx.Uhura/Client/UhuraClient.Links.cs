@@ -241,6 +241,18 @@ public sealed partial class UhuraClient
                 throw refused; // not retried: the same credentials would be refused again
             }
 
+            if (info.Error is SessionInUseException inUse)
+            {
+                throw inUse; // retried: the session is this client's once the other client's link is gone
+            }
+
+            // Whatever ended it, the next Hello leaves out the instance id: this server may not read it (a rolling
+            // upgrade can put an older server behind the same address), and the next Welcome says whether it does.
+            lock (_nativeStream.Gate)
+            {
+                _nativeStream.ServerReadsInstances = false;
+            }
+
             throw new UhuraException($"The connection ended during the handshake ({info.Reason}).", info.Error) { ConnectionId = link.Id };
         }
         catch (OperationCanceledException)

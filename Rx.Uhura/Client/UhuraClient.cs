@@ -48,7 +48,7 @@ public sealed partial class UhuraClient : IAsyncDisposable, IDisposable
     private readonly EventDispatcher _dispatcher;
     private readonly IObserver<SendException> _droppedSink;
     private readonly string _idPrefix = MessageIds.NewPrefix();
-    private readonly NativeStream _nativeStream = new();
+    private readonly NativeStream _nativeStream = new() { Instance = SessionIds.New() };
     private long _nextSeq;
     private int _connectedBefore;
     private long _generation;

@@ -38,6 +38,15 @@ internal sealed class NativeStream
     /// </summary>
     public string? ProposedSessionId { get; set; }
 
+    /// <summary>Client: the id of the client object this stream belongs to (null on a server's streams).</summary>
+    public string? Instance { get; init; }
+
+    /// <summary>
+    /// Client: the server granted <c>Instances</c> on the last Welcome, so the next Hello may carry <see cref="Instance"/>
+    /// (a server that does not read it would take it for the session JSON). Under <see cref="Gate"/>.
+    /// </summary>
+    public bool ServerReadsInstances { get; set; }
+
     /// <summary>True once a link of this stream completed its handshake: a later link may resume it.</summary>
     public bool Established { get; set; }
 

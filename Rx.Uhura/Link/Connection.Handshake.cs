@@ -131,13 +131,23 @@ public sealed partial class Connection
         }
 
         var reason = result.Reason ?? "Not authorized.";
+        Refuse(Protocol.Native.NativeCloseCodes.Unauthorized, reason, new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(reason) { ConnectionId = Id }));
+        return false;
+    }
+
+    /// <summary>
+    /// Server: turns the client away at the handshake (native: the preface and a Close frame with <paramref name="nativeCode"/>
+    /// instead of Welcome; Node wire: an <c>_unauthorized</c> element), writes it out, and ends the link with <paramref name="end"/>.
+    /// </summary>
+    private void Refuse(ushort nativeCode, string reason, DisconnectInfo end)
+    {
         _logger.LogInformation("Connection {Id}: refused at the handshake: {Reason}", Id, reason);
         lock (_gate)
         {
             if (_wire == WireProtocol.Native)
             {
                 _outbox.Pending.Write(Protocol.Native.NativePreface.Bytes);
-                Protocol.Native.NativeFrameWriter.WriteClose(_outbox.Pending, Protocol.Native.NativeCloseCodes.Unauthorized, reason);
+                Protocol.Native.NativeFrameWriter.WriteClose(_outbox.Pending, nativeCode, reason);
                 _wroteFirst = true;
                 Reach(LinkProgress.OutputEnded);
             }
@@ -151,10 +161,9 @@ public sealed partial class Connection
             ScheduleWriteLocked();
         }
 
-        _refusal = new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(reason) { ConnectionId = Id });
+        _refusal = end;
         _handshake = HandshakeProgress.Refused;
         _ = CloseRefusedAsync(); // the read loop writes the refusal when its batch ends
-        return false;
     }
 
     /// <summary>Server: once the refusal is written (or <see cref="ConnectionOptions.CloseTimeout"/> passed), half-closes and ends the link.</summary>

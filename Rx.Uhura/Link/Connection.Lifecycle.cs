@@ -230,7 +230,7 @@ public sealed partial class Connection
     private bool Greeted => _handshake >= HandshakeProgress.Greeted;
 
     /// <summary>The link ended (<see cref="LinkProgress.Ended"/>); read without the gate by the read loop.</summary>
-    private bool HasEnded => Volatile.Read(ref _phase) >= (int)LinkProgress.Ended;
+    internal bool HasEnded => Volatile.Read(ref _phase) >= (int)LinkProgress.Ended;
 
     /// <summary>Nothing more is written after what is buffered (<see cref="LinkProgress.OutputEnded"/> or later).</summary>
     private bool OutputHasEnded => Volatile.Read(ref _phase) >= (int)LinkProgress.OutputEnded;

@@ -224,9 +224,12 @@ public sealed partial class Connection
             case NativeFrameType.Close when !IsServer && !Greeted:
                 // The server turned the client away instead of welcoming it.
                 _peerClosed = true;
-                Shutdown(frame.CloseCode == NativeCloseCodes.Unauthorized
-                    ? new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(frame.Reason.Length > 0 ? frame.Reason : "Not authorized.") { ConnectionId = Id })
-                    : new DisconnectInfo(DisconnectReason.RemoteClose));
+                Shutdown(frame.CloseCode switch
+                {
+                    NativeCloseCodes.Unauthorized => new DisconnectInfo(DisconnectReason.Unauthorized, new AuthenticationFailedException(frame.Reason.Length > 0 ? frame.Reason : "Not authorized.") { ConnectionId = Id }),
+                    NativeCloseCodes.SessionInUse => new DisconnectInfo(DisconnectReason.SessionInUse, new SessionInUseException(frame.Reason.Length > 0 ? frame.Reason : "The session is in use by another client.") { ConnectionId = Id }),
+                    _ => new DisconnectInfo(DisconnectReason.RemoteClose),
+                });
                 return ValueTask.CompletedTask;
         }
 

@@ -18,10 +18,12 @@ public sealed partial class Connection
         var stream = _native!;
         _sentSessionId = Session.Id;
         var sessionId = Session.Id;
-        var features = NativeFeatures.Heartbeats | NativeFeatures.SessionOrder | (_options.EnableAcks ? NativeFeatures.Acks : 0);
+        var features = NativeFeatures.Heartbeats | NativeFeatures.SessionOrder | NativeFeatures.Instances | (_options.EnableAcks ? NativeFeatures.Acks : 0);
         ulong lastReceived = 0;
+        string? instance;
         lock (stream.Gate)
         {
+            instance = stream.ServerReadsInstances ? stream.Instance : null;
             if (sessionId is null)
             {
                 // No session yet: the client names the one it wants, so that should this link drop before its Welcome
@@ -43,11 +45,21 @@ public sealed partial class Connection
         lock (_gate)
         {
             _outbox.Pending.Write(NativePreface.Bytes);
-            NativeFrameWriter.WriteHello(_outbox.Pending, NativePreface.Version, features, sessionId, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken);
+            NativeFrameWriter.WriteHello(_outbox.Pending, NativePreface.Version, features, sessionId, lastReceived, (uint)_options.HeartbeatInterval.TotalMilliseconds, session, _authToken, instance);
             _wroteFirst = true;
             ScheduleWriteLocked();
         }
     }
+
+    /// <summary>Server: another client's live link holds the session this Hello presented; it keeps it, this link is refused.</summary>
+    private void RefuseSessionInUse()
+    {
+        const string reason = "The session is in use by another client's live link.";
+        Refuse(NativeCloseCodes.SessionInUse, reason, new DisconnectInfo(DisconnectReason.SessionInUse, new SessionInUseException(reason) { ConnectionId = Id }));
+    }
+
+    /// <summary>Server, native wire: the id of the client object this link comes from, when its Hello carried one.</summary>
+    internal string? ClientInstance { get; private set; }
 
     /// <summary>Server: resume the session (and the streams, when both sides still have them) or start fresh; answer Welcome.</summary>
     private async ValueTask HandleHelloAsync(NativeFrame hello)
@@ -64,12 +76,27 @@ public sealed partial class Connection
 
         var presented = ParseJson<JObject>(hello.Session, "Hello");
         CheckSessionLimits(presented);
+        ClientInstance = hello.Instance;
+        var claim = new Server.SessionClaim(hello.Instance, (hello.Features & NativeFeatures.Resume) != 0);
+        if (hello.SessionId.Length > 0 && _server!.Sessions.IsHeldByAnother(hello.SessionId, claim))
+        {
+            RefuseSessionInUse(); // before the session is loaded: the store keeps the live client's keys, not this one's
+            return;
+        }
+
         Session.ApplyRemote(presented);
         var proposed = (hello.Features & NativeFeatures.Propose) != 0 && SessionIds.IsWellFormed(hello.SessionId);
         var (sessionId, stored) = await ResolveSessionAsync(hello.SessionId.Length > 0 ? hello.SessionId : null, proposed).ConfigureAwait(false);
-        _serverSession = await _server!.Sessions.AttachAsync(sessionId, this, followsStream: true).ConfigureAwait(false);
-        var stream = _serverSession.Native;
-        var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | NativeFeatures.SessionOrder | (_options.EnableAcks ? NativeFeatures.Acks : 0));
+        if (await _server!.Sessions.TryAttachAsync(sessionId, this, followsStream: true, claim).ConfigureAwait(false) is not { } attached)
+        {
+            await Session.DetachStoreAsync().ConfigureAwait(false); // another client's link came first meanwhile
+            RefuseSessionInUse();
+            return;
+        }
+
+        _serverSession = attached;
+        var stream = attached.Native;
+        var granted = hello.Features & (NativeFeatures.Heartbeats | NativeFeatures.Resume | NativeFeatures.SessionOrder | NativeFeatures.Instances | (_options.EnableAcks ? NativeFeatures.Acks : 0));
 
         // The streams continue only when the client resumes them and this server still has them.
         bool resumeStreams, established;
@@ -252,6 +279,7 @@ public sealed partial class Connection
             lock (stream.Gate)
             {
                 stream.Established = true; // the proposal stays until the keys below name the session
+                stream.ServerReadsInstances = (welcome.Features & NativeFeatures.Instances) != 0;
             }
 
             _handshake = HandshakeProgress.Done;

@@ -23,6 +23,12 @@ public enum DisconnectReason
 
     /// <summary>The server refused the client at the handshake; <see cref="DisconnectInfo.Error"/> is an <see cref="AuthenticationFailedException"/>.</summary>
     Unauthorized,
+
+    /// <summary>
+    /// The server turned the client away at the handshake: another client object's live link holds the session it
+    /// presented; <see cref="DisconnectInfo.Error"/> is a <see cref="SessionInUseException"/>. The client tries again.
+    /// </summary>
+    SessionInUse,
 }
 
 /// <summary>The end of a link: why, and the error when there was one.</summary>

@@ -29,6 +29,19 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
     /// (native protocol), what the connection has not delivered when it ends goes back to the session's stream.
     /// </summary>
     public async ValueTask<ServerSession> AttachAsync(string sessionId, Connection connection, bool followsStream = false)
+        => (await TryAttachAsync(sessionId, connection, followsStream, claim: null).ConfigureAwait(false))!;
+
+    /// <summary>True when session <paramref name="sessionId"/>'s live link belongs to another client than <paramref name="claim"/>'s (checked before the session is loaded).</summary>
+    public bool IsHeldByAnother(string sessionId, SessionClaim claim)
+    {
+        lock (_gate)
+        {
+            return _sessions.TryGetValue(sessionId, out var session) && session.Active is { HasEnded: false } live && claim.IsAnotherClientThan(live);
+        }
+    }
+
+    /// <summary>As <see cref="AttachAsync"/>; with a <paramref name="claim"/>, null (nothing attached) when the session's live link belongs to another client, which keeps it.</summary>
+    public async ValueTask<ServerSession?> TryAttachAsync(string sessionId, Connection connection, bool followsStream, SessionClaim? claim)
     {
         Connection? previous;
         ServerSession session;
@@ -36,6 +49,12 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         lock (_gate)
         {
             session = _sessions.GetOrAdd(sessionId, static id => new ServerSession(id));
+            if (claim is { } c && session.Active is { HasEnded: false } live && !ReferenceEquals(live, connection) && c.IsAnotherClientThan(live))
+            {
+                logger.LogInformation("Session {SessionId}: connection {New} is refused: connection {Live} of another client holds the session", sessionId, connection.Id, live.Id);
+                return null;
+            }
+
             session.Expiry?.Dispose();
             session.Expiry = null;
             previous = session.Active;

@@ -24,4 +24,11 @@ internal static class NativeCloseCodes
     /// the link. The sender fails that one send instead of sending it again; the rest resume on the next link.
     /// </summary>
     public const ushort EventRefused = 5;
+
+    /// <summary>
+    /// Server → client, instead of <c>Welcome</c>: the session the client presented has a live link from another client
+    /// instance, which keeps it. The client tries again with its reconnect backoff (it gets the session once that link
+    /// is gone), and the other client's link is not disturbed.
+    /// </summary>
+    public const ushort SessionInUse = 6;
 }

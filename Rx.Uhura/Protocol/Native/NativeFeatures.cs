@@ -33,4 +33,18 @@ internal enum NativeFeatures : uint
     /// change at once ends with each side holding the other's value.
     /// </summary>
     SessionOrder = 32,
+
+    /// <summary>
+    /// A client asks it when it can name its instance (the client object, which outlives its links); a server grants it
+    /// when it reads instance ids. Carries no field: a client adds the id (<see cref="Instance"/>) only on links to a
+    /// server that granted this before, since a server that does not know the field would read it as the session JSON.
+    /// </summary>
+    Instances = 64,
+
+    /// <summary>
+    /// Hello only: an <c>instance</c> string follows the token (or the heartbeat interval, without <see cref="Auth"/>):
+    /// the id of the client object that sends the Hello. A server refuses a Hello for a session whose live link belongs
+    /// to another instance (<see cref="NativeCloseCodes.SessionInUse"/>), rather than drop that link. Never granted back.
+    /// </summary>
+    Instance = 128,
 }

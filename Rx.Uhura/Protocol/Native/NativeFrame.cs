@@ -23,7 +23,7 @@ internal readonly struct NativeFrame
     private readonly ushort _closeCode;
     private readonly byte _version;
     private readonly bool _resumed;
-    private readonly string? _token;
+    private readonly HelloFields? _hello; // Hello only: its optional fields
 
     private NativeFrame(
         NativeFrameType type,
@@ -35,9 +35,9 @@ internal readonly struct NativeFrame
         ushort closeCode = 0,
         byte version = 0,
         bool resumed = false,
-        string? token = null)
+        HelloFields? hello = null)
     {
-        _token = token;
+        _hello = hello;
         Type = type;
         _number = number;
         _text = text;
@@ -62,7 +62,10 @@ internal readonly struct NativeFrame
     public string SessionId => Is(Handshake) ? _text! : throw NotCarried(nameof(SessionId));
 
     /// <summary>Hello: the authentication token, when <see cref="NativeFeatures.Auth"/> is set; else null.</summary>
-    public string? Token => Type == NativeFrameType.Hello ? _token : throw NotCarried(nameof(Token));
+    public string? Token => Type == NativeFrameType.Hello ? _hello?.Token : throw NotCarried(nameof(Token));
+
+    /// <summary>Hello: the client object's instance id, when <see cref="NativeFeatures.Instance"/> is set; else null.</summary>
+    public string? Instance => Type == NativeFrameType.Hello ? _hello?.Instance : throw NotCarried(nameof(Instance));
 
     /// <summary>Welcome: true when the link continues the previous link's session and streams.</summary>
     public bool Resumed => Type == NativeFrameType.Welcome ? _resumed : throw NotCarried(nameof(Resumed));
@@ -98,8 +101,8 @@ internal readonly struct NativeFrame
     public string Reason => Type == NativeFrameType.Close ? _text! : throw NotCarried(nameof(Reason));
 
     /// <summary>A Hello frame.</summary>
-    public static NativeFrame CreateHello(byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlyMemory<byte> session, string? token = null)
-        => new(NativeFrameType.Hello, lastReceivedSeq, sessionId, session, features, heartbeatIntervalMs, version: version, token: token);
+    public static NativeFrame CreateHello(byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlyMemory<byte> session, string? token = null, string? instance = null)
+        => new(NativeFrameType.Hello, lastReceivedSeq, sessionId, session, features, heartbeatIntervalMs, version: version, hello: token is null && instance is null ? null : new HelloFields(token, instance));
 
     /// <summary>A Welcome frame.</summary>
     public static NativeFrame CreateWelcome(byte version, NativeFeatures features, string sessionId, bool resumed, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlyMemory<byte> session)
@@ -144,3 +147,6 @@ internal readonly struct NativeFrame
     private InvalidOperationException NotCarried(string property)
         => new($"A {Type} frame has no {property}.");
 }
+
+/// <summary>A Hello's optional fields (one object, so that every other frame does without them).</summary>
+internal sealed record HelloFields(string? Token, string? Instance);

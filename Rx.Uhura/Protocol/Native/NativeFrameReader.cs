@@ -92,7 +92,8 @@ internal sealed class NativeFrameReader : IMessageReader<NativeFrame>
         var lastReceived = body.ReadUInt64("last received sequence number");
         var heartbeat = body.ReadUInt32("heartbeat interval");
         var token = (features & NativeFeatures.Auth) != 0 ? body.ReadString("authentication token") : null;
-        return NativeFrame.CreateHello(version, features, sessionId, lastReceived, heartbeat, body.ReadJsonToEnd("session"), token);
+        var instance = (features & NativeFeatures.Instance) != 0 ? body.ReadString("instance id") : null;
+        return NativeFrame.CreateHello(version, features, sessionId, lastReceived, heartbeat, body.ReadJsonToEnd("session"), token, instance);
     }
 
     /// <summary>Decodes the type byte and body of one frame.</summary>

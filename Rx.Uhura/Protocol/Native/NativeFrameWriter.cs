@@ -24,13 +24,15 @@ internal static class NativeFrameWriter
     /// Writes a Hello frame (client → server). An authentication token, when not null, is written after the heartbeat
     /// interval and <see cref="NativeFeatures.Auth"/> is set.
     /// </summary>
-    public static void WriteHello(IBufferWriter<byte> output, byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlySpan<byte> sessionJson, string? token = null)
+    public static void WriteHello(IBufferWriter<byte> output, byte version, NativeFeatures features, string sessionId, ulong lastReceivedSeq, uint heartbeatIntervalMs, ReadOnlySpan<byte> sessionJson, string? token = null, string? instance = null)
     {
         var id = Utf8Length(sessionId, nameof(sessionId));
         var tokenLength = token is null ? 0 : Utf8Length(token, nameof(token));
+        var instanceLength = instance is null ? 0 : Utf8Length(instance, nameof(instance));
         features = token is null ? features & ~NativeFeatures.Auth : features | NativeFeatures.Auth;
+        features = instance is null ? features & ~NativeFeatures.Instance : features | NativeFeatures.Instance;
         RequireJson(sessionJson.Length, nameof(sessionJson));
-        var fixedSize = 1 + 4 + 2 + id + 8 + 4 + (token is null ? 0 : 2 + tokenLength);
+        var fixedSize = 1 + 4 + 2 + id + 8 + 4 + (token is null ? 0 : 2 + tokenLength) + (instance is null ? 0 : 2 + instanceLength);
         var span = Begin(output, NativeFrameType.Hello, fixedSize, sessionJson.Length);
         span[0] = version;
         BinaryPrimitives.WriteUInt32BigEndian(span[1..], (uint)features);
@@ -41,6 +43,11 @@ internal static class NativeFrameWriter
         if (token is not null)
         {
             rest = WriteString(rest, token, tokenLength);
+        }
+
+        if (instance is not null)
+        {
+            rest = WriteString(rest, instance, instanceLength);
         }
 
         sessionJson.CopyTo(rest);
