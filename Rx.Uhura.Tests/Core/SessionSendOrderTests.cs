@@ -266,9 +266,9 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
     /// <summary>Connects in memory straight to the server, keeping each link's server end so the test can hook its disposal.</summary>
     private sealed class HookedTransport(UhuraServer server) : ITransport
     {
-        private readonly List<HookedStream> _serverEnds = [];
+        private readonly List<DisposalHookStream> _serverEnds = [];
 
-        public IReadOnlyList<HookedStream> ServerEnds
+        public IReadOnlyList<DisposalHookStream> ServerEnds
         {
             get
             {
@@ -286,7 +286,7 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
         {
             var toServer = new Pipe();
             var toClient = new Pipe();
-            var serverEnd = new HookedStream(new MemoryDuplexStream(toServer.Reader, toClient.Writer, "memory://order"));
+            var serverEnd = new DisposalHookStream(new MemoryDuplexStream(toServer.Reader, toClient.Writer, "memory://order"));
             lock (_serverEnds)
             {
                 _serverEnds.Add(serverEnd);
@@ -295,22 +295,5 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
             server.Accept(serverEnd);
             return ValueTask.FromResult<Stream>(new MemoryDuplexStream(toClient.Reader, toServer.Writer, "memory://order"));
         }
-    }
-
-    private sealed class HookedStream(Stream inner) : DelegatingStream(inner)
-    {
-        public Action? OnDispose { get; set; }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                OnDispose?.Invoke();
-            }
-
-            base.Dispose(disposing);
-        }
-
-        private int _disposed;
     }
 }

@@ -40,7 +40,7 @@ public class MeshGarbageTests(ITestOutputHelper output)
     public async Task A_node_ends_every_garbage_socket_with_a_typed_error_and_keeps_its_peer()
     {
         var clock = Stopwatch.StartNew();
-        var errors = new MeshSteps.ErrorLog();
+        var errors = new LogMessages();
         var logged = new ConcurrentQueue<Exception>();
         var allLogged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var errorLog = errors.Errors.Subscribe(ex =>

@@ -34,7 +34,7 @@ public class MeshBadInputTests
     public async Task Bad_bytes_before_the_native_handshake_close_only_that_socket(string badInput)
     {
         var (bytes, expected) = NativeBadInput(badInput);
-        var errors = new MeshSteps.ErrorLog();
+        var errors = new LogMessages();
         await using var kit = new MeshTestKit();
         var node = await kit.StartAsync("node", UhuraNodeOptions.Default with { LoggerFactory = errors });
         var good = await ConnectedPeerAsync(kit, node, UhuraNodeOptions.Default);

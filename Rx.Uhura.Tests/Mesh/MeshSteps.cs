@@ -1,8 +1,6 @@
 using System.Net.Sockets;
 using System.Reactive.Linq;
-using System.Reactive.Subjects;
 using System.Reactive.Threading.Tasks;
-using Microsoft.Extensions.Logging;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Mesh;
 using Rx.Uhura.Tests.Core;
@@ -89,44 +87,5 @@ internal static class MeshSteps
         }
 
         public void Dispose() => _subscription.Dispose();
-    }
-
-    /// <summary>
-    /// A logger factory that publishes the exception of every log entry: the only place the reason a link ended during
-    /// its handshake shows (no peer, so no <see cref="NodeEvent"/>).
-    /// </summary>
-    internal sealed class ErrorLog : ILoggerFactory, ILogger
-    {
-        private readonly Subject<Exception> _errors = new();
-
-        /// <summary>Exceptions logged from now on (hot).</summary>
-        public IObservable<Exception> Errors => _errors.AsObservable();
-
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (exception is not null)
-            {
-                lock (_errors)
-                {
-                    _errors.OnNext(exception);
-                }
-            }
-        }
-
-        public void Dispose()
-        {
-            // Nodes may log while they close, after the test is done with the log: the subject stays usable.
-        }
     }
 }

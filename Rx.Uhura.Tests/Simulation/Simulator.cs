@@ -483,33 +483,8 @@ internal sealed class DisposalHookTransport(ITransport inner, Action onDispose) 
         public System.Net.EndPoint EndPoint => inner.EndPoint;
 
         public async ValueTask<Stream?> AcceptAsync(CancellationToken cancellationToken = default)
-            => await inner.AcceptAsync(cancellationToken).ConfigureAwait(false) is { } stream ? new Hooked(stream, onDispose) : null;
+            => await inner.AcceptAsync(cancellationToken).ConfigureAwait(false) is { } stream ? new Rx.Uhura.Tests.Core.DisposalHookStream(stream, onDispose) : null;
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
-    }
-
-    private sealed class Hooked(Stream inner, Action onDispose) : Rx.Uhura.Tests.Core.DelegatingStream(inner)
-    {
-        private int _disposed;
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                onDispose();
-            }
-
-            base.Dispose(disposing);
-        }
-
-        public override ValueTask DisposeAsync()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                onDispose();
-            }
-
-            return base.DisposeAsync();
-        }
     }
 }
