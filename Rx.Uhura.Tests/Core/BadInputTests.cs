@@ -169,4 +169,24 @@ public sealed class BadInputTests : IAsyncLifetime
         await peer.ReadUntilAsync("ack::abc");
         Assert.StartsWith("[\n", Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(peer.Elements().Count > 0 ? "[\n" : string.Empty)));
     }
+
+    [Fact]
+    public async Task A_client_that_renames_its_session_is_ignored_and_reported_and_its_link_and_other_keys_go_on()
+    {
+        await using var peer = await RawPeer.ConnectAsync(_server.EndPoint!);
+        await peer.HandshakeAsync("{\"k\":1}");
+        var connection = await Wait.First(_connections);
+        await peer.ReadUntilAsync("\"connect\"");
+        var id = connection.Session.Id;
+        Assert.NotNull(id);
+
+        await peer.WriteAsync("\n,\n[\"_set\",\"sessionID\",\"someone-elses-session-id\"]");
+        await peer.WriteAsync("\n,\n[\"_set\",{\"sessionID\":\"another-one\",\"k\":2},null]");
+        await Wait.First(connection.Session, s => s.TryGetValue("k", out var k) && (int)k == 2);
+        var errors = await Wait.First(_errors.OfType<ProtocolException>().Take(2).ToList());
+        Assert.All(errors, e => Assert.Contains("sessionID", e.Message));
+        Assert.Equal(id, connection.Session.Id);
+        Assert.True(connection.IsConnected);
+        Assert.Equal(id, (string?)(await _server.SessionStore.GetAsync(id!))![Rx.Uhura.Session.UhuraSession.IdKey]);
+    }
 }

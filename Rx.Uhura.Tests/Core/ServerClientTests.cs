@@ -264,6 +264,21 @@ public abstract class ServerClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_session_id_cannot_be_set_by_the_application_on_either_side()
+    {
+        var client = Client();
+        await client.WhenConnectedAsync().For();
+        var id = client.Session.Id;
+        Assert.Throws<ArgumentException>(() => client.Session.Set(UhuraSession.IdKey, "mine"));
+        Assert.Throws<ArgumentException>(() => client.Session.Set([new KeyValuePair<string, object?>("a", 1), new(UhuraSession.IdKey, "mine")]));
+        Assert.Equal(id, client.Session.Id);
+        Assert.Null(client.Session.Get("a")); // all or nothing
+        var serverSide = await NextConnection();
+        Assert.Throws<ArgumentException>(() => serverSide.Session.Set(UhuraSession.IdKey, "mine"));
+        Assert.Equal(id, serverSide.Session.Id);
+    }
+
+    [Fact]
     public async Task A_new_client_presenting_a_known_session_id_resumes_the_session()
     {
         var first = Client();

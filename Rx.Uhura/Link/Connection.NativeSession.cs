@@ -1,7 +1,9 @@
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Protocol.Native;
+using Rx.Uhura.Session;
 
 namespace Rx.Uhura;
 
@@ -45,12 +47,41 @@ public sealed partial class Connection
     {
         if (IsServer)
         {
-            Session.ApplyRemote(changes, CountApplied);
+            Session.ApplyRemote(WithoutForeignSessionId(changes), CountApplied);
         }
         else
         {
             Session.ApplyRemote(changes, c => KeepSettled(c, (long)appliedByServer, welcome: false));
         }
+    }
+
+    /// <summary>
+    /// Server: a client cannot rename its session (the server names it, and files the link under that name): a change of
+    /// <see cref="UhuraSession.IdKey"/> to anything but the session's own id is left out of <paramref name="changes"/> and
+    /// reported on the server's error stream; the link and the other keys go on.
+    /// </summary>
+    private JObject WithoutForeignSessionId(JObject changes)
+    {
+        if (changes.TryGetValue(UhuraSession.IdKey, out var value) && IsForeignSessionId(value))
+        {
+            changes.Remove(UhuraSession.IdKey);
+        }
+
+        return changes;
+    }
+
+    /// <summary>Server: true (and reported) when a client's change of the session id names another id than the session's.</summary>
+    private bool IsForeignSessionId(JToken? value)
+    {
+        if (Session.Id is not { } id || (value is JValue { Type: JTokenType.String } text && string.Equals((string?)text, id, StringComparison.Ordinal)))
+        {
+            return false; // not named yet (the handshake decides), or the same id sent back
+        }
+
+        var error = new ProtocolException($"The client tried to change '{UhuraSession.IdKey}' of session {id}; the change was ignored.") { ConnectionId = Id };
+        _logger.LogWarning("Connection {Id}: {Message}", Id, error.Message);
+        _server?.ReportError(error);
+        return true;
     }
 
     private JObject CountApplied(JObject changes)

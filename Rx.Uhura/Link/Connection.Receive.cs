@@ -289,6 +289,12 @@ public sealed partial class Connection
 
     private void HandleSet(JArray array)
     {
+        if (IsServer && array.Count >= 2 && array[1].Type == JTokenType.String && (string)array[1]! == UhuraSession.IdKey
+            && IsForeignSessionId(array.Count >= 3 ? array[2] : null))
+        {
+            return; // a client cannot rename its session
+        }
+
         switch (array.Count)
         {
             case >= 3 when array[1].Type == JTokenType.String:
@@ -296,6 +302,7 @@ public sealed partial class Connection
                 Session.ApplyRemote((string)array[1]!, array[2], NotSetDuringHandshake);
                 break;
             case >= 2 when array[1] is JObject values:
+                values = IsServer ? WithoutForeignSessionId(values) : values;
                 CheckSessionLimits(values);
                 Session.ApplyRemote(values, WithoutSetsDuringHandshake); // Node sends set({...}) as ["_set", {...}, null]
                 break;

@@ -67,6 +67,18 @@ public sealed partial class UhuraSession
     }
 
     /// <summary>
+    /// The session's id is the server's to give (a client presents a saved one with <see cref="UhuraClientOptions.InitialSession"/>):
+    /// setting it would file the session under a name the server does not know it by.
+    /// </summary>
+    private static void ThrowIfId(string key)
+    {
+        if (string.Equals(key, IdKey, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"'{IdKey}' names the session and cannot be set; to resume a saved session, pass it as UhuraClientOptions.InitialSession.", nameof(key));
+        }
+    }
+
+    /// <summary>
     /// A copy of an initial session (<see cref="UhuraClientOptions.InitialSession"/>), checked as <see cref="Set(IEnumerable{KeyValuePair{string, object?}})"/>
     /// checks changes: every value encodable and within the limits. Unchecked, a value the peer refuses would go out with
     /// every handshake and end every link.

@@ -80,9 +80,11 @@ public sealed partial class UhuraSession : IObservable<IReadOnlyDictionary<strin
     /// (<see cref="ConnectionOptions.MaxMessageSize"/>).</exception>
     /// <exception cref="SessionLimitException">The session would exceed <see cref="ConnectionOptions.MaxSessionKeys"/> or
     /// <see cref="ConnectionOptions.MaxSessionBytes"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="key"/> is <see cref="IdKey"/>: the session's id cannot be set.</exception>
     public void Set(string key, object? value)
     {
         ArgumentNullException.ThrowIfNull(key);
+        ThrowIfId(key);
         var token = Encode(key, value, out var size);
         (string, long)[] change = [(key, size)];
         lock (_gate)
@@ -101,6 +103,7 @@ public sealed partial class UhuraSession : IObservable<IReadOnlyDictionary<strin
     /// <exception cref="EncodeException">A value cannot be encoded (see <see cref="Set(string, object?)"/>).</exception>
     /// <exception cref="FrameTooLargeException">The changes, or the session with them, would not fit in one message.</exception>
     /// <exception cref="SessionLimitException">The session would exceed its limits.</exception>
+    /// <exception cref="ArgumentException">One of the keys is <see cref="IdKey"/>: the session's id cannot be set.</exception>
     public void Set(IEnumerable<KeyValuePair<string, object?>> values)
     {
         ArgumentNullException.ThrowIfNull(values);
@@ -108,6 +111,7 @@ public sealed partial class UhuraSession : IObservable<IReadOnlyDictionary<strin
         var sizes = new Dictionary<string, long>(StringComparer.Ordinal); // a key given twice counts once, as its last value
         foreach (var (key, value) in values)
         {
+            ThrowIfId(key);
             obj[key] = Encode(key, value, out var size);
             sizes[key] = size;
         }
