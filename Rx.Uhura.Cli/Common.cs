@@ -164,6 +164,9 @@ internal static class Common
         DisconnectReason.TransportError => "transport-error",
         DisconnectReason.ProtocolError => "protocol-error",
         DisconnectReason.SessionInvalidated => "session-invalidated",
+        DisconnectReason.SlowConsumer => "slow-consumer",
+        DisconnectReason.Unauthorized => "unauthorized",
+        DisconnectReason.SessionInUse => "session-in-use",
         _ => reason.ToString().ToLowerInvariant(),
     };
 

@@ -145,4 +145,14 @@ public sealed class OutputTests
         Assert.Equal(100.0, (double)line["connections"]![0]!["eventsInPerSec"]!);
         Assert.Equal(JTokenType.Null, line["connections"]![1]!["eventsInPerSec"]!.Type);
     }
+
+    [Fact]
+    public void Every_disconnect_reason_has_a_kebab_case_name_in_the_json_output()
+    {
+        var names = Enum.GetValues<DisconnectReason>().Select(Common.Format).ToList();
+        Assert.All(names, name => Assert.Matches("^[a-z]+(-[a-z]+)*$", name));
+        Assert.Equal(names.Count, names.Distinct().Count());
+        Assert.Equal("session-in-use", Common.Format(DisconnectReason.SessionInUse));
+        Assert.Equal("slow-consumer", Common.Format(DisconnectReason.SlowConsumer));
+    }
 }
