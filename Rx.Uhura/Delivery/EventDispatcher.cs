@@ -77,11 +77,12 @@ internal readonly struct Delivery
 
 /// <summary>
 /// The one serial dispatcher of a link (a server's connection), of a client (all its links in turn) and of a mesh node
-/// (all its links, timers and API calls): producers enqueue, one pump calls the subscribers outside every library lock and then acknowledges. The queue is bounded by
-/// back-pressure: a read loop that finds it full (<see cref="IsFull"/>) waits for <see cref="WhenSpaceAsync"/> before
-/// reading on. A read loop queues a batch's events between <see cref="EnterBatch"/> and <see cref="ExitBatch"/> with
-/// <see cref="EnqueueInBatch"/>, and counts and wakes the pump once per read with <see cref="Publish"/>: no lock and no
-/// shared counter touched per event on either side (the pump takes what it dispatched off the count in runs).
+/// (all its links, timers and API calls): producers enqueue, one pump calls the subscribers outside every library lock
+/// and then acknowledges. The queue is bounded by back-pressure: a read loop that finds it full (<see cref="IsFull"/>)
+/// waits for <see cref="WhenSpaceAsync"/> before reading on. A read loop queues a batch's events between
+/// <see cref="EnterBatch"/> and <see cref="ExitBatch"/> with <see cref="EnqueueInBatch"/>, and counts and wakes the pump
+/// once per read with <see cref="Publish"/>: no lock and no shared counter touched per event on either side (the pump
+/// takes what it dispatched off the count in runs).
 /// </summary>
 internal sealed class EventDispatcher
 {

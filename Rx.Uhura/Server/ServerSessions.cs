@@ -36,7 +36,7 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
     {
         lock (_gate)
         {
-            return _sessions.TryGetValue(sessionId, out var session) && session.Active is { HasEnded: false } live && claim.IsAnotherClientThan(live);
+            return _sessions.TryGetValue(sessionId, out var session) && claim.IsRefusedBy(session.Active);
         }
     }
 
@@ -49,9 +49,9 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         lock (_gate)
         {
             session = _sessions.GetOrAdd(sessionId, static id => new ServerSession(id));
-            if (claim is { } c && session.Active is { HasEnded: false } live && !ReferenceEquals(live, connection) && c.IsAnotherClientThan(live))
+            if (claim is { } c && c.IsRefusedBy(session.Active, connection))
             {
-                logger.LogInformation("Session {SessionId}: connection {New} is refused: connection {Live} of another client holds the session", sessionId, connection.Id, live.Id);
+                logger.LogInformation("Session {SessionId}: connection {New} is refused: connection {Live} of another client holds the session", sessionId, connection.Id, session.Active!.Id);
                 return null;
             }
 

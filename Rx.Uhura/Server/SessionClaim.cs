@@ -17,4 +17,8 @@ internal readonly record struct SessionClaim(string? Instance, bool Resumes)
         => Instance is not null && live.ClientInstance is { } liveInstance
             ? !string.Equals(Instance, liveInstance, StringComparison.Ordinal)
             : Instance is null && !Resumes;
+
+    /// <summary>True when <paramref name="active"/>, a session's live link, is another client's and keeps the session from <paramref name="claimant"/>.</summary>
+    public bool IsRefusedBy(Connection? active, Connection? claimant = null)
+        => active is { HasEnded: false } live && !ReferenceEquals(live, claimant) && IsAnotherClientThan(live);
 }
