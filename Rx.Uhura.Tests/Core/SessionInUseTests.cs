@@ -9,13 +9,18 @@ namespace Rx.Uhura.Tests.Core;
 /// Two client objects that present one session (both restored from the same saved session, say) on the native wire:
 /// the one whose link is live keeps it, the other is refused with <see cref="SessionInUseException"/> and retries with
 /// its backoff, and gets the session once the first is gone. Before, each took the session from the other on every
-/// reconnect, without end, and every take reset the session's streams. Real sockets.
+/// reconnect, without end, and every take reset the session's streams. A refused client makes the server probe the
+/// live link: one whose peer vanished without closing its socket is dropped after <see cref="Probe"/>, not after the
+/// heartbeat timeout. Real sockets.
 /// </summary>
 public sealed class SessionInUseTests : IAsyncLifetime
 {
     private static readonly ReconnectOptions Fast = new() { FirstDelay = TimeSpan.FromMilliseconds(5), MaxDelay = TimeSpan.FromMilliseconds(20) };
 
-    private readonly UhuraServer _server = new();
+    /// <summary>The server's <see cref="ConnectionOptions.SessionProbeTimeout"/> here.</summary>
+    private static readonly TimeSpan Probe = TimeSpan.FromSeconds(1.5); // a pong can be late by a second while the test host's thread pool grows
+
+    private readonly UhuraServer _server = new(new UhuraServerOptions { Connection = new ConnectionOptions { SessionProbeTimeout = Probe } });
     private readonly ConcurrentQueue<Connection> _accepted = new();
     private readonly List<UhuraClient> _clients = [];
 
@@ -58,6 +63,10 @@ public sealed class SessionInUseTests : IAsyncLifetime
         }
 
         await Task.WhenAll(sends).For();
+
+        // The owner answers the probes its intruder's knocks set off: it keeps its link, however long the knocking goes on.
+        var knocking = System.Diagnostics.Stopwatch.StartNew();
+        await Wait.First(refusals.Where(_ => knocking.Elapsed > 2 * Probe));
         Assert.Single(_accepted); // the owner's first link, never taken from it
         Assert.True(owner.CurrentState.Status == ConnectionStatus.Connected && !owner.CurrentState.IsReconnect);
         Assert.Equal([0, 1, 2, 3, 4], received);
@@ -101,6 +110,38 @@ public sealed class SessionInUseTests : IAsyncLifetime
         var stable = _accepted.Count;
         await Wait.First(other.State.Where(s => s.Error is SessionInUseException).Skip(3));
         Assert.Equal(stable, _accepted.Count);
+    }
+
+    [Fact]
+    public async Task A_client_restored_after_the_owner_vanished_gets_the_session_once_the_owner_fails_a_probe()
+    {
+        // The owner's machine vanishes: its socket stays open on the server, and nothing comes from it any more. Its
+        // heartbeat timeout is two minutes; the probe drops its link in a second and a half.
+        await using var transport = new FreezableTransport(Rx.Uhura.Transport.SocketTransport.Instance);
+        var owner = UhuraClient.Connect(_server.Uri!, new UhuraClientOptions { Transport = transport, Reconnect = Fast, Connection = new ConnectionOptions { HeartbeatInterval = TimeSpan.FromMinutes(1) } });
+        _clients.Add(owner);
+        await owner.WhenConnectedAsync().For();
+        owner.Session.Set("owner", "A");
+        var sessionId = owner.Session.Id!;
+        await Until(() => _server.SessionStore.GetAsync(sessionId).Result?.ContainsKey("owner") == true);
+        var saved = owner.Session.Get();
+        Assert.True(_accepted.TryPeek(out var ownerLink));
+        transport.Freeze();
+        owner.Dispose(); // its close never reaches the server
+
+        var restarted = Client(new Dictionary<string, JToken>(saved));
+        var refused = restarted.State.Where(s => s.Error is SessionInUseException).Replay();
+        using var connect = refused.Connect();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await restarted.WhenConnectedAsync().For();
+        Assert.InRange(sw.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(30)); // not the heartbeat timeout
+        await Wait.First(refused); // it was refused first, while the owner's link was live
+        var ended = await Wait.First(ownerLink!.Disconnected);
+        Assert.Equal(DisconnectReason.TransportError, ended.Reason);
+        Assert.Contains("probe", ended.Error!.Message, StringComparison.Ordinal);
+        Assert.Equal(sessionId, restarted.Session.Id);
+        Assert.True(restarted.CurrentState.Resumed);
+        Assert.Equal("A", restarted.Session.Get<string>("owner"));
     }
 
     private static Task Until(Func<bool> condition) => Wait.First(Observable.Interval(TimeSpan.FromMilliseconds(2)).Where(_ => condition()));

@@ -48,6 +48,16 @@ public sealed class LivenessTests
     }
 
     [Fact]
+    public void Reads_are_counted_even_when_the_clock_stands_still()
+    {
+        var before = _liveness.Reads;
+        _liveness.NoteRead();
+        _liveness.Suspend();
+        _liveness.Resume(); // a resumption counts as a read: what waited unread may be the answer
+        Assert.Equal(before + 2, _liveness.Reads);
+    }
+
+    [Fact]
     public void An_infinite_limit_never_finds_the_peer_silent()
     {
         _scheduler.AdvanceBy(TimeSpan.FromDays(30).Ticks);

@@ -19,6 +19,7 @@ internal sealed class Liveness
 {
     private readonly TimeProvider _time;
     private long _lastRead;
+    private long _reads; // written by the read loop alone
     private long _lastWrite;
     private int _suspended;
 
@@ -35,6 +36,9 @@ internal sealed class Liveness
     /// <summary>When something was last read (a timestamp of the clock).</summary>
     public long LastRead => Volatile.Read(ref _lastRead);
 
+    /// <summary>How many times something was read (a probe compares two counts: a clock may not move between reads).</summary>
+    public long Reads => Volatile.Read(ref _reads);
+
     /// <summary>Both silences count from now.</summary>
     public void Restart()
     {
@@ -43,8 +47,12 @@ internal sealed class Liveness
         Volatile.Write(ref _lastWrite, now);
     }
 
-    /// <summary>Something arrived from the peer.</summary>
-    public void NoteRead() => Volatile.Write(ref _lastRead, _time.GetTimestamp());
+    /// <summary>Something arrived from the peer (the read loop's call).</summary>
+    public void NoteRead()
+    {
+        Volatile.Write(ref _lastRead, _time.GetTimestamp());
+        Volatile.Write(ref _reads, _reads + 1);
+    }
 
     /// <summary>Something was written to the peer (a ping is due only after a silence of this side).</summary>
     public void NoteWrite() => Volatile.Write(ref _lastWrite, _time.GetTimestamp());

@@ -123,6 +123,7 @@ public sealed partial class Connection
 
         _readCancel.Cancel();
         _heartbeatTimer?.Dispose();
+        _probeTimer?.Dispose();
         Diagnostics.UhuraMetrics.ConnectionEnded(this);
         if (Interlocked.Exchange(ref _handshakeActivity, null) is { } handshake)
         {

@@ -78,8 +78,9 @@ public sealed partial class Connection
         CheckSessionLimits(presented);
         ClientInstance = hello.Instance;
         var claim = new Server.SessionClaim(hello.Instance, (hello.Features & NativeFeatures.Resume) != 0);
-        if (hello.SessionId.Length > 0 && _server!.Sessions.IsHeldByAnother(hello.SessionId, claim))
+        if (hello.SessionId.Length > 0 && _server!.Sessions.HolderAgainst(hello.SessionId, claim) is { } holder)
         {
+            holder.ProbeForClaim(); // a holder whose machine vanished is dropped soon, and this client's next attempt gets in
             RefuseSessionInUse(); // before the session is loaded: the store keeps the live client's keys, not this one's
             return;
         }
@@ -90,6 +91,7 @@ public sealed partial class Connection
         if (await _server!.Sessions.TryAttachAsync(sessionId, this, followsStream: true, claim).ConfigureAwait(false) is not { } attached)
         {
             await Session.DetachStoreAsync().ConfigureAwait(false); // another client's link came first meanwhile
+            _server.Sessions.HolderAgainst(sessionId, claim)?.ProbeForClaim();
             RefuseSessionInUse();
             return;
         }

@@ -139,7 +139,5 @@ public sealed partial class Connection
         }
     }
 
-    private void NoteRead() => _liveness?.NoteRead();
-
     private void NoteWrite() => _liveness?.NoteWrite();
 }

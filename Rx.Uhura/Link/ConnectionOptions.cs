@@ -66,6 +66,16 @@ public sealed record ConnectionOptions
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
+    /// Server, native wire: when another client presents the session of a live link (and is refused with
+    /// <see cref="SessionInUseException"/>), the server pings that link's peer, and drops the link as dead when nothing
+    /// arrives from the peer within this time, so the newcomer's next attempt gets the session. A process restarted from
+    /// a saved session after its machine vanished then waits this long, not the heartbeat timeout. While the link's
+    /// reading waits for its subscribers, the peer's answer may sit unread, and the link is kept.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> turns the probe off. Default 5 s.
+    /// </summary>
+    public TimeSpan SessionProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// How socket-ipc messages are framed; null (the default) = the package's own JSON frames, on the library's fast
     /// path. Both sides must use the same.
     /// </summary>
@@ -128,6 +138,7 @@ public sealed record ConnectionOptions
 
         Internal.TimeoutChecks.Check(HandshakeTimeout, nameof(HandshakeTimeout), allowInfinite: true);
         Internal.TimeoutChecks.Check(HeartbeatInterval, nameof(HeartbeatInterval));
+        Internal.TimeoutChecks.Check(SessionProbeTimeout, nameof(SessionProbeTimeout), allowInfinite: true);
 
         if (MaxQueuedDeliveries < 1)
         {

@@ -31,12 +31,12 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
     public async ValueTask<ServerSession> AttachAsync(string sessionId, Connection connection, bool followsStream = false)
         => (await TryAttachAsync(sessionId, connection, followsStream, claim: null).ConfigureAwait(false))!;
 
-    /// <summary>True when session <paramref name="sessionId"/>'s live link belongs to another client than <paramref name="claim"/>'s (checked before the session is loaded).</summary>
-    public bool IsHeldByAnother(string sessionId, SessionClaim claim)
+    /// <summary>Session <paramref name="sessionId"/>'s live link when it belongs to another client than <paramref name="claim"/>'s, which is refused; else null.</summary>
+    public Connection? HolderAgainst(string sessionId, SessionClaim claim)
     {
         lock (_gate)
         {
-            return _sessions.TryGetValue(sessionId, out var session) && claim.IsRefusedBy(session.Active);
+            return _sessions.TryGetValue(sessionId, out var session) && claim.IsRefusedBy(session.Active) ? session.Active : null;
         }
     }
 
