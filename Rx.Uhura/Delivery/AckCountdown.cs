@@ -10,8 +10,8 @@ internal sealed class AckCountdown
 {
     private static readonly AckCountdown Finished = new();
 
+    private readonly Connection? _link;
     private readonly Delivery _delivery;
-    private readonly bool _real;
     private AckCountdown? _next;
     private int _left;
 
@@ -19,13 +19,14 @@ internal sealed class AckCountdown
     {
     }
 
+    /// <param name="link">The link that acknowledges it.</param>
     /// <param name="delivery">What to acknowledge at the end.</param>
     /// <param name="takers">How many queues took the event; the caller holds one more, released by its own <see cref="Signal"/>.</param>
     /// <param name="previous">The previous countdown of the same link, or null when it has none pending.</param>
-    public AckCountdown(in Delivery delivery, int takers, AckCountdown? previous)
+    public AckCountdown(Connection link, in Delivery delivery, int takers, AckCountdown? previous)
     {
+        _link = link;
         _delivery = delivery;
-        _real = true;
         _left = takers + 2; // the takers, the caller, and the previous countdown's end
         if (previous is null || Interlocked.CompareExchange(ref previous._next, this, null) is not null)
         {
@@ -44,10 +45,7 @@ internal sealed class AckCountdown
             return;
         }
 
-        if (_real)
-        {
-            _delivery.Link.Acknowledge(_delivery, flush: true);
-        }
+        _link?.Acknowledge(_delivery, flush: true); // the finished marker has none
 
         var next = Interlocked.Exchange(ref _next, Finished);
         next?.Signal();

@@ -35,9 +35,6 @@ internal readonly struct Delivery
     /// <summary>Who delivers it and acknowledges it.</summary>
     public IDispatchTarget Target { get; }
 
-    /// <summary>The link an event came from (a <see cref="Connection"/>'s deliveries only).</summary>
-    public Connection Link => (Connection)Target;
-
     /// <summary>What the subscribers get (an event, a mesh message or notification), or null for an acknowledgement alone.</summary>
     public object? Item { get; }
 

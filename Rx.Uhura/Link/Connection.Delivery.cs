@@ -118,7 +118,7 @@ public sealed partial class Connection
 
             if (_server?.MergedEvents is { HasSubscribers: true } merged)
             {
-                return merged.PublishAsync(delivery); // acknowledged when the merged subscribers took it too
+                return merged.PublishAsync(this, delivery); // acknowledged when the merged subscribers took it too
             }
         }
 
@@ -140,7 +140,7 @@ public sealed partial class Connection
     /// </summary>
     internal AckCountdown NewAckCountdown(in Delivery delivery, int takers)
     {
-        var countdown = new AckCountdown(delivery, takers, _ackChainTail);
+        var countdown = new AckCountdown(this, delivery, takers, _ackChainTail);
         _ackChainTail = countdown;
         return countdown;
     }

@@ -69,13 +69,14 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
     }
 
     /// <summary>
-    /// Queues <paramref name="delivery"/>'s event for every subscriber; its acknowledgement is sent by the last one to
-    /// take it (at once when there is none). Waits only when a subscriber's queue is full under <see cref="SubscriberOverflowPolicy.Wait"/>.
+    /// Queues <paramref name="delivery"/>'s event, from <paramref name="link"/>, for every subscriber; its acknowledgement
+    /// is sent by the last one to take it (at once when there is none). Waits only when a subscriber's queue is full under
+    /// <see cref="SubscriberOverflowPolicy.Wait"/>.
     /// </summary>
-    public ValueTask PublishAsync(Delivery delivery)
+    public ValueTask PublishAsync(Connection link, Delivery delivery)
     {
         var subscribers = Volatile.Read(ref _subscribers);
-        var countdown = delivery.Link.NewAckCountdown(delivery, subscribers.Length);
+        var countdown = link.NewAckCountdown(delivery, subscribers.Length);
         for (var i = 0; i < subscribers.Length; i++)
         {
             var subscriber = subscribers[i];
@@ -96,11 +97,11 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
                     return PublishSlowAsync(subscribers, i, delivery.Event!, countdown);
                 case SubscriberOverflowPolicy.DropNewest:
                     countdown.Signal();
-                    Report(new SubscriberOverflowException($"A subscriber of {StreamName} has {_capacity} events queued; event '{delivery.Event!.Name}' was dropped for it.", delivery.Event!.Name, _policy) { ConnectionId = delivery.Link.Id });
+                    Report(new SubscriberOverflowException($"A subscriber of {StreamName} has {_capacity} events queued; event '{delivery.Event!.Name}' was dropped for it.", delivery.Event!.Name, _policy) { ConnectionId = link.Id });
                     break;
                 default:
                     countdown.Signal();
-                    var error = new SubscriberOverflowException($"A subscriber of {StreamName} has {_capacity} events queued; its subscription fails.", delivery.Event!.Name, _policy) { ConnectionId = delivery.Link.Id };
+                    var error = new SubscriberOverflowException($"A subscriber of {StreamName} has {_capacity} events queued; its subscription fails.", delivery.Event!.Name, _policy) { ConnectionId = link.Id };
                     Remove(subscriber);
                     subscriber.Fail(error);
                     Report(error);
