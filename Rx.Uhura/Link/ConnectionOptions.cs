@@ -70,8 +70,9 @@ public sealed record ConnectionOptions
     /// <see cref="SessionInUseException"/>), the server pings that link's peer, and drops the link as dead when nothing
     /// arrives from the peer within this time, so the newcomer's next attempt gets the session. A process restarted from
     /// a saved session after its machine vanished then waits this long, not the heartbeat timeout. While the link's
-    /// reading waits for its subscribers, the peer's answer may sit unread, and the link is kept.
-    /// <see cref="Timeout.InfiniteTimeSpan"/> turns the probe off. Default 5 s.
+    /// reading waits for its subscribers, the peer's answer may sit unread, and the link is kept; a peer whose own
+    /// subscribers hold its reading (and its writing of anything) this long cannot answer, and loses the session to the
+    /// newcomer. <see cref="Timeout.InfiniteTimeSpan"/> turns the probe off. Default 5 s.
     /// </summary>
     public TimeSpan SessionProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
