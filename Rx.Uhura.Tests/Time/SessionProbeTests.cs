@@ -56,7 +56,7 @@ public sealed class SessionProbeTests : IAsyncLifetime
 
         var restarted = await RefusedAsync(saved);
         _clock.AdvanceBy(ProbeTimeout.Ticks - 1);
-        Assert.False(HasEnded(ownerLink));
+        Assert.False(ownerLink.HasEnded);
 
         _clock.AdvanceBy(1);
         var ended = await Wait.First(ownerLink.Disconnected);
@@ -78,7 +78,7 @@ public sealed class SessionProbeTests : IAsyncLifetime
         await Wait.First(Observable.Interval(TimeSpan.FromMilliseconds(2)).Where(_ => ownerLink.GetStatistics().BytesIn > before)); // the pong
 
         _clock.AdvanceBy(10 * ProbeTimeout.Ticks);
-        Assert.False(HasEnded(ownerLink));
+        Assert.False(ownerLink.HasEnded);
         Assert.Equal(ConnectionStatus.Connected, owner.CurrentState.Status);
 
         intruder.Reconnect(); // knocks again: refused again, and the owner is probed again and answers again
@@ -104,13 +104,6 @@ public sealed class SessionProbeTests : IAsyncLifetime
         var refused = Client(Rx.Uhura.Transport.SocketTransport.Instance, saved);
         await Wait.First(refused.State.Where(s => s.Error is SessionInUseException));
         return refused;
-    }
-
-    private static bool HasEnded(Connection link)
-    {
-        var ended = false;
-        using var _ = link.Disconnected.Subscribe(_ => ended = true);
-        return ended;
     }
 
     private UhuraClient Client(Rx.Uhura.Transport.ITransport transport, IReadOnlyDictionary<string, JToken>? session)

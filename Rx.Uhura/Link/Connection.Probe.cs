@@ -6,8 +6,7 @@ namespace Rx.Uhura;
 
 public sealed partial class Connection
 {
-    private int _probing; // 1 while a probe of this link is under way
-    private ITimer? _probeTimer;
+    private ITimer? _probeTimer; // set while a probe of this link is under way (under _gate)
 
     /// <summary>
     /// Server, native wire: another client presented this live link's session and was refused. Pings the peer (one probe
@@ -19,25 +18,25 @@ public sealed partial class Connection
     internal void ProbeForClaim()
     {
         var timeout = _options.SessionProbeTimeout;
-        if (timeout == Timeout.InfiniteTimeSpan || _liveness is null || HasEnded || Interlocked.Exchange(ref _probing, 1) != 0)
+        if (timeout == Timeout.InfiniteTimeSpan || _liveness is not { } liveness)
         {
             return;
         }
 
         var time = _options.TimeProvider;
-        var since = _liveness.Reads;
-        _logger.LogInformation("Connection {Id}: another client presented its session; probing the peer for {Timeout}", Id, timeout);
-        WriteNativeControl(static (output, nonce) => NativeFrameWriter.WritePing(output, nonce), (ulong)time.GetTimestamp());
         lock (_gate)
         {
-            if (!HasEnded)
+            if (HasEnded || _probeTimer is not null)
             {
-                _probeTimer = time.CreateTimer(static state => ((ProbeState)state!).Link.EndProbe(((ProbeState)state).Since), new ProbeState(this, since), timeout, Timeout.InfiniteTimeSpan);
                 return;
             }
+
+            // The read count is taken before the ping leaves: any read after it, the answer or anything else, is life.
+            _probeTimer = time.CreateTimer(static state => ((ProbeState)state!).Link.EndProbe(((ProbeState)state).Since), new ProbeState(this, liveness.Reads), timeout, Timeout.InfiniteTimeSpan);
         }
 
-        Volatile.Write(ref _probing, 0);
+        _logger.LogInformation("Connection {Id}: another client presented its session; probing the peer for {Timeout}", Id, timeout);
+        WriteNativeControl(static (output, nonce) => NativeFrameWriter.WritePing(output, nonce), (ulong)time.GetTimestamp());
     }
 
     /// <summary>The probe's time is up: the link is dropped when nothing was read since <paramref name="since"/> (the read count at its start).</summary>
@@ -58,8 +57,6 @@ public sealed partial class Connection
             _logger.LogInformation("Connection {Id}: the peer did not answer a probe within {Timeout}; dropping the link for the client that presented its session", Id, timeout);
             Shutdown(new DisconnectInfo(DisconnectReason.TransportError, new TimeoutException($"No frame from the peer within {timeout.TotalMilliseconds} ms of a probe (another client presented this link's session).")));
         }
-
-        Volatile.Write(ref _probing, 0);
     }
 
     private sealed record ProbeState(Connection Link, long Since);
