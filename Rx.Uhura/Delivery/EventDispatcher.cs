@@ -81,7 +81,7 @@ internal readonly struct Delivery
 /// once per read with <see cref="Publish"/>: no lock and no shared counter touched per event on either side (the pump
 /// takes what it dispatched off the count in runs).
 /// </summary>
-internal sealed class EventDispatcher
+internal sealed class EventDispatcher : IThreadPoolWorkItem
 {
     /// <summary>Acks owed are written at least every this many delivered events, and whenever the queue runs empty (native: one cumulative ack).</summary>
     private const int AckEvery = 64;
@@ -197,9 +197,12 @@ internal sealed class EventDispatcher
     {
         if (Volatile.Read(ref _pumpState) == 0 && Interlocked.CompareExchange(ref _pumpState, 1, 0) == 0)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static dispatcher => _ = dispatcher.PumpAsync(), this, preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false); // its own work item: no allocation per wake-up
         }
     }
+
+    /// <summary>The thread pool runs the pump (queued by <see cref="Signal"/>, at most once at a time).</summary>
+    void IThreadPoolWorkItem.Execute() => _ = PumpAsync();
 
     /// <summary>Completes once the queue has room again (below its capacity).</summary>
     public Task WhenSpaceAsync()

@@ -30,7 +30,7 @@ internal interface IOutboxOwner
 /// pooled buffer. Every member but <see cref="BeginBatch"/>, <see cref="EndBatch"/>, <see cref="WriteOwed"/> and
 /// <see cref="WhenDrainedAsync"/> is called under the owner's lock.
 /// </summary>
-internal sealed class Outbox(Lock gate, Stream stream, IOutboxOwner owner)
+internal sealed class Outbox(Lock gate, Stream stream, IOutboxOwner owner) : IThreadPoolWorkItem
 {
     private PooledBufferWriter _pending = new();
     private PooledBufferWriter _writing = new();
@@ -75,8 +75,11 @@ internal sealed class Outbox(Lock gate, Stream stream, IOutboxOwner owner)
             return;
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(static outbox => _ = outbox.WriteLoopAsync(), this, preferLocal);
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal); // the outbox is its own work item: no allocation per wake-up
     }
+
+    /// <summary>The thread pool runs the writer (queued by <see cref="Schedule"/>, at most once at a time).</summary>
+    void IThreadPoolWorkItem.Execute() => _ = WriteLoopAsync();
 
     /// <summary>The read loop starts a batch: writes scheduled on its thread are owed until <see cref="EndBatch"/>.</summary>
     public void BeginBatch()
