@@ -12,7 +12,9 @@ namespace Rx.Uhura.Internal;
 /// </summary>
 internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 {
-    private const int MinimumSize = 4096;
+    // The first array of a burst. Small, because an idle outbox gives its array back and a broadcast to many idle links
+    // rents one per link, most of them past what the shared pool keeps (so allocated): 512 B, not 4 KiB, each.
+    private const int MinimumSize = 512;
 
     /// <summary>The largest array rented from or returned to the shared pool (and kept between batches): 1 MiB.</summary>
     internal const int PoolLimit = 1 << 20;
