@@ -44,6 +44,9 @@ internal static class Measure
             new Metric("p99", "us", Percentile(samplesUs, 99), HigherIsBetter: false));
     }
 
+    /// <summary>Fanout: broadcasts every client receives (and, with acks, acknowledges) before the clock starts; the Socket.IO script's FANOUT_WARMUP.</summary>
+    public const int FanoutWarmup = 10;
+
     public static ScenarioResult Fanout(long deliveries, TimeSpan elapsed, int clients) =>
         new([new Metric("deliveries/s", "deliveries/s", deliveries / elapsed.TotalSeconds, HigherIsBetter: true)], $"{clients} clients");
 

@@ -166,26 +166,46 @@ public sealed class RawContender : IContender
                 pairs.Add(await PairAsync(listener, cancellationToken));
             }
 
+            // The same warm-up as the other contenders: FanoutWarmup frames to every client before the clock starts.
             long expected = (long)clients * events;
             long delivered = 0;
+            var warmed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var receivers = pairs.Select(p => Task.Run(async () =>
             {
                 var reader = new FrameReader(p.Client);
+                var warm = 0;
+                while (warm < Measure.FanoutWarmup)
+                {
+                    var n = await reader.ReadFramesAsync(cancellationToken);
+                    warm += n;
+                    if (Interlocked.Add(ref delivered, n) == (long)clients * Measure.FanoutWarmup)
+                    {
+                        warmed.TrySetResult();
+                    }
+                }
+
+                // The measured frames are sent only once every client read its warm-up ones: none was read above.
                 var mine = 0;
                 while (mine < events)
                 {
                     var n = await reader.ReadFramesAsync(cancellationToken);
                     mine += n;
-                    if (Interlocked.Add(ref delivered, n) == expected)
+                    if (Interlocked.Add(ref delivered, n) == (long)clients * Measure.FanoutWarmup + expected)
                     {
                         all.TrySetResult();
                     }
                 }
             }, cancellationToken)).ToArray();
 
-            var stopwatch = Stopwatch.StartNew();
             var buffer = new byte[BufferSize];
+            foreach (var (_, server) in pairs)
+            {
+                await SendFramesAsync(server, Measure.FanoutWarmup, buffer, cancellationToken);
+            }
+
+            await warmed.Task.WaitAsync(cancellationToken);
+            var stopwatch = Stopwatch.StartNew();
             foreach (var (_, server) in pairs)
             {
                 await SendFramesAsync(server, events, buffer, cancellationToken);
