@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 using Rx.Uhura.Mesh.Internal;
@@ -9,6 +10,12 @@ namespace Rx.Uhura.Mesh;
 /// <summary>The event bus (verbose's semantics) over native links.</summary>
 public sealed partial class UhuraNode
 {
+    /// <summary>
+    /// What a native mesh reader takes past <see cref="UhuraNodeOptions.MaxPacketSize"/> (frame length, type byte
+    /// included): the room a bus event's path may grow by as it is forwarded.
+    /// </summary>
+    internal const int ForwardSlack = 64;
+
     /// <summary>Most out-of-order bus events remembered per origin for de-duplication.</summary>
     private const int OriginWindowCapacity = 65_536;
 
@@ -25,9 +32,11 @@ public sealed partial class UhuraNode
     /// <exception cref="NotSupportedException">The node speaks <see cref="MeshProtocol.Masterless"/>, which has no bus.</exception>
     /// <exception cref="ObjectDisposedException">The node was closed (<see cref="CloseAsync"/>).</exception>
     /// <exception cref="EncodeException">An argument cannot be serialized (a reference loop, a task, nesting deeper than <see cref="UhuraNodeOptions.MaxJsonDepth"/> allows inside a bus frame).</exception>
+    /// <exception cref="FrameTooLargeException">The encoded event is over <see cref="UhuraNodeOptions.MaxPacketSize"/> (nothing was sent or buffered).</exception>
+    /// <exception cref="ArgumentException"><paramref name="eventName"/> is null or empty.</exception>
     public void Emit(string eventName, params ReadOnlySpan<object?> args)
     {
-        ArgumentNullException.ThrowIfNull(eventName);
+        ArgumentException.ThrowIfNullOrEmpty(eventName);
         if (Protocol != MeshProtocol.Native)
         {
             throw new NotSupportedException("The masterless wire has no event bus: use MeshProtocol.Native to Emit.");
@@ -51,7 +60,14 @@ public sealed partial class UhuraNode
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_closed, this);
-            var body = BusBody(Id, _incarnation, ++_busSeq, [Id], eventName, array);
+            var body = BusBody(Id, _incarnation, _busSeq + 1, [Id], eventName, array);
+            if (body.Length > Options.MaxPacketSize)
+            {
+                // Sent, it would make every peer drop its link, and be resent on every redialled one: refused here.
+                throw new FrameTooLargeException(Options.MaxPacketSize, $"The bus event '{eventName}' encodes to {body.Length} bytes, over MaxPacketSize ({Options.MaxPacketSize} bytes): nothing was sent.");
+            }
+
+            _busSeq++;
             foreach (var peer in _peers.Values)
             {
                 BusSendLocked(peer, body, raised);
@@ -141,18 +157,29 @@ public sealed partial class UhuraNode
     /// </summary>
     private void OnBus(MeshLink link, ulong seq, JObject body)
     {
+        if (OnBusLocked(link, seq, body) is { } tooLarge)
+        {
+            _logger.LogWarning(tooLarge, "Node {NodeId}: a bus event was not forwarded", Id);
+            _errors.OnNext(tooLarge); // outside the node's lock: Errors subscribers are user code
+        }
+    }
+
+    /// <summary>What <see cref="OnBus"/> does under the node's lock; returns the event it could not forward, if any.</summary>
+    private FrameTooLargeException? OnBusLocked(MeshLink link, ulong seq, JObject body)
+    {
         BusEvent? delivered = null;
+        FrameTooLargeException? tooLarge = null;
         var raised = new List<NodeEvent>();
         lock (_gate)
         {
             if (!_peers.TryGetValue(link.RemoteId!, out var peer) || peer.Link != link)
             {
-                return;
+                return null;
             }
 
             if (seq <= peer.Bus.LastReceived)
             {
-                return; // a retransmission of something already received (delivered, or waiting in the dispatcher)
+                return null; // a retransmission of something already received (delivered, or waiting in the dispatcher)
             }
 
             var origin = BusString(body, "o");
@@ -171,11 +198,20 @@ public sealed partial class UhuraNode
             {
                 delivered = new BusEvent(origin, name, args, path, _serializer);
                 var forward = BusBody(origin, incarnation, originSeq, path.Append(Id), name, args);
-                foreach (var other in _peers.Values)
+                if (forward.Length + 1 > Options.MaxPacketSize + ForwardSlack)
                 {
-                    if (other != peer && !path.Contains(other.Id, StringComparer.Ordinal))
+                    // The path grew it past what a peer reads (a peer with this node's options): forwarded, it would end
+                    // that link and come back on every redialled one. Delivered here, not forwarded; reported.
+                    tooLarge = new FrameTooLargeException(Options.MaxPacketSize + ForwardSlack, $"The bus event '{name}' of {origin} grew to {forward.Length} bytes with its path: delivered here, not forwarded.");
+                }
+                else
+                {
+                    foreach (var other in _peers.Values)
                     {
-                        BusSendLocked(other, forward, raised);
+                        if (other != peer && !path.Contains(other.Id, StringComparer.Ordinal))
+                        {
+                            BusSendLocked(other, forward, raised);
+                        }
                     }
                 }
             }
@@ -186,6 +222,8 @@ public sealed partial class UhuraNode
             Raise(raised);
             Deliver(delivered, bus, bus.Epoch, seq);
         }
+
+        return tooLarge;
     }
 
     /// <summary>Whether the event <paramref name="originSeq"/> of that origin (in that incarnation) is new to this node. Caller holds the lock.</summary>

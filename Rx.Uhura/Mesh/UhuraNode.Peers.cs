@@ -20,6 +20,7 @@ public sealed partial class UhuraNode
     /// </summary>
     /// <exception cref="ArgumentException">The packet is not a JSON object (masterless's <c>TypeError</c>).</exception>
     /// <exception cref="EncodeException">The packet cannot be serialized (a reference loop, a task, nesting deeper than <see cref="UhuraNodeOptions.MaxJsonDepth"/>).</exception>
+    /// <exception cref="FrameTooLargeException">The encoded packet is over <see cref="UhuraNodeOptions.MaxPacketSize"/> (nothing was sent or queued).</exception>
     public bool Send(string id, object packet)
     {
         ArgumentNullException.ThrowIfNull(id);
@@ -36,6 +37,7 @@ public sealed partial class UhuraNode
     /// </summary>
     /// <exception cref="ArgumentException">The packet is not a JSON object.</exception>
     /// <exception cref="EncodeException">The packet cannot be serialized.</exception>
+    /// <exception cref="FrameTooLargeException">The encoded packet is over <see cref="UhuraNodeOptions.MaxPacketSize"/> (sent to none).</exception>
     public int Send(IEnumerable<string> ids, object packet)
     {
         ArgumentNullException.ThrowIfNull(ids);
@@ -155,9 +157,17 @@ public sealed partial class UhuraNode
             throw new ArgumentException($"A packet must be a JSON object, not {token.Type}.", nameof(packet));
         }
 
-        return Protocol == MeshProtocol.Native
+        var frame = Protocol == MeshProtocol.Native
             ? NativeMeshCodec.Frame(MeshFrameType.Packet, token)
             : MasterlessCodec.Encode(token);
+        var size = frame.Length - (Protocol == MeshProtocol.Native ? NativeMeshCodec.HeaderSize : 2);
+        if (size > Options.MaxPacketSize)
+        {
+            // Sent, it would make the peer drop the link, and a kept peer's redialled link would get it again: refused here.
+            throw new FrameTooLargeException(Options.MaxPacketSize, $"A packet of {size} bytes exceeds MaxPacketSize ({Options.MaxPacketSize} bytes): nothing was sent.");
+        }
+
+        return frame;
     }
 
     private bool SendLocked(string id, byte[] frame)

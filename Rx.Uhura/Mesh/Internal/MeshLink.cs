@@ -107,8 +107,19 @@ internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
     /// <summary>Why the link ended (null: closed on purpose).</summary>
     public Exception? CloseReason { get; private set; }
 
-    /// <summary>Completes with the remote's node id when the handshake makes this THE link, or fails.</summary>
-    public TaskCompletionSource<string> Handshake { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>
+    /// Completes with the remote's node id when the handshake makes this THE link, or fails. Only a dial awaits it: the
+    /// failure of an accepted link's handshake (or of a dial given up) is observed here, not left to the finalizer's
+    /// <see cref="TaskScheduler.UnobservedTaskException"/>.
+    /// </summary>
+    public TaskCompletionSource<string> Handshake { get; } = ObservedHandshake();
+
+    private static TaskCompletionSource<string> ObservedHandshake()
+    {
+        var handshake = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _ = handshake.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return handshake;
+    }
 
     /// <summary>Completes when both loops have ended and the socket is closed.</summary>
     public Task Closed => _closed.Task;
@@ -167,7 +178,7 @@ internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
     /// <summary>Decodes and dispatches whole frames; true when the node ended the link.</summary>
     private bool ReadFrames(NativeMeshFrameReader reader, in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
     {
-        reader.MaxMessageSize = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize + 64;
+        reader.MaxMessageSize = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize + UhuraNode.ForwardSlack;
         while (reader.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var frame))
         {
             if (!_node.OnNativeFrame(this, frame) || IsClosing)
