@@ -122,7 +122,16 @@ public sealed partial class UhuraNode
     private IObservable<MeshLink> PeerLinks(MeshPeer peer) => Observable.Create<MeshLink>(async (observer, cancellationToken) =>
     {
         await Task.Yield(); // off the thread that ended the last link (or the retry's timer)
-        var link = await LinkToAsync(peer, cancellationToken).ConfigureAwait(false);
+        MeshLink? link;
+        try
+        {
+            link = await LinkToAsync(peer, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            return; // the redial was stopped (the node closes, the peer was forgotten): nobody is left to see the failed dial
+        }
+
         if (link is null)
         {
             return;
