@@ -232,7 +232,7 @@ public sealed partial class UhuraClient : IAsyncDisposable, IDisposable
     /// <see cref="ConnectionStatus.Closed"/>. A subscriber that throws is reported on <see cref="Errors"/>; the link and
     /// the other subscribers go on.
     /// </summary>
-    public IObservable<ConnectionState> State => Observable.Create<ConnectionState>(user =>
+    public IObservable<ConnectionState> State => new PlainObservable<ConnectionState>(user =>
     {
         var observer = new GuardedObserver<ConnectionState>(user, "UhuraClient.State", static s => s.Status.ToString(), ReportSubscriberError);
         // A completed BehaviorSubject no longer replays: a late subscriber still gets the final state, then completion.
@@ -259,21 +259,28 @@ public sealed partial class UhuraClient : IAsyncDisposable, IDisposable
     /// <see cref="UhuraClientOptions.ReconnectPipeline"/>); every link it gets shows here, once. Subscribing opens nothing:
     /// it only watches. Completes when the client closes.
     /// </summary>
-    public IObservable<Connection> Connections => State
-        .Where(state => state.Status == ConnectionStatus.Connected)
-        .Select(_ => Connection) // read as the client reports Connected: the link that just connected, before it can be detached
-        .Where(link => link is not null)
-        .Select(link => link!)
-        .DistinctUntilChanged<Connection>(ReferenceEqualityComparer.Instance);
+    public IObservable<Connection> Connections => new GuardedObservable<Connection>(
+        State
+            .Where(state => state.Status == ConnectionStatus.Connected)
+            .Select(_ => Connection) // read as the client reports Connected: the link that just connected, before it can be detached
+            .Where(link => link is not null)
+            .Select(link => link!)
+            .DistinctUntilChanged<Connection>(ReferenceEqualityComparer.Instance),
+        "UhuraClient.Connections",
+        null,
+        ReportSubscriberError); // guarded outside the operators: a subscriber that throws does not end their subscription
 
     /// <summary>The current link, while one is open.</summary>
     public Connection? Connection => Volatile.Read(ref _link); // set and cleared under _gate; a snapshot either way
 
-    /// <summary>The server's events named <paramref name="eventName"/>, across links.</summary>
+    /// <summary>
+    /// The server's events named <paramref name="eventName"/>, across links. A subscriber that throws is reported on
+    /// <see cref="Errors"/> and keeps its subscription (the filter sits inside the guard: it never sees the throw).
+    /// </summary>
     public IObservable<UhuraEvent> Event(string eventName)
     {
         ArgumentNullException.ThrowIfNull(eventName);
-        return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+        return new GuardedObservable<UhuraEvent>(_events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal)), "UhuraClient.Events", static e => e.Name, ReportSubscriberError);
     }
 
     /// <summary>

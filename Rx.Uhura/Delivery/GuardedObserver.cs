@@ -56,6 +56,20 @@ internal sealed class GuardedObserver<T>(IObserver<T> inner, string streamName, 
     }
 }
 
+/// <summary>
+/// An observable made of its subscribe function, handing the subscriber's observer over as it is. Unlike
+/// <c>Observable.Create</c>, which wraps it in an auto-detaching observer that ends the subscription when the observer
+/// throws, so a guarded subscriber that throws keeps its subscription, as documented.
+/// </summary>
+internal sealed class PlainObservable<T>(Func<IObserver<T>, IDisposable> subscribe) : IObservable<T>
+{
+    public IDisposable Subscribe(IObserver<T> observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        return subscribe(observer);
+    }
+}
+
 /// <summary>A hot source seen through <see cref="GuardedObserver{T}"/>: every subscriber is guarded.</summary>
 internal sealed class GuardedObservable<T>(IObservable<T> source, string streamName, Func<T, string?>? eventName, Action<SubscriberException> report) : IObservable<T>
 {

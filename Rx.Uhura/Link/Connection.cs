@@ -127,11 +127,14 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     /// </summary>
     public IObservable<DisconnectInfo> Disconnected => _guardedDisconnected;
 
-    /// <summary>The peer's events named <paramref name="eventName"/> (uhura's <c>on(name, ...)</c>).</summary>
+    /// <summary>
+    /// The peer's events named <paramref name="eventName"/> (uhura's <c>on(name, ...)</c>). A subscriber that throws is
+    /// reported like one of <see cref="Events"/> and keeps its subscription (the filter never sees the throw).
+    /// </summary>
     public IObservable<UhuraEvent> Event(string eventName)
     {
         ArgumentNullException.ThrowIfNull(eventName);
-        return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+        return new GuardedObservable<UhuraEvent>(_events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal)), "Connection.Events", static e => e.Name, ReportSubscriberError);
     }
 
     /// <summary>A task that completes when the handshake completes (true) or the link ends before it (false).</summary>

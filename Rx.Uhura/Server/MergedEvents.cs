@@ -32,10 +32,15 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
 
     public bool HasSubscribers => Volatile.Read(ref _subscribers).Length != 0;
 
-    public IDisposable Subscribe(IObserver<UhuraEvent> observer)
+    public IDisposable Subscribe(IObserver<UhuraEvent> observer) => Subscribe(observer, null);
+
+    /// <summary>The events named <paramref name="eventName"/> only: the filter is the subscriber's own, so a throwing observer keeps it.</summary>
+    public IObservable<UhuraEvent> Named(string eventName) => new PlainObservable<UhuraEvent>(observer => Subscribe(observer, eventName));
+
+    private IDisposable Subscribe(IObserver<UhuraEvent> observer, string? eventName)
     {
         ArgumentNullException.ThrowIfNull(observer);
-        var subscriber = new Subscriber(this, observer);
+        var subscriber = new Subscriber(this, observer, eventName);
         lock (_gate)
         {
             if (!_completed)
@@ -80,6 +85,12 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
         for (var i = 0; i < subscribers.Length; i++)
         {
             var subscriber = subscribers[i];
+            if (!subscriber.Wants(delivery.Event!))
+            {
+                countdown.Signal(); // not its event: taken for it at once
+                continue;
+            }
+
             if (subscriber.TryWrite(delivery.Event!, countdown))
             {
                 continue;
@@ -117,7 +128,7 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
     {
         for (var i = from; i < subscribers.Length; i++)
         {
-            if (!await subscribers[i].WriteAsync(e, countdown).ConfigureAwait(false))
+            if (!subscribers[i].Wants(e) || !await subscribers[i].WriteAsync(e, countdown).ConfigureAwait(false))
             {
                 countdown.Signal(); // it unsubscribed or ended meanwhile
             }
@@ -153,16 +164,21 @@ internal sealed class MergedEvents : IObservable<UhuraEvent>
     {
         private readonly MergedEvents _owner;
         private readonly IObserver<UhuraEvent> _observer;
+        private readonly string? _eventName;
         private readonly Channel<Entry> _queue;
         private Exception? _failure;
         private volatile bool _disposed;
 
-        public Subscriber(MergedEvents owner, IObserver<UhuraEvent> observer)
+        public Subscriber(MergedEvents owner, IObserver<UhuraEvent> observer, string? eventName)
         {
             _owner = owner;
             _observer = observer;
+            _eventName = eventName;
             _queue = Channel.CreateBounded<Entry>(new BoundedChannelOptions(owner._capacity) { SingleReader = true, SingleWriter = false, FullMode = BoundedChannelFullMode.Wait });
         }
+
+        /// <summary>Whether <paramref name="e"/> is for this subscriber (all are, unless it subscribed to one name).</summary>
+        public bool Wants(UhuraEvent e) => _eventName is null || string.Equals(e.Name, _eventName, StringComparison.Ordinal);
 
         /// <summary>Takes no more events (disposed, failed or completed).</summary>
         public bool IsClosed { get; private set; }

@@ -166,11 +166,11 @@ public sealed partial class UhuraServer : IAsyncDisposable, IDisposable, IServer
     /// </summary>
     public IObservable<UhuraEvent> Events => _merged;
 
-    /// <summary>The events named <paramref name="eventName"/> (a topic) from every client (socket-ipc's <c>message.TOPIC</c>).</summary>
+    /// <summary>The events named <paramref name="eventName"/> (a topic) from every client (socket-ipc's <c>message.TOPIC</c>): an <see cref="Events"/> subscriber that queues only those; one that throws keeps its subscription.</summary>
     public IObservable<UhuraEvent> Event(string eventName)
     {
         ArgumentNullException.ThrowIfNull(eventName);
-        return Events.Where(e => string.Equals(e.Name, eventName, StringComparison.Ordinal));
+        return _merged.Named(eventName);
     }
 
     /// <summary>The session store in use.</summary>

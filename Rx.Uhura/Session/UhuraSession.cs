@@ -58,7 +58,7 @@ public sealed partial class UhuraSession : IObservable<IReadOnlyDictionary<strin
     /// on the owner's error stream (<see cref="UhuraClient.Errors"/> or <see cref="UhuraServer.Errors"/>) as a
     /// <see cref="SubscriberException"/>: the change is applied and sent all the same, and the link goes on.
     /// </summary>
-    public IObservable<SessionChange> Changes => System.Reactive.Linq.Observable.Create<SessionChange>(
+    public IObservable<SessionChange> Changes => new Internal.PlainObservable<SessionChange>(
         observer => _changes.Subscribe(new Internal.GuardedObserver<SessionChange>(observer, "UhuraSession.Changes", static c => c.Key, Report), initial: null));
 
     /// <summary>The whole session now (an immutable snapshot; uhura's <c>get()</c>).</summary>
