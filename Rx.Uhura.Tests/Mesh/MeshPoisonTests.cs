@@ -76,7 +76,7 @@ public class MeshPoisonTests
     public async Task An_event_whose_path_grows_past_what_the_next_peer_reads_is_delivered_there_reported_and_not_forwarded()
     {
         // a - hop - c, with a relay id long enough that the forwarded body outgrows the reader's slack.
-        var relayId = new string('r', 100);
+        var relayId = new string('r', 200);
         await using var kit = new MeshTestKit();
         var a = await kit.StartAsync("a", Options(MeshProtocol.Native));
         var hop = await kit.StartAsync(relayId, Options(MeshProtocol.Native));
@@ -92,7 +92,8 @@ public class MeshPoisonTests
         var atC = new ConcurrentQueue<string>();
         using var seen = c.Events.Subscribe(e => atC.Enqueue(e.Name));
 
-        // An argument that fits at a (body under the limit) but not once the hop added its 100-character id to the path.
+        // An argument that fits at a (a 4,060-byte body) but not once the hop added its 200-character id to the path
+        // (4,263 bytes, over the 4,096 + 64 a peer reads).
         var atHop = Wait.First(hop.Event("wide"));
         a.Emit("wide", new string('x', Limit - 120));
         Assert.Equal("wide", (await atHop).Name);
