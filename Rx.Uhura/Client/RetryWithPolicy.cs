@@ -30,8 +30,27 @@ internal static class RetryWithPolicy
         Observable.Create<T>((observer, cancellationToken) =>
         {
             // The loop must not run on the subscriber's SynchronizationContext (a UI thread, a test framework's).
-            return WithoutSynchronizationContext(() => RunAsync(source, observer, pipelines, madeProgress, cutShort, cancellationToken));
+            return ObserveFaults(WithoutSynchronizationContext(() => RunAsync(source, observer, pipelines, madeProgress, cutShort, cancellationToken)));
         });
+
+    /// <summary>
+    /// An <c>Observable.Create</c> body's task, its failure observed: Rx hands the failure to the observer only while
+    /// subscribed, so a body that fails after its subscription was disposed (the client or node closing during a dial)
+    /// would otherwise end as an <see cref="TaskScheduler.UnobservedTaskException"/>.
+    /// </summary>
+    internal static Task ObserveFaults(Task task)
+    {
+        if (!task.IsCompleted)
+        {
+            _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+        else if (task.IsFaulted)
+        {
+            _ = task.Exception;
+        }
+
+        return task;
+    }
 
     /// <summary>
     /// The client's connect sequence: a link that ends before it delivered anything (no event received, no send

@@ -113,7 +113,10 @@ public sealed partial class UhuraClient
     /// subscription ends only once its link has fully shut down and handed its undelivered sends back to the queue, so
     /// the next link never overlaps it; <see cref="Reconnect"/> ends it with <see cref="ResubscribeNowException"/>.
     /// </summary>
-    internal IObservable<Connection> Links => Observable.Create<Connection>(async (observer, cancellationToken) =>
+    internal IObservable<Connection> Links => Observable.Create<Connection>((observer, cancellationToken) => RetryWithPolicy.ObserveFaults(LinkOnceAsync(observer, cancellationToken)));
+
+    /// <summary>One subscription of <see cref="Links"/>.</summary>
+    private async Task LinkOnceAsync(IObserver<Connection> observer, CancellationToken cancellationToken)
     {
         var reconnectNow = ReconnectNowToken;
         using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, reconnectNow);
@@ -158,7 +161,7 @@ public sealed partial class UhuraClient
             SetState(new ConnectionState(ConnectionStatus.Disconnected) { Disconnect = info });
             observer.OnError(new UhuraException($"The connection was lost ({info.Reason}).", info.Error) { ConnectionId = link.Id });
         }
-    });
+    }
 
     /// <summary>
     /// Opens a socket and runs the handshake under one deadline (<see cref="UhuraClientOptions.ConnectTimeout"/>,

@@ -119,7 +119,10 @@ public sealed partial class UhuraNode
     /// when there is nothing to redial: the peer is forgotten or no longer kept, the node closes, or another node answers
     /// at the peer's address (the peer is then forgotten).
     /// </summary>
-    private IObservable<MeshLink> PeerLinks(MeshPeer peer) => Observable.Create<MeshLink>(async (observer, cancellationToken) =>
+    private IObservable<MeshLink> PeerLinks(MeshPeer peer) => Observable.Create<MeshLink>((observer, cancellationToken) => RetryWithPolicy.ObserveFaults(PeerLinkOnceAsync(peer, observer, cancellationToken)));
+
+    /// <summary>One subscription of <see cref="PeerLinks"/>.</summary>
+    private async Task PeerLinkOnceAsync(MeshPeer peer, IObserver<MeshLink> observer, CancellationToken cancellationToken)
     {
         await Task.Yield(); // off the thread that ended the last link (or the retry's timer)
         MeshLink? link;
@@ -142,7 +145,7 @@ public sealed partial class UhuraNode
         throw link.MadeProgress || link.Superseded
             ? new ResubscribeNowException()
             : link.CloseReason ?? new PeerLostException($"The link to peer {peer.Id} ended before the peer said anything on it.", peer.Id);
-    });
+    }
 
     /// <summary>THE link to the peer once there is one, dialling for it when needed; null when there is nothing to redial.</summary>
     private async Task<MeshLink?> LinkToAsync(MeshPeer peer, CancellationToken cancellationToken)
