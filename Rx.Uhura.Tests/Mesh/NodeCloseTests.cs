@@ -76,4 +76,26 @@ public class NodeCloseTests
         await Assert.ThrowsAsync<ObjectDisposedException>(() => node.ListenAsync("tcp://127.0.0.1:0"));
         await node.DisposeAsync();
     }
+
+    [Fact]
+    public async Task Closing_a_node_from_inside_its_own_subscriber_and_waiting_there_does_not_deadlock()
+    {
+        // A subscriber waits synchronously for its own node's close: the close used to wait for the subscribers, this one
+        // included, for ever. Now the task it gets completes once the links are closed; the streams complete after it returns.
+        await using var kit = new MeshTestKit();
+        var a = await kit.StartAsync("a");
+        var b = await kit.StartAsync("b");
+        await b.ConnectAsync(a.Info!).For();
+        await a.WhenConnectedAsync("b").For();
+        var waited = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var closer = b.Event("close").Subscribe(_ => waited.TrySetResult(b.CloseAsync().Wait(Wait.Timeout)));
+        var completed = b.Events.LastOrDefaultAsync().ToTask().For();
+
+        a.Emit("close", 1);
+
+        Assert.True(await waited.Task.For(), "the close waited for the subscriber that waits for it");
+        await completed; // the streams completed once that subscriber returned
+        await b.CloseAsync().For(); // and the full close (from outside) completes too
+        Assert.Empty(b.Peers);
+    }
 }

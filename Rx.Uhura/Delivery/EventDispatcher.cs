@@ -102,6 +102,16 @@ internal sealed class EventDispatcher : IThreadPoolWorkItem
         _logger = logger;
     }
 
+    /// <summary>The dispatcher whose pump is calling subscribers on this thread, if any.</summary>
+    [ThreadStatic]
+    private static EventDispatcher? t_pumping;
+
+    /// <summary>
+    /// True inside one of this dispatcher's subscribers (on the pump's thread, before the subscriber returned): an owner
+    /// asked to close from there must not wait for the dispatcher, which waits for that subscriber.
+    /// </summary>
+    public bool IsPumpingOnThisThread => ReferenceEquals(t_pumping, this);
+
     /// <summary>How many times a pump found the queue empty and decided whether to go idle (diagnostics and tests).</summary>
     internal long IdleChecks => Interlocked.Read(ref _idleChecks);
 
@@ -261,7 +271,17 @@ internal sealed class EventDispatcher : IThreadPoolWorkItem
 
                     try
                     {
-                        var pending = delivery.Target.DispatchAsync(delivery);
+                        t_pumping = this; // for the subscribers' calls back into their owner (IsPumpingOnThisThread)
+                        ValueTask pending;
+                        try
+                        {
+                            pending = delivery.Target.DispatchAsync(delivery);
+                        }
+                        finally
+                        {
+                            t_pumping = null;
+                        }
+
                         if (!pending.IsCompletedSuccessfully)
                         {
                             if (ackOwedBy is not null)

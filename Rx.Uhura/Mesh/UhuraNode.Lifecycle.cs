@@ -16,21 +16,42 @@ public sealed partial class UhuraNode
     /// <summary>
     /// Ends every link, stops listening and reconnecting, and completes the node's streams. Idempotent. The notifications
     /// already queued for the subscribers are delivered first (the streams complete after them), so the task waits for
-    /// the subscribers: do not wait for it synchronously inside one of them. A bus event delivered here but not yet
-    /// acknowledged (the links are gone) stays in its sender's buffer and is sent again to the node's next incarnation.
+    /// the subscribers. Called from inside one of them, the task it returns completes once the links are closed, without
+    /// waiting for the subscribers (which wait for that one to return): waiting for it there does not deadlock. A bus
+    /// event delivered here but not yet acknowledged (the links are gone) stays in its sender's buffer and is sent again
+    /// to the node's next incarnation.
     /// </summary>
     public Task CloseAsync()
     {
+        var fromSubscriber = _dispatcher.IsPumpingOnThisThread;
+        Task close;
         lock (_gate)
         {
-            return _closeTask ??= CloseCoreAsync();
+            close = _closeTask ??= CloseCoreAsync();
         }
+
+        return fromSubscriber ? _linksClosed.Task : close;
     }
+
+    /// <summary>Completes when <see cref="CloseAsync"/> has closed every link (before the subscribers are drained).</summary>
+    private readonly TaskCompletionSource _linksClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync() => await CloseAsync().ConfigureAwait(false);
 
     private async Task CloseCoreAsync()
+    {
+        try
+        {
+            await CloseLinksAndDrainAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _linksClosed.TrySetResult(); // also when closing failed: a caller inside a subscriber is never left waiting
+        }
+    }
+
+    private async Task CloseLinksAndDrainAsync()
     {
         MeshLink[] links;
         ITransportListener? listener;
@@ -69,6 +90,7 @@ public sealed partial class UhuraNode
         }
 
         await closed.ConfigureAwait(false);
+        _linksClosed.TrySetResult();
 
         // Every link ended, so nothing more is queued but a stray timer's or redial's event, which is dropped. What was
         // queued before is delivered first, then the dispatcher's pump completes Messages, Events and NodeEvents. A
