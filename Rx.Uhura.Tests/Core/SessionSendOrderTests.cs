@@ -79,6 +79,38 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_resume_state_this_server_saved_while_a_lookup_was_under_way_is_not_restored_over_what_it_holds()
+    {
+        // The second link's lookup takes the store's state (none yet) and waits; meanwhile that link ends before its
+        // Welcome, hands its queue back, and the session's state is saved. The lookup then goes on, and the third link
+        // takes that save. Keyed on one marker that the second lookup cleared, the third restored this server's own save
+        // over memory: the held sends failed with ConnectionLostException while their restored copies were delivered
+        // (seen once in a clean-clone CI run of the test above).
+        var (client, received, all) = Client(10);
+        await using var disposeClient = client;
+        await client.StartAsync().For();
+        var first = await Wait.First(_connections);
+
+        var lookup = _store.HoldNextTakeAfterTaking();
+        client.Reconnect();
+        await lookup.For();
+        var secondLink = _server.ActiveConnections.Single(c => c != first);
+        var sends = Enumerable.Range(0, 10).Select(i => first.Send("s", i)).ToList(); // onto the second link's queue
+
+        var saved = _store.NextSave();
+        secondLink.Dispose();
+        await saved.For(); // the session's state, with the ten held sends, is in the store
+        _store.Release();
+
+        await all.For();
+        await Task.WhenAll(sends).For(); // acknowledged, not failed
+        lock (received)
+        {
+            Assert.Equal(Enumerable.Range(0, 10), received);
+        }
+    }
+
+    [Fact]
     public async Task A_link_superseded_before_its_Welcome_never_takes_the_sessions_held_sends_from_the_link_that_superseded_it()
     {
         // The second link is the session's live one, waiting in the store, when sends queue on it; the third supersedes
@@ -186,9 +218,29 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
         private readonly List<TaskCompletionSource> _entered = [];
         private readonly List<TaskCompletionSource> _releases = [];
         private int _held;
+        private bool _holdAfterTake;
+        private TaskCompletionSource? _nextSave;
 
         /// <summary>The next stream lookup waits for <see cref="Release"/>; the task completes when it begins.</summary>
         public Task HoldNextTake() => HoldTakes(1)[0];
+
+        /// <summary>The next stream lookup takes what is stored, then waits for <see cref="Release"/> before returning it.</summary>
+        public Task HoldNextTakeAfterTaking()
+        {
+            var entered = HoldTakes(1)[0];
+            _holdAfterTake = true;
+            return entered;
+        }
+
+        /// <summary>Completes once the next save of a resume state is in the store.</summary>
+        public Task NextSave()
+        {
+            lock (_lock)
+            {
+                _nextSave = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                return _nextSave.Task;
+            }
+        }
 
         /// <summary>The next <paramref name="count"/> stream lookups wait for <see cref="Release"/>; each task completes when one began.</summary>
         public Task[] HoldTakes(int count)
@@ -232,26 +284,49 @@ public sealed class SessionSendOrderTests : IAsyncLifetime
         public async ValueTask<SessionStreamState?> TakeStreamAsync(string sessionId, CancellationToken cancellationToken = default)
         {
             Task? wait = null;
+            TaskCompletionSource? entered = null;
+            var after = false;
             lock (_lock)
             {
                 if (_held > 0)
                 {
                     var index = _entered.Count - _held--;
-                    _entered[index].TrySetResult();
+                    entered = _entered[index];
                     wait = _releases[index].Task;
+                    after = _holdAfterTake;
+                    _holdAfterTake = false;
                 }
+            }
+
+            if (after)
+            {
+                var taken = await ((ISessionStreamStore)_inner).TakeStreamAsync(sessionId, cancellationToken).ConfigureAwait(false);
+                entered!.TrySetResult();
+                await wait!.ConfigureAwait(false);
+                return taken;
             }
 
             if (wait is not null)
             {
+                entered!.TrySetResult();
                 await wait.ConfigureAwait(false);
             }
 
             return await ((ISessionStreamStore)_inner).TakeStreamAsync(sessionId, cancellationToken).ConfigureAwait(false);
         }
 
-        public ValueTask SaveStreamAsync(string sessionId, SessionStreamState state, CancellationToken cancellationToken = default)
-            => ((ISessionStreamStore)_inner).SaveStreamAsync(sessionId, state, cancellationToken);
+        public async ValueTask SaveStreamAsync(string sessionId, SessionStreamState state, CancellationToken cancellationToken = default)
+        {
+            await ((ISessionStreamStore)_inner).SaveStreamAsync(sessionId, state, cancellationToken).ConfigureAwait(false);
+            TaskCompletionSource? saved;
+            lock (_lock)
+            {
+                saved = _nextSave;
+                _nextSave = null;
+            }
+
+            saved?.TrySetResult();
+        }
 
         public ValueTask<IReadOnlyDictionary<string, JToken>?> GetAsync(string sessionId, CancellationToken cancellationToken = default)
             => _inner.GetAsync(sessionId, cancellationToken);

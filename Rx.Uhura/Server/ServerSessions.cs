@@ -48,7 +48,7 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
         Task earlier;
         lock (_gate)
         {
-            session = _sessions.GetOrAdd(sessionId, static id => new ServerSession(id));
+            session = _sessions.GetOrAdd(sessionId, static (id, server) => new ServerSession(id, server), _writer);
             if (claim is { } c && c.IsRefusedBy(session.Active, connection))
             {
                 logger.LogInformation("Session {SessionId}: connection {New} is refused: connection {Live} of another client holds the session", sessionId, connection.Id, session.Active!.Id);
@@ -100,7 +100,7 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
 
     /// <summary>
     /// Before a link continues the session's streams: takes the resume state from the durable store. The state this
-    /// server saved last is already in memory; one written by another server (or by this process before a restart)
+    /// session object saved is already in memory; one written by another server (or by this process before a restart)
     /// replaces what memory holds, whose events were handed over with it and fail here.
     /// </summary>
     private async ValueTask RestoreStreamAsync(ServerSession session, Connection connection)
@@ -123,14 +123,10 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             return;
         }
 
-        string? ours;
-        lock (session.SaveGate)
-        {
-            ours = session.SavedBy;
-            session.SavedBy = null;
-        }
-
-        if (state is null || string.Equals(state.Writer, ours, StringComparison.Ordinal))
+        // A state this session object saved is one its memory holds, or an older one (every save is a snapshot of it).
+        // No marker to clear: two lookups racing a save (a link ending before its Welcome as the next one attaches)
+        // once made the second restore this server's own save, failing the held sends its copies then delivered.
+        if (state is null || state.Writer.StartsWith(session.SaveTag, StringComparison.Ordinal))
         {
             return;
         }
@@ -187,7 +183,7 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
                 session.SaveWanted = false;
             }
 
-            var writer = _writer + ":" + Interlocked.Increment(ref _saves).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var writer = session.SaveTag + Interlocked.Increment(ref _saves).ToString(System.Globalization.CultureInfo.InvariantCulture);
             if (session.Native.Snapshot(writer) is not { } state)
             {
                 continue;
@@ -196,10 +192,6 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
             try
             {
                 await _streams!.SaveStreamAsync(session.Id, state).ConfigureAwait(false);
-                lock (session.SaveGate)
-                {
-                    session.SavedBy = writer;
-                }
             }
             catch (Exception ex)
             {
@@ -316,7 +308,7 @@ internal sealed class ServerSessions(ISessionStore store, TimeSpan? timeToLive, 
 }
 
 /// <summary>One session's server-side state. Delivery decisions are taken under <see cref="Gate"/>.</summary>
-internal sealed class ServerSession(string id)
+internal sealed class ServerSession(string id, string server)
 {
     private const int RecentIdLimit = 4096;
     private readonly HashSet<string> _recent = new(StringComparer.Ordinal);
@@ -356,8 +348,8 @@ internal sealed class ServerSession(string id)
     /// <summary>Whether the resume state changed since the running save read it.</summary>
     public bool SaveWanted { get; set; }
 
-    /// <summary>The writer token of this server's last save of the resume state still in the store, if any.</summary>
-    public string? SavedBy { get; set; }
+    /// <summary>What the writer token of each of this session object's saves starts with (the server's, then its own).</summary>
+    public string SaveTag { get; } = server + ":" + Guid.NewGuid().ToString("N") + ":";
 
     /// <summary>
     /// True the first time a message id is seen. Rx.Uhura ids (<c>rx…:SEQ</c>) arrive in rising order per sender, so a
