@@ -117,7 +117,7 @@ internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
     private static TaskCompletionSource<string> ObservedHandshake()
     {
         var handshake = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _ = handshake.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        RetryWithPolicy.ObserveFaults(handshake.Task);
         return handshake;
     }
 
