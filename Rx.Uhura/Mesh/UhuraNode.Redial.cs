@@ -125,16 +125,7 @@ public sealed partial class UhuraNode
     private async Task PeerLinkOnceAsync(MeshPeer peer, IObserver<MeshLink> observer, CancellationToken cancellationToken)
     {
         await Task.Yield(); // off the thread that ended the last link (or the retry's timer)
-        MeshLink? link;
-        try
-        {
-            link = await LinkToAsync(peer, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception) when (cancellationToken.IsCancellationRequested)
-        {
-            return; // the redial was stopped (the node closes, the peer was forgotten): nobody is left to see the failed dial
-        }
-
+        var link = await LinkToAsync(peer, cancellationToken).ConfigureAwait(false); // a failure after the redial stopped is observed by ObserveFaults
         if (link is null)
         {
             return;
