@@ -116,7 +116,7 @@ public sealed partial class Connection
         AuthenticationResult result;
         try
         {
-            result = await authenticate(new AuthenticationRequest(Id, _wire ?? WireProtocol.NodeUhura, token, PeerCredentials), _readCancel.Token).ConfigureAwait(false)
+            result = await authenticate(new AuthenticationRequest(Id, _handler?.Protocol ?? WireProtocol.NodeUhura, token, PeerCredentials), _readCancel.Token).ConfigureAwait(false)
                 ?? AuthenticationResult.Refuse("Not authorized.");
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -144,20 +144,7 @@ public sealed partial class Connection
         _logger.LogInformation("Connection {Id}: refused at the handshake: {Reason}", Id, reason);
         lock (_gate)
         {
-            if (_wire == WireProtocol.Native)
-            {
-                _outbox.Pending.Write(Protocol.Native.NativePreface.Bytes);
-                Protocol.Native.NativeFrameWriter.WriteClose(_outbox.Pending, nativeCode, reason);
-                _wroteFirst = true;
-                Reach(LinkProgress.OutputEnded);
-            }
-            else
-            {
-                WriteSeparatorLocked();
-                NodeWireCodec.WriteLegacy(_outbox.Pending, NodeWireCodec.EncodePayload("_unauthorized", [new JObject { ["reason"] = reason }], _serializer));
-                EndOutputLocked();
-            }
-
+            Handler.WriteRefusalLocked(nativeCode, reason);
             ScheduleWriteLocked();
         }
 
@@ -313,7 +300,6 @@ public sealed partial class Connection
             await _server!.SessionStore.DestroyAsync(sessionId).ConfigureAwait(false);
         }
 
-        var notice = new Internal.OutboundMessage("invalidateSession", NodeWireCodec.EncodePayload("invalidateSession", [], _serializer, out var noticeNameEnd), awaited: false, noticeNameEnd);
         lock (_gate)
         {
             if (HasEnded)
@@ -321,15 +307,7 @@ public sealed partial class Connection
                 return;
             }
 
-            if (_wire == WireProtocol.Native)
-            {
-                NativeFrameWriter.WriteInvalidate(_outbox.Pending, 0);
-                ScheduleWriteLocked();
-            }
-            else
-            {
-                WriteMessageLocked(notice);
-            }
+            Handler.WriteInvalidationLocked();
         }
 
         await WhenDrainedAsync().ConfigureAwait(false);

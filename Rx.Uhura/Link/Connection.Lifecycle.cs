@@ -127,7 +127,7 @@ public sealed partial class Connection
         Diagnostics.UhuraMetrics.ConnectionEnded(this);
         if (Interlocked.Exchange(ref _handshakeActivity, null) is { } handshake)
         {
-            handshake.SetTag("uhura.protocol", _wire is { } wire ? Diagnostics.UhuraMetrics.ProtocolName(wire) : null);
+            handshake.SetTag("uhura.protocol", _handler is { } wire ? Diagnostics.UhuraMetrics.ProtocolName(wire.Protocol) : null);
             Diagnostics.UhuraActivities.Stop(handshake, _refusal is not null ? "refused" : "failed", info.Error ?? new ProtocolException($"The link ended during the handshake ({info.Reason})."));
         }
 

@@ -11,7 +11,6 @@ namespace Rx.Uhura;
 
 public sealed partial class Connection
 {
-    private JsonArrayFramer? _framerInstance;
     private string? _sentSessionId;
     private Server.ServerSession? _serverSession;
     private bool _invalidated;
@@ -24,9 +23,6 @@ public sealed partial class Connection
 
     /// <summary>Server: why the link ends, once the client was refused (whichever side then closes first).</summary>
     private DisconnectInfo? _refusal;
-
-    /// <summary>Cuts the Node wire's JSON array into elements (made once the link turns out to speak it).</summary>
-    private JsonArrayFramer Framer => _framerInstance ??= new JsonArrayFramer(_options.MaxMessageSize);
 
     private async Task ReadLoopAsync()
     {
@@ -55,13 +51,14 @@ public sealed partial class Connection
     /// <summary>Handles one read's bytes on the link's wire (learnt from the first byte on a server).</summary>
     async ValueTask<ReadProgress> ILinkReadHandler.HandleAsync(ReadOnlySequence<byte> buffer, bool isCompleted)
     {
-        if (_wire is null && !buffer.IsEmpty)
+        if (_handler is null && !buffer.IsEmpty)
         {
             // One endpoint, two wires: the native preface starts with 0x00, a Node uhura stream with '[' or whitespace.
-            _wire = buffer.FirstSpan.Length > 0 && buffer.FirstSpan[0] == NativePreface.FirstByte ? WireProtocol.Native : WireProtocol.NodeUhura;
-            if (_server is { } server && !server.Accepts(_wire.Value))
+            var wire = buffer.FirstSpan.Length > 0 && buffer.FirstSpan[0] == NativePreface.FirstByte ? WireProtocol.Native : WireProtocol.NodeUhura;
+            _handler = WireHandler.For(this, wire); // also for a refused wire: what ends its output is that wire's
+            if (_server is { } server && !server.Accepts(wire))
             {
-                throw new ProtocolException($"This server does not accept the {_wire} wire.");
+                throw new ProtocolException($"This server does not accept the {wire} wire.");
             }
         }
 
@@ -69,32 +66,9 @@ public sealed partial class Connection
         BeginReadBatch();
         try
         {
-            if (_wire == WireProtocol.Native)
+            if (_handler is { } handler)
             {
-                progress = await ReadNativeAsync(buffer).ConfigureAwait(false);
-            }
-            else
-            {
-                var consumed = buffer.Start;
-                var examined = buffer.Start;
-                if (_wire == WireProtocol.SocketIpc)
-                {
-                    ReadSocketIpc(buffer, ref consumed, ref examined);
-                }
-                else
-                {
-                    while (!HasEnded && Framer.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var element))
-                    {
-                        var pending = HandleNodeElement(element.ToArray());
-                        if (!pending.IsCompletedSuccessfully)
-                        {
-                            SignalDeliveries(); // what this batch queued is delivered while the element's handling waits
-                            await pending.ConfigureAwait(false);
-                        }
-                    }
-                }
-
-                progress = new ReadProgress(consumed, examined);
+                progress = await handler.ReadAsync(buffer).ConfigureAwait(false);
             }
         }
         finally

@@ -37,12 +37,12 @@ public sealed partial class Connection : ISessionSink, IOutboxOwner, ILinkReadHa
     /// <exception cref="ArgumentException"><paramref name="eventName"/> is empty or reserved by the protocol.</exception>
     public Task Send(string eventName, params ReadOnlySpan<object?> args)
     {
-        if (RefusedForBytes(eventName, args, _wire) is { } full)
+        if (RefusedForBytes(eventName, args, _handler?.Protocol) is { } full)
         {
             return Task.FromException(full);
         }
 
-        var message = CreateMessage(eventName, args, _serializer, _wire, _options, out var error);
+        var message = CreateMessage(eventName, args, _serializer, _handler?.Protocol, _options, out var error);
         if (message is null)
         {
             return Task.FromException(error!);
@@ -63,7 +63,7 @@ public sealed partial class Connection : ISessionSink, IOutboxOwner, ILinkReadHa
     /// </summary>
     private bool TryFollowSession(OutboundMessage message)
     {
-        if (_wire != WireProtocol.Native || _serverSession is not { } session || _invalidated)
+        if (_handler is not { FollowsSession: true } || _serverSession is not { } session || _invalidated)
         {
             return false;
         }
@@ -104,12 +104,12 @@ public sealed partial class Connection : ISessionSink, IOutboxOwner, ILinkReadHa
     /// <exception cref="FrameTooLargeException">The event's frame would exceed <see cref="ConnectionOptions.MaxMessageSize"/>.</exception>
     public bool Post(string eventName, params ReadOnlySpan<object?> args)
     {
-        if (RefusedForBytes(eventName, args, _wire) is not null)
+        if (RefusedForBytes(eventName, args, _handler?.Protocol) is not null)
         {
             return false;
         }
 
-        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _wire, _options, out var error) ?? throw error!;
+        var message = CreateMessage(eventName, args, _serializer, awaited: false, null, _handler?.Protocol, _options, out var error) ?? throw error!;
         return Enqueue(message);
     }
 
@@ -235,43 +235,7 @@ public sealed partial class Connection : ISessionSink, IOutboxOwner, ILinkReadHa
         return true;
     }
 
-    void ISessionSink.SendSet(string key, JToken value)
-    {
-        if (_wire == WireProtocol.SocketIpc)
-        {
-            return; // socket-ipc has no session: it stays on this side
-        }
+    void ISessionSink.SendSet(string key, JToken value) => Handler.SendSet(key, value);
 
-        if (_wire == WireProtocol.Native)
-        {
-            WriteNativeSet(new JObject { [key] = value });
-        }
-        else
-        {
-            NoteSetDuringHandshake(key);
-            WriteInternal(NodeWireCodec.EncodePayload("_set", [key, value], _serializer));
-        }
-    }
-
-    void ISessionSink.SendSetMany(JObject values)
-    {
-        if (_wire == WireProtocol.SocketIpc)
-        {
-            return;
-        }
-
-        if (_wire == WireProtocol.Native)
-        {
-            WriteNativeSet(values);
-        }
-        else
-        {
-            foreach (var property in values.Properties())
-            {
-                NoteSetDuringHandshake(property.Name);
-            }
-
-            WriteInternal(NodeWireCodec.EncodePayload("_set", [values], _serializer));
-        }
-    }
+    void ISessionSink.SendSetMany(JObject values) => Handler.SendSetMany(values);
 }

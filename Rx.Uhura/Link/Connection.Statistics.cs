@@ -49,7 +49,7 @@ public sealed partial class Connection
         {
             Id = Id,
             RemoteEndPoint = _remoteEndPoint,
-            Protocol = _wire,
+            Protocol = _handler?.Protocol,
             SessionId = Session.Id,
             ConnectedSince = _connectedSince,
             EventsIn = Volatile.Read(ref _eventsIn),

@@ -107,64 +107,15 @@ public sealed partial class Connection
             return;
         }
 
-        if (_wire is WireProtocol.Native or WireProtocol.SocketIpc || IsApplicationEvent(message.Name))
+        var handler = Handler;
+        if (handler.CountsAsEvent(message.Name))
         {
-            Diagnostics.UhuraMetrics.EventsSent.Add(1, _sideTag); // not the Node wire's own 'connect' and 'invalidateSession'
+            Diagnostics.UhuraMetrics.EventsSent.Add(1, _sideTag);
         }
 
         _eventsOut++;
         _heldBytes += message.Payload.Length; // until written (no acks) or acknowledged
-        if (_wire == WireProtocol.Native)
-        {
-            WriteNativeEventLocked(message);
-            ScheduleWriteLocked();
-            return;
-        }
-
-        if (_wire == WireProtocol.SocketIpc)
-        {
-            if (_options.SocketIpcTranscoder is { } transcoder && transcoder is not JsonSocketIpcTranscoder)
-            {
-                transcoder.Encode(message.Name, message.ArgumentsBody, message.HasArguments, _outbox.Pending);
-            }
-            else
-            {
-                SocketIpcCodec.Write(_outbox.Pending, message);
-            }
-
-            _outbox.CompleteWhenWritten(message); // no acks: done once written
-            ScheduleWriteLocked();
-            return;
-        }
-
-        WriteSeparatorLocked();
-        if (!_objectMode)
-        {
-            NodeWireCodec.WriteLegacy(_outbox.Pending, message.Payload);
-            _outbox.CompleteWhenWritten(message);
-        }
-        else if (_acksEnabled)
-        {
-            if (message.Seq == 0)
-            {
-                message.Seq = ++_nextSeq;
-            }
-
-            _inflight[message.Seq] = message;
-            if (!IsApplicationEvent(message.Name))
-            {
-                _protocolInflight++;
-            }
-
-            NodeWireCodec.WriteObject(_outbox.Pending, message.Payload, _idPrefixUtf8, message.Seq);
-        }
-        else
-        {
-            NodeWireCodec.WriteObject(_outbox.Pending, message.Payload, _idPrefixUtf8, 0);
-            _outbox.CompleteWhenWritten(message);
-        }
-
-        ScheduleWriteLocked();
+        handler.WriteEventLocked(message);
     }
 
     private void WriteSeparatorLocked()
@@ -180,7 +131,7 @@ public sealed partial class Connection
         }
     }
 
-    /// <summary>Ends the JSON array cleanly (<c>\n]\n</c>); nothing may be written after it.</summary>
+    /// <summary>Ends this side's output with the wire's end mark (the Node wire closes its array); nothing may be written after it.</summary>
     private void EndOutputLocked()
     {
         if (OutputHasEnded)
@@ -188,34 +139,7 @@ public sealed partial class Connection
             return;
         }
 
-        if (_wire == WireProtocol.SocketIpc)
-        {
-            Reach(LinkProgress.OutputEnded); // nothing marks the end: the half-close does
-            ScheduleWriteLocked();
-            return;
-        }
-
-        if (_wire == WireProtocol.Native)
-        {
-            if (HandshakeDone)
-            {
-                Protocol.Native.NativeFrameWriter.WriteClose(_outbox.Pending, Protocol.Native.NativeCloseCodes.Normal, string.Empty);
-            }
-
-            Reach(LinkProgress.OutputEnded);
-            ScheduleWriteLocked();
-            return;
-        }
-
-        if (!_wroteFirst)
-        {
-            _outbox.Pending.Write(NodeWireCodec.OpenArray);
-            _wroteFirst = true;
-        }
-
-        _outbox.Pending.Write(NodeWireCodec.CloseArray);
-        Reach(LinkProgress.OutputEnded);
-        ScheduleWriteLocked();
+        Handler.EndOutputLocked();
     }
 
     private void ScheduleWriteLocked() => _outbox.Schedule(preferLocal: t_broadcasting);

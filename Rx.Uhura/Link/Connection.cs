@@ -45,7 +45,15 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     private readonly string _idPrefix;
     private readonly byte[] _idPrefixUtf8;
 
-    private WireProtocol? _wire;
+    /// <summary>The wire this link speaks, once known (a server learns it from the first byte).</summary>
+    private WireHandler? _handler;
+    private WireHandler? _unknownWire;
+
+    /// <summary>
+    /// The link's wire handler; before a server learnt its wire (nothing read yet), the Node wire's, whose empty array
+    /// is what such a link writes when it ends.
+    /// </summary>
+    private WireHandler Handler => _handler ?? (_unknownWire ??= WireHandler.For(this, WireProtocol.NodeUhura));
     private string? _authToken;
 
     /// <summary>The <c>uhura.side</c> tag of this link's metrics (fixed: nothing is allocated per event).</summary>
@@ -150,7 +158,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         session.ErrorSink = connection.ReportSubscriberError;
         if (server.OnlyWire == WireProtocol.SocketIpc)
         {
-            connection._wire = WireProtocol.SocketIpc; // no first byte to wait for; no session to sync
+            connection._handler = WireHandler.For(connection, WireProtocol.SocketIpc); // no first byte to wait for; no session to sync
         }
         else
         {
@@ -164,7 +172,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
     internal static Connection CreateClientSide(Stream stream, UhuraSession session, ConnectionOptions options, string idPrefix, WireProtocol protocol, NativeStream nativeStream, string? authToken = null, EventDispatcher? dispatcher = null)
     {
         var connection = new Connection(stream, isServer: false, session, options, server: null, idPrefix, dispatcher) { _authToken = authToken };
-        connection._wire = protocol;
+        connection._handler = WireHandler.For(connection, protocol);
         connection._native = protocol == WireProtocol.Native ? nativeStream : null;
         return connection;
     }
@@ -184,7 +192,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
             _handshakeActivity?.SetTag("uhura.connection.id", Id);
         }
 
-        if (_wire == WireProtocol.SocketIpc)
+        if (_handler is { HasHandshake: false })
         {
             // No handshake: the link is ready at once (a server publishes it before reading anything).
             lock (_gate)
@@ -201,14 +209,7 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         }
         else if (!IsServer)
         {
-            if (_wire == WireProtocol.Native)
-            {
-                SendNativeHello();
-            }
-            else
-            {
-                SendClientHandshake();
-            }
+            _handler!.SendHello();
         }
         else if (_options.HandshakeTimeout != Timeout.InfiniteTimeSpan)
         {

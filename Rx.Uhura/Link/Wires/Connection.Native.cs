@@ -30,7 +30,7 @@ public sealed partial class Connection
     private NativeFrameReader NativeReader => _nativeReader ??= new NativeFrameReader(_options.MaxMessageSize, Names);
 
     /// <summary>The wire this link speaks (a server learns it from the client's first byte).</summary>
-    public WireProtocol Wire => _wire ?? WireProtocol.Native;
+    public WireProtocol Wire => _handler?.Protocol ?? WireProtocol.Native;
 
     /// <summary>Reads the preface and whole frames from <paramref name="buffer"/>; acks once per batch.</summary>
     private async ValueTask<ReadProgress> ReadNativeAsync(ReadOnlySequence<byte> buffer)
