@@ -252,9 +252,7 @@ public sealed partial class UhuraNode
         PublishOpenLinks();
         Raise(new NodeEvent(NodeEventKind.Connect) { PeerId = expectedId });
         link.Start();
-        link.Enqueue(Protocol == MeshProtocol.Native
-            ? NativeMeshCodec.Frame(MeshFrameType.Hello, new JObject { ["v"] = 1, ["id"] = Id, ["info"] = Info is { Length: > 0 } info ? info : null, ["channel"] = Options.Channel, ["inc"] = _incarnation })
-            : MasterlessCodec.Encode(new JObject { ["id"] = Id, ["info"] = Info, [UhuraMark] = 1 }));
+        link.Enqueue(Wire.Hello(Id, Info, Options.Channel, _incarnation));
         return link;
     }
 

@@ -77,7 +77,7 @@ public sealed partial class UhuraNode
         await _acceptLoop.ConfigureAwait(false);
         foreach (var link in links)
         {
-            link.CloseAfter(Protocol == MeshProtocol.Native ? NativeMeshCodec.Frame(MeshFrameType.Close, "node closed"u8) : null, null);
+            link.CloseAfter(Wire.Goodbye("node closed"u8), null);
         }
 
         var closed = Task.WhenAll(links.Select(static l => l.Closed));
@@ -149,14 +149,11 @@ public sealed partial class UhuraNode
                             link.Abort(new PeerLostException($"Nothing arrived from peer {link.RemoteId} for {Options.PeerTimeout.TotalSeconds:0.###} s: it is taken as dead.", link.RemoteId));
                             break;
                         case LivenessVerdict.Ping:
-                            link.Enqueue(Protocol == MeshProtocol.Native ? PingFrame : MasterlessHeartbeat);
+                            link.Enqueue(Wire.Heartbeat);
                             break;
                     }
                 }
             }
         }
     }
-
-    private static readonly byte[] PingFrame = NativeMeshCodec.Frame(MeshFrameType.Ping, ReadOnlySpan<byte>.Empty);
-    private static readonly byte[] MasterlessHeartbeat = "true\r\n"u8.ToArray();
 }

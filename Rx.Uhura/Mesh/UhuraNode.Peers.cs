@@ -77,7 +77,7 @@ public sealed partial class UhuraNode
             peer.KeepLocal = keep;
             if (peer.Link is { Phase: LinkPhase.Stable } link)
             {
-                link.Enqueue(KeepFrame(keep));
+                link.Enqueue(Wire.Keep(keep));
                 if (!keep && !peer.KeepRemote)
                 {
                     raised = ForgetLocked(peer, null);
@@ -157,10 +157,8 @@ public sealed partial class UhuraNode
             throw new ArgumentException($"A packet must be a JSON object, not {token.Type}.", nameof(packet));
         }
 
-        var frame = Protocol == MeshProtocol.Native
-            ? NativeMeshCodec.Frame(MeshFrameType.Packet, token)
-            : MasterlessCodec.Encode(token);
-        var size = frame.Length - (Protocol == MeshProtocol.Native ? NativeMeshCodec.HeaderSize : 2);
+        var frame = Wire.Packet(token);
+        var size = frame.Length - Wire.PacketOverhead;
         if (size > Options.MaxPacketSize)
         {
             // Sent, it would make the peer drop the link, and a kept peer's redialled link would get it again: refused here.
@@ -190,10 +188,6 @@ public sealed partial class UhuraNode
         peer.Pending.Enqueue(new OutFrame(null, frame));
         return true;
     }
-
-    private byte[] KeepFrame(bool keep) => Protocol == MeshProtocol.Native
-        ? NativeMeshCodec.Frame(MeshFrameType.Keep, [keep ? (byte)1 : (byte)0])
-        : keep ? "[true]\r\n"u8.ToArray() : "[false]\r\n"u8.ToArray();
 
     /// <summary>
     /// Makes <paramref name="link"/> THE link to its peer: replaces an older one, flushes queued packets, tells the keep
@@ -260,7 +254,7 @@ public sealed partial class UhuraNode
             // Keep and Sync first, so the peer knows the link is ready before any packet arrives on it. The Sync names
             // what was delivered, not what was received: the peer resends the rest, and what of it still waits in the
             // dispatcher is dropped as a retransmission (at or below LastReceived), so nothing is lost or doubled.
-            link.Enqueue(KeepFrame(peer.KeepLocal));
+            link.Enqueue(Wire.Keep(peer.KeepLocal));
             link.Enqueue(NativeMeshCodec.Number(MeshFrameType.Sync, peer.Bus.LastDelivered, isReconnect));
             FlushPending(peer, link);
         }
@@ -273,7 +267,7 @@ public sealed partial class UhuraNode
                 raised.Add(new NodeEvent(NodeEventKind.Reconnect) { PeerId = id, Info = peer.Address });
             }
 
-            link.Enqueue(KeepFrame(peer.KeepLocal));
+            link.Enqueue(Wire.Keep(peer.KeepLocal));
         }
 
         _logger.LogDebug("Node {NodeId}: {Link} established", Id, link);
@@ -311,7 +305,7 @@ public sealed partial class UhuraNode
         {
             peer.Link = null;
             link.Superseded = true; // its end is accounted for here
-            link.CloseAfter(Protocol == MeshProtocol.Native ? NativeMeshCodec.Frame(MeshFrameType.Close, "disconnected"u8) : null, null);
+            link.CloseAfter(Wire.Goodbye("disconnected"u8), null);
             raised.Add(new NodeEvent(NodeEventKind.Disconnect) { PeerId = peer.Id, Error = reason });
         }
 

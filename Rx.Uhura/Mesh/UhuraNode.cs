@@ -68,6 +68,7 @@ public sealed partial class UhuraNode : IAsyncDisposable, IDispatchTarget
     public UhuraNode(UhuraNodeOptions? options = null)
     {
         Options = options ?? UhuraNodeOptions.Default;
+        Wire = MeshWire.For(Options.Protocol);
         Options.Validate();
         Id = Options.NodeId ?? Guid.NewGuid().ToString("N");
         Time = Options.TimeProvider;
@@ -91,6 +92,9 @@ public sealed partial class UhuraNode : IAsyncDisposable, IDispatchTarget
 
     /// <summary>The wire the node speaks.</summary>
     public MeshProtocol Protocol => Options.Protocol;
+
+    /// <summary>How this node's messages are encoded and its links' bytes decoded (<see cref="Protocol"/>'s wire).</summary>
+    internal MeshWire Wire { get; }
 
     /// <summary>The node's address, the endpoint URI it listens on with the real port (<c>tcp://127.0.0.1:41234</c>); null before it listens.</summary>
     public string? Info => Volatile.Read(ref _info);

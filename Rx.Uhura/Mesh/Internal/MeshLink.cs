@@ -24,8 +24,7 @@ internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closing;
     private volatile bool _aborted;
-    private readonly NativeMeshFrameReader? _frames;
-    private readonly MasterlessPacketReader? _packets;
+    private readonly MeshWire.Reader _reader;
 
     public MeshLink(UhuraNode node, Stream stream, bool outgoing, string? dialedUri, string? expectedId)
     {
@@ -39,15 +38,7 @@ internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
         _outbox = new Outbox(_writeGate, stream, this);
         // An abort ends a write stuck on a peer that does not read: the socket goes, and the write fails.
         _cancel.Token.UnsafeRegister(static state => DisposeQuietly((Stream)state!), stream);
-        if (node.Options.Protocol == MeshProtocol.Masterless)
-        {
-            _packets = new MasterlessPacketReader(NativeMeshCodec.MaxHandshakeFrame, node.Options.MaxJsonDepth);
-        }
-        else
-        {
-            _frames = new NativeMeshFrameReader(NativeMeshCodec.MaxHandshakeFrame, node.Options.MaxJsonDepth);
-        }
-
+        _reader = node.Wire.CreateReader(node.Options.MaxJsonDepth);
         StartedAt = node.Time.GetTimestamp();
         Liveness = new Liveness(node.Time);
     }
@@ -134,7 +125,7 @@ internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
         var end = await LinkReader.RunAsync(_input, this, bytesTag: null, _cancel.Token).ConfigureAwait(false);
         switch (end.Kind)
         {
-            case ReadEndKind.PeerClosed when _frames is not null && end.Unconsumed > 0:
+            case ReadEndKind.PeerClosed when _reader.CutFrameIsError && end.Unconsumed > 0:
                 Abort(new DecodeException($"The peer closed the link in the middle of a frame ({end.Unconsumed} bytes left)."));
                 break;
             case ReadEndKind.PeerClosed:
@@ -160,50 +151,7 @@ internal sealed partial class MeshLink : IOutboxOwner, ILinkReadHandler
 
     /// <summary>Decodes and hands to the node the frames or packets of one read; stops when the node ended the link.</summary>
     ValueTask<ReadProgress> ILinkReadHandler.HandleAsync(ReadOnlySequence<byte> buffer, bool isCompleted)
-    {
-        var consumed = buffer.Start;
-        var examined = buffer.Start;
-        var ended = _packets is { } packets ? ReadPackets(packets, buffer, ref consumed, ref examined) : ReadFrames(_frames!, buffer, ref consumed, ref examined);
-        if (!ended && isCompleted && _packets is not null && _packets.TryParseLast(buffer.Slice(consumed), out var tail))
-        {
-            // The Node reader parses an unterminated last chunk at the end of the stream: so do we.
-            consumed = buffer.End;
-            examined = consumed;
-            ended = !_node.OnMasterlessPacket(this, tail);
-        }
-
-        return new ValueTask<ReadProgress>(new ReadProgress(consumed, examined, ended));
-    }
-
-    /// <summary>Decodes and dispatches whole frames; true when the node ended the link.</summary>
-    private bool ReadFrames(NativeMeshFrameReader reader, in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
-    {
-        reader.MaxMessageSize = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize + UhuraNode.ForwardSlack;
-        while (reader.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var frame))
-        {
-            if (!_node.OnNativeFrame(this, frame) || IsClosing)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    /// <summary>Decodes and dispatches whole packets; true when the node ended the link.</summary>
-    private bool ReadPackets(MasterlessPacketReader reader, in ReadOnlySequence<byte> buffer, ref SequencePosition consumed, ref SequencePosition examined)
-    {
-        reader.MaxMessageSize = Phase == LinkPhase.Handshaking ? NativeMeshCodec.MaxHandshakeFrame : _node.Options.MaxPacketSize;
-        while (reader.TryParseMessage(buffer.Slice(consumed), ref consumed, ref examined, out var packet))
-        {
-            if (!_node.OnMasterlessPacket(this, packet) || IsClosing)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+        => new(_reader.Read(_node, this, buffer, isCompleted));
 
     private async Task FinishAsync(Task reading)
     {
