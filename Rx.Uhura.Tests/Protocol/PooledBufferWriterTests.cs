@@ -23,6 +23,27 @@ public class PooledBufferWriterTests
     }
 
     [Fact]
+    public void A_burst_starts_as_large_as_the_last_one_needed_up_to_64_KiB_and_shrinks_back_after_a_small_one()
+    {
+        var writer = new PooledBufferWriter();
+        Assert.Equal(512, writer.GetSpan(1).Length); // the first burst starts small
+
+        writer.Write(new byte[10_000]);
+        writer.Reset();
+        writer.Release();
+        Assert.Equal(16 * 1024, writer.GetSpan(1).Length); // 10,000 bytes last time: no doubling up from 512 this time
+
+        writer.Reset();
+        writer.Release();
+        Assert.Equal(512, writer.GetSpan(1).Length); // a burst that needed little: back to small
+
+        writer.Write(new byte[3 * PooledBufferWriter.PoolLimit]);
+        writer.Reset();
+        writer.Release();
+        Assert.Equal(64 * 1024, writer.GetSpan(1).Length); // a huge burst does not make every later one start huge
+    }
+
+    [Fact]
     public void Grows_across_many_writes_and_keeps_every_byte()
     {
         var writer = new PooledBufferWriter();

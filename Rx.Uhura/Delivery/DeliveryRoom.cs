@@ -9,12 +9,17 @@ namespace Rx.Uhura.Internal;
 internal sealed class DeliveryRoom
 {
     private readonly int _capacity;
+    private readonly int _resumeAt;
     private readonly Lock _gate = new();
     private TaskCompletionSource? _space;
     private int _count;
 
     /// <param name="capacity">How many deliveries may wait before <see cref="IsFull"/> (at least 1).</param>
-    public DeliveryRoom(int capacity) => _capacity = Math.Max(1, capacity);
+    public DeliveryRoom(int capacity)
+    {
+        _capacity = Math.Max(1, capacity);
+        _resumeAt = (_capacity - 1) / 2; // a waiting read loop goes on once half the room is free, not at the first slot
+    }
 
     /// <summary>True when the queue holds its capacity or more: a read loop should wait before reading on.</summary>
     public bool IsFull => Volatile.Read(ref _count) >= _capacity;
@@ -26,7 +31,7 @@ internal sealed class DeliveryRoom
     public void Release(int dispatched)
     {
         var left = Interlocked.Add(ref _count, -dispatched); // a full fence before reading _space (WhenSpaceAsync: the reverse)
-        if (left < _capacity && Volatile.Read(ref _space) is not null)
+        if (left <= _resumeAt && Volatile.Read(ref _space) is not null)
         {
             TaskCompletionSource? space;
             lock (_gate)
@@ -39,7 +44,10 @@ internal sealed class DeliveryRoom
         }
     }
 
-    /// <summary>Completes once the queue has room again (below its capacity); at once when it has.</summary>
+    /// <summary>
+    /// Completes at once when the queue is not full; else once it is down to half its capacity (hysteresis: a read loop
+    /// let on at the first free slot would read one buffer, find the queue full again and wait again, a thread hop per read).
+    /// </summary>
     public Task WhenSpaceAsync()
     {
         lock (_gate)
@@ -53,7 +61,7 @@ internal sealed class DeliveryRoom
             // every later wait through while the queue is still full).
             var space = _space is { Task.IsCompleted: false } waiting ? waiting : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Interlocked.Exchange(ref _space, space); // a full fence: a release either sees it or left room seen below
-            if (!IsFull)
+            if (Volatile.Read(ref _count) <= _resumeAt)
             {
                 space.TrySetResult();
             }

@@ -16,6 +16,10 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     // rents one per link, most of them past what the shared pool keeps (so allocated): 512 B, not 4 KiB, each.
     private const int MinimumSize = 512;
 
+    // The first array of the next burst is as large as the last burst needed, up to this: a steady stream that empties
+    // the writer between bursts does not grow from 512 B by doubling (and copying) every time.
+    private const int StartLimit = 64 * 1024;
+
     /// <summary>The largest array rented from or returned to the shared pool (and kept between batches): 1 MiB.</summary>
     internal const int PoolLimit = 1 << 20;
 
@@ -24,6 +28,8 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     private int _written;   // bytes written in _buffer
     private List<(byte[] Array, int Offset, int Count, bool Pooled)>? _full; // earlier segments, in order (or referenced arrays, see WriteShared)
     private int _fullBytes;
+    private int _peak;                    // the most bytes written between resets since the last release
+    private int _startSize = MinimumSize; // the first array of a burst (see StartLimit)
 
     public PooledBufferWriter()
     {
@@ -130,6 +136,7 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     /// <summary>Forgets the written bytes; keeps one array up to <see cref="PoolLimit"/> for the next batch and lets go of the rest.</summary>
     public void Reset()
     {
+        _peak = Math.Max(_peak, WrittenCount);
         _written = 0;
         DropFullSegments();
         if (!_pooled)
@@ -143,6 +150,8 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     {
         if (WrittenCount == 0 && _buffer.Length > 0)
         {
+            _startSize = (int)Math.Min(StartLimit, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(_peak, MinimumSize)));
+            _peak = 0;
             GiveBack(_buffer, _pooled);
             _buffer = [];
             _pooled = false;
@@ -206,7 +215,7 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 
     private void Grow(int sizeHint)
     {
-        var size = Math.Max(Math.Max((long)_buffer.Length * 2, MinimumSize), (long)_written + sizeHint);
+        var size = Math.Max(Math.Max((long)_buffer.Length * 2, _buffer.Length == 0 ? _startSize : MinimumSize), (long)_written + sizeHint);
         if (size <= PoolLimit)
         {
             var next = ArrayPool<byte>.Shared.Rent((int)size);

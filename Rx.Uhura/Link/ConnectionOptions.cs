@@ -42,7 +42,10 @@ public sealed record ConnectionOptions
     /// <summary>
     /// Received events that may wait for the link's subscribers (on a client: for the client's, across its links).
     /// When that many wait, the link stops reading the socket until there is room (back-pressure on the peer, whose
-    /// sends stay unacknowledged meanwhile); the heartbeat timeout is suspended while it waits. Default 1,024.
+    /// sends stay unacknowledged meanwhile); the heartbeat timeout is suspended while it waits, and reading resumes once
+    /// half of them were delivered. Default 1,024. A larger bound lets a fast peer's burst through with fewer pauses (in
+    /// the comparison run's acked throughput, 4,096 measured about 15% faster than 1,024 on 2 cores) at the price of more
+    /// events held in memory behind a slow subscriber.
     /// </summary>
     public int MaxQueuedDeliveries { get; init; } = 1_024;
 
