@@ -7,6 +7,9 @@ namespace Rx.Uhura;
 
 public sealed partial class Connection
 {
+    /// <summary>Slots the list of sends awaiting acknowledgement keeps once all were acknowledged (a burst's are let go).</summary>
+    internal const int KeepUnackedSlots = 256;
+
     private void ResolveCumulativeAck(long upTo)
     {
         List<OutboundMessage>? done = null;
@@ -33,6 +36,10 @@ public sealed partial class Connection
             }
 
             _ackedUpTo = upTo;
+            if (_unacked.Count == 0 && _unacked.Capacity > KeepUnackedSlots)
+            {
+                _unacked.TrimExcess(); // all acknowledged: a burst's slots are let go
+            }
         }
 
         MarkProgress();

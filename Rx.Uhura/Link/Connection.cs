@@ -252,6 +252,18 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>Slots held by the list of sends awaiting acknowledgement (tests: a burst's are let go).</summary>
+    internal int UnackedSlots
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _unacked.Capacity;
+            }
+        }
+    }
+
     /// <summary>Sends waiting for the handshake (for the <c>uhura.outbound.queued</c> gauge).</summary>
     internal long QueuedBeforeHandshake
     {
