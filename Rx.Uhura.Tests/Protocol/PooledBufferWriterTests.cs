@@ -23,7 +23,7 @@ public class PooledBufferWriterTests
     }
 
     [Fact]
-    public void A_burst_starts_as_large_as_the_last_one_needed_up_to_64_KiB_and_shrinks_back_after_a_small_one()
+    public void After_a_large_burst_the_next_starts_as_large_up_to_64_KiB_and_after_a_small_one_at_512_B()
     {
         var writer = new PooledBufferWriter();
         Assert.Equal(512, writer.GetSpan(1).Length); // the first burst starts small
@@ -31,7 +31,12 @@ public class PooledBufferWriterTests
         writer.Write(new byte[10_000]);
         writer.Reset();
         writer.Release();
-        Assert.Equal(16 * 1024, writer.GetSpan(1).Length); // 10,000 bytes last time: no doubling up from 512 this time
+        Assert.Equal(512, writer.GetSpan(1).Length); // a small burst (a broadcast's share, say) does not make the next ask for more
+
+        writer.Write(new byte[20_000]);
+        writer.Reset();
+        writer.Release();
+        Assert.Equal(32 * 1024, writer.GetSpan(1).Length); // 20,000 bytes last time: no doubling up from 512 this time
 
         writer.Reset();
         writer.Release();

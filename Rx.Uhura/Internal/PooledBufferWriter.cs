@@ -16,8 +16,11 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     // rents one per link, most of them past what the shared pool keeps (so allocated): 512 B, not 4 KiB, each.
     private const int MinimumSize = 512;
 
-    // The first array of the next burst is as large as the last burst needed, up to this: a steady stream that empties
-    // the writer between bursts does not grow from 512 B by doubling (and copying) every time.
+    // After a burst of at least StartHint bytes, the next starts as large as that one needed, up to StartLimit: a fast
+    // stream that empties the writer between bursts does not grow from 512 B by doubling (and copying) every time.
+    // Smaller bursts start at 512 B as before: a broadcast to many links rents one array per link, and arrays the
+    // shared pool does not keep are allocated, so the common small burst must not ask for more than it needs.
+    private const int StartHint = 16 * 1024;
     private const int StartLimit = 64 * 1024;
 
     /// <summary>The largest array rented from or returned to the shared pool (and kept between batches): 1 MiB.</summary>
@@ -150,7 +153,7 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     {
         if (WrittenCount == 0 && _buffer.Length > 0)
         {
-            _startSize = (int)Math.Min(StartLimit, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(_peak, MinimumSize)));
+            _startSize = _peak < StartHint ? MinimumSize : (int)Math.Min(StartLimit, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)_peak));
             _peak = 0;
             GiveBack(_buffer, _pooled);
             _buffer = [];
