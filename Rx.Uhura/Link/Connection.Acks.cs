@@ -7,7 +7,7 @@ namespace Rx.Uhura;
 
 public sealed partial class Connection
 {
-    /// <summary>Slots the list of sends awaiting acknowledgement keeps once all were acknowledged (a burst's are let go).</summary>
+    /// <summary>Slots the sends awaiting acknowledgement (native list, Node-wire table) keep once all were acknowledged (a burst's are let go).</summary>
     internal const int KeepUnackedSlots = 256;
 
     private void ResolveCumulativeAck(long upTo)
@@ -75,6 +75,10 @@ public sealed partial class Connection
             }
 
             _heldBytes -= message.Payload.Length;
+            if (_inflight.Count == 0 && _inflight.Capacity > KeepUnackedSlots)
+            {
+                _inflight.TrimExcess(); // all acknowledged: a burst's slots are let go
+            }
 
             if (!IsApplicationEvent(message.Name))
             {

@@ -252,14 +252,14 @@ public sealed partial class Connection : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Slots held by the list of sends awaiting acknowledgement (tests: a burst's are let go).</summary>
+    /// <summary>Slots held for sends awaiting acknowledgement, native list and Node-wire table (tests: a burst's are let go).</summary>
     internal int UnackedSlots
     {
         get
         {
             lock (_gate)
             {
-                return _unacked.Capacity;
+                return _unacked.Capacity + _inflight.Capacity;
             }
         }
     }
