@@ -16,9 +16,6 @@ internal abstract class MeshWire
     /// <summary>The wire of <paramref name="protocol"/> (stateless: one per process).</summary>
     public static MeshWire For(MeshProtocol protocol) => protocol == MeshProtocol.Masterless ? Masterless.Instance : Native.Instance;
 
-    /// <summary>Which wire this is.</summary>
-    public abstract MeshProtocol Protocol { get; }
-
     /// <summary>The bytes a packet's encoding adds around its JSON (what <c>MaxPacketSize</c> does not count).</summary>
     public abstract int PacketOverhead { get; }
 
@@ -58,8 +55,6 @@ internal abstract class MeshWire
         private static readonly byte[] PingFrame = NativeMeshCodec.Frame(MeshFrameType.Ping, ReadOnlySpan<byte>.Empty);
         private static readonly byte[] KeepFrame = NativeMeshCodec.Frame(MeshFrameType.Keep, [1]);
         private static readonly byte[] NoKeepFrame = NativeMeshCodec.Frame(MeshFrameType.Keep, [0]);
-
-        public override MeshProtocol Protocol => MeshProtocol.Native;
 
         public override int PacketOverhead => NativeMeshCodec.HeaderSize;
 
@@ -109,8 +104,6 @@ internal abstract class MeshWire
         private static readonly byte[] TrueHeartbeat = "true\r\n"u8.ToArray();
         private static readonly byte[] KeepPacket = "[true]\r\n"u8.ToArray();
         private static readonly byte[] NoKeepPacket = "[false]\r\n"u8.ToArray();
-
-        public override MeshProtocol Protocol => MeshProtocol.Masterless;
 
         public override int PacketOverhead => 2; // the CRLF
 
